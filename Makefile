@@ -1,0 +1,44 @@
+# One command for the demo, one for the tests; both build .venv from nothing but Python 3.11 and make.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+ARGS   ?=
+
+.PHONY: demo test lint typecheck unit tools clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit("genesys-exporter needs Python >= 3.11, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $@ $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(BIN)/genesys-exporter demo $(ARGS)
+
+# promtool (Debian's prometheus package) checks our exposition; the e2e tests also start the real binaries.
+tools:
+	@command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq prometheus prometheus-alertmanager >/dev/null; }
+
+unit: $(VENV)/.installed-test
+	$(BIN)/pytest --cov --cov-report=term:skip-covered $(ARGS)
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check exporter tests
+	$(BIN)/ruff format --check exporter tests
+
+typecheck: $(VENV)/.installed-test
+	$(BIN)/mypy --strict exporter
+
+test: tools unit lint typecheck
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage

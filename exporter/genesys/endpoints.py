@@ -1,0 +1,66 @@
+"""The Genesys Cloud endpoints the exporter calls, with the permission each one needs.
+
+One table serves three purposes: the `endpoint` label of `genesys_exporter_api_requests_total`
+(bounded: one value per row, never a raw path), the 403 message that names the missing
+permission, and `genesys-exporter check`, which walks the table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    name: str
+    method: str
+    path: str  # may hold `{queueId}`-style placeholders
+    permissions: tuple[str, ...]  # any one of them is enough
+    purpose: str  # what the operator loses without it, in plain words
+
+    def url_path(self, **params: str) -> str:
+        return self.path.format(**params) if params else self.path
+
+
+OAUTH_TOKEN = Endpoint("oauth_token", "POST", "/oauth/token", (), "logging in")
+ROUTING_QUEUES = Endpoint(
+    "routing_queues", "GET", "/api/v2/routing/queues", ("routing:queue:view",), "the list of queues and their names"
+)
+QUEUE_OBSERVATIONS = Endpoint(
+    "queue_observations",
+    "POST",
+    "/api/v2/analytics/queues/observations/query",
+    ("analytics:queueObservation:view",),
+    "live queue metrics (waiting, available agents)",
+)
+QUEUE_MEMBERS = Endpoint(
+    "queue_members",
+    "GET",
+    "/api/v2/routing/queues/{queueId}/members",
+    ("routing:queue:view", "routing:queue:edit", "routing:queue:readonly", "routing:queueMember:manage"),
+    "the agents of each queue",
+)
+USERS = Endpoint("users", "GET", "/api/v2/users", (), "agent names and live state")
+ROUTING_ACTIVITY = Endpoint(
+    "routing_activity",
+    "POST",
+    "/api/v2/analytics/routing/activity/query",
+    ("analytics:queueObservation:view",),
+    "live agent routing status",
+)
+CONVERSATION_AGGREGATES = Endpoint(
+    "conversation_aggregates",
+    "POST",
+    "/api/v2/analytics/conversations/aggregates/query",
+    ("analytics:conversationAggregate:view",),
+    "today's handled interactions and handle time",
+)
+
+ALL: tuple[Endpoint, ...] = (
+    ROUTING_QUEUES,
+    QUEUE_OBSERVATIONS,
+    QUEUE_MEMBERS,
+    USERS,
+    ROUTING_ACTIVITY,
+    CONVERSATION_AGGREGATES,
+)
