@@ -63,13 +63,18 @@ class FakeClock:
     async def advance(self, seconds: float) -> None:
         """Move time forward, waking each sleeper in deadline order and letting it run."""
         target = self._now + seconds
+        await self._settle()  # tasks that are ready now run now, before time moves
         while self._sleepers and self._sleepers[0][0] <= target:
             deadline, _, future = heapq.heappop(self._sleepers)
             self._now = max(self._now, deadline)
             if not future.done():
                 future.set_result(None)
-            for _ in range(5):  # let the woken task and what it awaits run before the next deadline
-                await asyncio.sleep(0)
+            await self._settle()
         self._now = target
-        for _ in range(5):
+        await self._settle()
+
+    @staticmethod
+    async def _settle() -> None:
+        """Let ready tasks, and the tasks they wake, run (a few loop turns) before time moves on."""
+        for _ in range(10):
             await asyncio.sleep(0)

@@ -1,0 +1,118 @@
+"""Wires settings into a running exporter: client, store, pollers, scheduler, page and server.
+
+`Exporter` is an async context manager that owns every background task it starts and stops them
+all on exit, so tests and the CLI share one lifecycle and nothing runs at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from types import TracebackType
+
+import structlog
+from aiohttp import web
+
+from exporter.clock import Clock, SystemClock
+from exporter.config import Settings
+from exporter.genesys.budget import RateBudget
+from exporter.genesys.client import GenesysClient
+from exporter.metrics import MetricsPage, Telemetry
+from exporter.pollers.directory import QueueScope, discover_queues
+from exporter.pollers.queues import poll_queues
+from exporter.scheduler import Job, Scheduler
+from exporter.server import create_app
+from exporter.snapshot import Store
+
+log = structlog.get_logger(__name__)
+
+STALE_AFTER_INTERVALS = 3  # a measurement older than this many cadences is dropped, not shown
+
+
+class Exporter:
+    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.store = Store(self.clock, queue_stale_after=STALE_AFTER_INTERVALS * settings.queue_interval)
+        self.budget = RateBudget(
+            self.clock,
+            requests_per_minute=settings.rate_limit_per_minute,
+            headroom=settings.rate_headroom,
+            concurrency=settings.concurrency,
+        )
+        self.client = GenesysClient(
+            api_url=settings.api_base,
+            login_url=settings.login_base,
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+            clock=self.clock,
+            budget=self.budget,
+            timeout=settings.request_timeout,
+        )
+        scope = QueueScope(settings.queue_ids, settings.queue_name, settings.division_ids)
+        self.scheduler = Scheduler(
+            self.store,
+            self.clock,
+            [
+                Job("directory", settings.directory_interval, lambda: self._refresh_queues(scope)),
+                Job("queues", settings.queue_interval, self._poll_queues, after="directory"),
+            ],
+        )
+        self.page = MetricsPage(self.store, self.telemetry)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    def telemetry(self) -> Telemetry:
+        return Telemetry(
+            requests=dict(self.client.stats.requests),
+            rate_limit_remaining=self.budget.remaining,
+            rate_limited_total=self.budget.rate_limited_total,
+        )
+
+    async def _refresh_queues(self, scope: QueueScope) -> None:
+        queues = await discover_queues(self.client, scope)
+        if not queues:
+            log.warning(
+                "no queue in scope",
+                queue_ids=len(scope.ids),
+                name=scope.name_glob,
+                divisions=scope.division_ids,
+            )
+        self.store.set_queues(queues)
+
+    async def _poll_queues(self) -> None:
+        queue_ids = list(self.store.snapshot.queues)
+        if queue_ids:
+            await poll_queues(self.client, queue_ids, self.clock, self.store.put_queue_states)
+
+    async def __aenter__(self) -> Exporter:
+        self._tasks = [
+            asyncio.create_task(self.scheduler.run(), name="scheduler"),
+            asyncio.create_task(self.page.run(), name="metrics-page"),
+        ]
+        self._runner = web.AppRunner(
+            create_app(self.page, self.store, lambda: self.scheduler.ready),
+            access_log=None,
+            handle_signals=False,
+        )
+        await self._runner.setup()
+        listen = self.settings.listen
+        site = web.TCPSite(self._runner, listen.host, listen.port, shutdown_timeout=2.0)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+        log.info("serving", url=f"{self.url}/metrics", api=self.settings.api_base)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.client.close()

@@ -1,0 +1,208 @@
+"""Command line: `run`, `demo`, `simulate`, `check`.
+
+Every command exits 2 with one line on a bad setting, and stops cleanly on SIGTERM or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from exporter import __version__
+from exporter import logging as exporter_logging
+from exporter.config import DEFAULT_PORT, ConfigError, ListenAddress, Settings, load_settings, parse_listen
+
+log = structlog.get_logger(__name__)
+
+EXIT_CONFIG = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="genesys-exporter", description="Prometheus exporter for Genesys Cloud CX."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def common(sub: argparse.ArgumentParser, *, config: bool = True) -> None:
+        if config:
+            sub.add_argument(
+                "--config",
+                type=Path,
+                help="YAML file of settings (lower-case names, e.g. queue_interval: 10s)",
+            )
+        sub.add_argument(
+            "--log-format",
+            choices=("json", "console", "auto"),
+            help="default: console on a terminal, else json",
+        )
+        sub.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+
+    run = commands.add_parser(
+        "run", help="export a real Genesys Cloud org (settings from env, .env, --config)"
+    )
+    common(run)
+    run.add_argument("--listen", help=f"HOST:PORT to serve /metrics on (default 0.0.0.0:{DEFAULT_PORT})")
+
+    check = commands.add_parser("check", help="log in, call each endpoint once, report missing permissions")
+    common(check)
+
+    demo = commands.add_parser("demo", help="the exporter against a simulated org, in one process")
+    common(demo, config=False)
+    demo.add_argument("--listen", default=f"127.0.0.1:{DEFAULT_PORT}", help="HOST:PORT for the exporter")
+    _simulation_args(demo)
+
+    simulate = commands.add_parser("simulate", help="serve only the simulated Genesys Cloud API")
+    common(simulate, config=False)
+    simulate.add_argument("--listen", default="127.0.0.1:8089", help="HOST:PORT for the simulated API")
+    _simulation_args(simulate)
+    return parser
+
+
+def _simulation_args(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--queues", type=int, default=20, help="queues in the simulated org")
+    sub.add_argument("--agents", type=int, default=200, help="agents in the simulated org")
+    sub.add_argument("--seed", type=int, default=1, help="random seed: same seed, same org")
+    sub.add_argument("--rate-limit", type=int, default=300, help="requests per minute per token")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except ConfigError as error:
+        print(f"genesys-exporter: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    logging_overrides = {"log_format": args.log_format, "log_level": args.log_level}
+    if args.command in ("run", "check"):
+        overrides: dict[str, Any] = {**logging_overrides, "listen": getattr(args, "listen", None)}
+        settings = load_settings(args.config, overrides)
+        exporter_logging.configure(settings.log_format, settings.log_level)
+        exporter_logging.redact(settings.client_secret.get_secret_value())
+        return asyncio.run(_run(settings) if args.command == "run" else _check(settings))
+    fmt, level = args.log_format or "auto", args.log_level or "info"
+    exporter_logging.configure(fmt, level)
+    listen = _listen_or_exit(args.listen)
+    if args.command == "simulate":
+        return asyncio.run(_simulate(args, listen))
+    return asyncio.run(_demo(args, listen, fmt, level))
+
+
+def _listen_or_exit(value: str) -> ListenAddress:
+    try:
+        return parse_listen(value)
+    except ValueError as error:
+        raise ConfigError(f"--listen: {error}") from None
+
+
+async def _until_stopped() -> None:
+    """Return on SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+async def _run(settings: Settings) -> int:
+    from exporter.app import Exporter
+
+    async with Exporter(settings):
+        await _until_stopped()
+    log.info("stopped")
+    return 0
+
+
+async def _check(settings: Settings) -> int:
+    from exporter.check import run_checks
+    from exporter.clock import SystemClock
+    from exporter.genesys.budget import RateBudget
+    from exporter.genesys.client import GenesysClient
+
+    clock = SystemClock()
+    async with GenesysClient(
+        api_url=settings.api_base,
+        login_url=settings.login_base,
+        client_id=settings.client_id,
+        client_secret=settings.client_secret,
+        clock=clock,
+        budget=RateBudget(clock, requests_per_minute=settings.rate_limit_per_minute),
+        timeout=settings.request_timeout,
+        max_retries=1,
+    ) as client:
+        findings = await run_checks(client)
+    print(f"Genesys Cloud at {settings.api_base}")
+    for finding in findings:
+        print(finding.line())
+    return 0 if all(f.ok for f in findings) else 1
+
+
+async def _simulate(args: argparse.Namespace, listen: ListenAddress) -> int:
+    from exporter.simulator.api import serve_simulator
+
+    async with serve_simulator(
+        host=listen.host,
+        port=listen.port,
+        queues=args.queues,
+        agents=args.agents,
+        seed=args.seed,
+        rate_limit=args.rate_limit,
+    ) as sim:
+        print(f"Simulated Genesys Cloud API at {sim.url}", flush=True)
+        if sim.uses_demo_credentials:
+            print(f"  demo credentials: client id {sim.client_id!r}, secret {sim.demo_secret!r}", flush=True)
+        await _until_stopped()
+    return 0
+
+
+async def _demo(args: argparse.Namespace, listen: ListenAddress, fmt: str, level: str) -> int:
+    from exporter.app import Exporter
+    from exporter.simulator.api import serve_simulator
+
+    async with serve_simulator(
+        host="127.0.0.1",
+        port=0,
+        queues=args.queues,
+        agents=args.agents,
+        seed=args.seed,
+        rate_limit=args.rate_limit,
+    ) as sim:
+        settings = load_settings(
+            None,
+            {
+                "client_id": sim.client_id,
+                "client_secret": sim.client_secret,
+                "api_url": sim.url,
+                "listen": listen,
+                "log_format": fmt,
+                "log_level": level,
+                "rate_limit_per_minute": args.rate_limit,
+            },
+        )
+        async with Exporter(settings) as exporter:
+            print(
+                f"genesys-exporter demo: simulated org with {args.queues} queues and {args.agents} agents",
+                flush=True,
+            )
+            print(f"  metrics: {exporter.url}/metrics", flush=True)
+            print(f"  status:  {exporter.url}/", flush=True)
+            with contextlib.suppress(asyncio.CancelledError):
+                await _until_stopped()
+    return 0

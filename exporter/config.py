@@ -1,0 +1,308 @@
+"""Settings from CLI flags, the environment, a `.env` file and a YAML file, in that order of precedence.
+
+A wrong setting must stop the process with one line that names the setting and says what is wrong
+(`ConfigError`), never with a traceback, and never with the secret in it: pydantic's own messages
+repeat the input value, so errors are re-worded here from the location and the reason only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from exporter.genesys.regions import Region, resolve_region
+
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - an exporter serves Prometheus on the network by default
+DEFAULT_PORT = 10474  # outside 9100-9999, which the Prometheus default-port list has fully allocated
+
+
+class ConfigError(Exception):
+    """A bad setting: the message is one line, fit to print as the process's last words."""
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from `10s`, `1m30s`, `500ms`, `2h` or a bare number of seconds (Prometheus style)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and (text := value.strip().lower()):
+        if re.fullmatch(r"\d+(\.\d+)?", text):
+            seconds = float(text)
+        elif re.fullmatch(rf"(?:{_DURATION_PART.pattern})+", text):
+            seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+        else:
+            raise ValueError(f"invalid duration {value!r} (use e.g. 10s, 1m30s, 500ms)")
+    else:
+        raise ValueError(f"invalid duration {value!r} (use e.g. 10s, 1m30s, 500ms)")
+    if seconds <= 0:
+        raise ValueError(f"duration must be positive, got {value!r}")
+    return seconds
+
+
+def _comma_list(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, Sequence):
+        raise ValueError("expected a comma-separated list")
+    return tuple(str(item).strip() for item in items if str(item).strip())
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_list)]
+
+
+@dataclass(frozen=True, slots=True)
+class ListenAddress:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_listen(value: object) -> ListenAddress:
+    """`HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all interfaces)."""
+    if isinstance(value, ListenAddress):
+        return value
+    match = re.fullmatch(
+        r"(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[^:\[\]]*)):(?P<port>\d{1,5})", str(value).strip()
+    )
+    if not match or not 0 < int(match["port"]) < 65536:
+        raise ValueError(f"invalid listen address {value!r} (use HOST:PORT, e.g. 0.0.0.0:{DEFAULT_PORT})")
+    return ListenAddress(match["v6"] or match["host"] or ALL_INTERFACES, int(match["port"]))
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _base_url(value: object) -> str | None:
+    """An API or login base: https, or http on loopback only (a simulator), no path beyond `/`."""
+    if value is None or value == "":
+        return None
+    url = str(value).strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"invalid URL {url!r} (expected e.g. https://api.mypurecloud.ie)")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ValueError(f"plain http is allowed only for loopback addresses, got {url!r}; use https")
+    if parts.path or parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"{url!r} must be a bare base URL (scheme and host, optionally a port)")
+    return url
+
+
+BaseUrl = Annotated[str | None, BeforeValidator(_base_url)]
+Listen = Annotated[ListenAddress, BeforeValidator(parse_listen)]
+
+# Setting name (as used in YAML and by the CLI) -> the environment variable that sets it.
+ENV_NAMES: dict[str, str] = {}
+
+
+def _setting(env: str, default: Any = ..., description: str = "") -> Any:
+    return Field(default, validation_alias=env, description=description)
+
+
+class Settings(BaseSettings):
+    """Everything the exporter can be told. Names in YAML are the lower-case field names."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", populate_by_name=True, frozen=True, case_sensitive=False
+    )
+
+    client_id: str = _setting("GENESYS_CLIENT_ID", description="OAuth client id (Client Credentials grant)")
+    client_secret: SecretStr = _setting("GENESYS_CLIENT_SECRET", description="OAuth client secret")
+    region: Region | None = _setting("GENESYS_REGION", None, "e.g. eu-west-1, eu_west_1 or mypurecloud.ie")
+    api_url: BaseUrl = _setting("GENESYS_API_URL", None, "API base URL, overriding the region's")
+    login_url: BaseUrl = _setting(
+        "GENESYS_LOGIN_URL", None, "login base URL; token endpoint is <url>/oauth/token"
+    )
+    queue_ids: CommaList = _setting("GENESYS_QUEUE_IDS", (), "only these queues (comma list)")
+    queue_name: str | None = _setting("GENESYS_QUEUE_NAME", None, "only queues whose name matches this glob")
+    division_ids: CommaList = _setting(
+        "GENESYS_DIVISION_IDS", (), "only queues in these divisions (comma list)"
+    )
+    timezone: str = _setting("GENESYS_TIMEZONE", "UTC", "IANA zone that defines 'today' for daily figures")
+    queue_interval: Duration = _setting("GENESYS_QUEUE_INTERVAL", 10.0, "queue observation poll cadence")
+    directory_interval: Duration = _setting("GENESYS_DIRECTORY_INTERVAL", 600.0, "queue list refresh cadence")
+    rate_limit_per_minute: float = _setting(
+        "GENESYS_RATE_LIMIT", 300.0, "requests/minute the OAuth client may use"
+    )
+    rate_headroom: float = _setting("GENESYS_RATE_HEADROOM", 0.10, "fraction of the rate limit left unused")
+    concurrency: int = _setting("GENESYS_CONCURRENCY", 8, "requests in flight at most")
+    request_timeout: Duration = _setting("GENESYS_REQUEST_TIMEOUT", 30.0, "timeout of one API request")
+    listen: Listen = _setting(
+        "EXPORTER_LISTEN", ListenAddress(ALL_INTERFACES, DEFAULT_PORT), "HOST:PORT to serve on"
+    )
+    log_format: Literal["json", "console", "auto"] = _setting(
+        "EXPORTER_LOG_FORMAT", "auto", "json, console, or auto (console on a terminal)"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = _setting(
+        "EXPORTER_LOG_LEVEL", "info", "log level"
+    )
+
+    @field_validator("region", mode="before")
+    @classmethod
+    def _region(cls, value: object) -> Region | None:
+        if value is None or value == "" or isinstance(value, Region):
+            return value or None
+        return resolve_region(str(value))
+
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name, e.g. Europe/Dublin)") from None
+        return value
+
+    @field_validator("rate_limit_per_minute")
+    @classmethod
+    def _positive_rate(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be a positive number of requests per minute")
+        return value
+
+    @field_validator("rate_headroom")
+    @classmethod
+    def _headroom(cls, value: float) -> float:
+        if not 0 <= value < 1:
+            raise ValueError("must be a fraction from 0 to below 1 (e.g. 0.1 for 10%)")
+        return value
+
+    @field_validator("concurrency")
+    @classmethod
+    def _concurrency(cls, value: int) -> int:
+        if not 1 <= value <= 64:
+            raise ValueError("must be from 1 to 64")
+        return value
+
+    @field_validator("client_id")
+    @classmethod
+    def _non_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
+
+    @field_validator("client_secret")
+    @classmethod
+    def _secret_non_empty(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _where(self) -> Settings:
+        if self.region is None and self.api_url is None:
+            raise ValueError("set GENESYS_REGION (e.g. eu-west-1) or GENESYS_API_URL")
+        return self
+
+    @property
+    def api_base(self) -> str:
+        if self.api_url:
+            return self.api_url
+        assert self.region is not None  # checked by _where
+        return self.region.api_url
+
+    @property
+    def login_base(self) -> str:
+        """The login host is the API host with `api.` made `login.`; a bare base (a simulator) serves both."""
+        if self.login_url:
+            return self.login_url
+        if self.api_url:
+            return self.api_url.replace("://api.", "://login.", 1)
+        assert self.region is not None
+        return self.region.login_url
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, dotenv_settings, YamlConfigSettingsSource(settings_cls)
+
+
+for _name, _field in Settings.model_fields.items():
+    ENV_NAMES[_name] = str(_field.validation_alias)
+
+
+def load_settings(config_file: Path | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Build the settings; CLI `overrides` beat the environment, which beats `.env`, which beats the file."""
+    values = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if config_file is None:
+        return _validated(Settings, values)
+    if not config_file.is_file():
+        raise ConfigError(f"--config: no such file: {config_file}")
+    try:
+        content = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--config {config_file}: cannot read it: {exc}") from None
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise ConfigError(
+            f"--config {config_file}: malformed YAML{line}: {getattr(exc, 'problem', exc)}"
+        ) from None
+    if content is not None and not isinstance(content, dict):
+        raise ConfigError(f"--config {config_file}: expected a mapping of setting: value at the top level")
+    unknown = sorted(set(content or {}) - set(ENV_NAMES) - set(ENV_NAMES.values()))
+    if unknown:
+        raise ConfigError(f"--config {config_file}: unknown setting {unknown[0]!r}")
+
+    class FileSettings(Settings):
+        model_config = SettingsConfigDict(yaml_file=config_file)
+
+    return _validated(FileSettings, values)
+
+
+def _validated(cls: type[Settings], values: Mapping[str, Any]) -> Settings:
+    try:
+        return cls(**values)
+    except ValidationError as exc:
+        raise ConfigError(describe_error(exc)) from None
+
+
+def describe_error(exc: ValidationError) -> str:
+    """One line: the first problem, named by its environment variable, without the offending value."""
+    error = exc.errors(include_input=False, include_url=False)[0]
+    loc = str(error["loc"][0]) if error["loc"] else ""
+    name = ENV_NAMES.get(loc, loc.upper()) if loc else "configuration"
+    if error["type"] == "missing":
+        return f"{name}: required but not set"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    more = len(exc.errors()) - 1
+    return f"{name}: {message}" + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")

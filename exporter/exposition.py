@@ -1,0 +1,44 @@
+"""The Prometheus text format (0.0.4), written by hand because it is the hot path.
+
+prometheus-client's `generate_latest` costs ~5 µs a sample; a 50,000-agent page has ~400,000
+samples. Here label blocks are escaped once per entity and reused for all its series, which makes a
+render several times cheaper. The tests parse every page back with prometheus-client's parser and
+`promtool check metrics`, so the format stays honest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Literal
+
+Kind = Literal["gauge", "counter"]
+
+
+def escape(value: str) -> str:
+    """Label value escaping: backslash, double quote and line feed, as the format requires."""
+    if "\\" in value or '"' in value or "\n" in value:
+        return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return value
+
+
+def labels(**pairs: str) -> str:
+    """`a="x",b="y"`: a label block body, to put between braces or to extend with more pairs."""
+    return ",".join(f'{name}="{escape(value)}"' for name, value in pairs.items())
+
+
+def value_text(value: float) -> str:
+    if isinstance(value, int) or value.is_integer():
+        return str(int(value))
+    return repr(value)
+
+
+def family(name: str, kind: Kind, help_text: str, samples: Iterable[tuple[str, float]]) -> str:
+    """One metric family: HELP and TYPE, then a line per (label block body, value); '' when empty."""
+    lines = [
+        f"{name}{{{block}}} {value_text(value)}\n" if block else f"{name} {value_text(value)}\n"
+        for block, value in samples
+    ]
+    if not lines:
+        return ""
+    help_line = help_text.replace("\\", "\\\\").replace("\n", "\\n")
+    return f"# HELP {name} {help_line}\n# TYPE {name} {kind}\n" + "".join(lines)

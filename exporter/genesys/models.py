@@ -1,0 +1,52 @@
+"""Pydantic models of the response parts the exporter reads; every other field is ignored.
+
+Lenient where the API is Unconfirmed or best effort (optional fields, unknown enum values kept as
+plain strings) and strict where a wrong shape must not turn into a number: a page that does not
+fit raises `pydantic.ValidationError`, which the pollers count as a parse error.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+
+class Division(_Model):
+    id: str
+    name: str | None = None
+
+
+class QueueEntity(_Model):
+    id: str
+    name: str
+    division: Division | None = None
+
+
+class Stats(_Model):
+    """StatisticalSummary: observations mostly fill `count`; `calculatedMetricValue` carries oLongest*."""
+
+    count: int | None = None
+    sum: float | None = None
+    max: float | None = None
+    calculated_metric_value: float | None = Field(None, alias="calculatedMetricValue")
+
+
+class MetricRow(_Model):
+    metric: str
+    qualifier: str | None = None
+    stats: Stats = Stats()
+
+
+class ObservationResult(_Model):
+    group: dict[str, str]
+    data: list[MetricRow] = []
+
+
+class ObservationResponse(_Model):
+    """QueueObservationQueryResponse."""
+
+    results: list[ObservationResult] = []
+    system_to_organization_mappings: dict[str, list[str]] = Field({}, alias="systemToOrganizationMappings")

@@ -1,0 +1,213 @@
+"""Snapshot -> metric families -> cached exposition bytes, rendered once per change.
+
+Scrapes only read `MetricsPage.plain` / `.gzipped`; the page is rebuilt in the background when the
+snapshot changes, so a hundred scrapers cost a hundred memory reads and no API call. Metric names
+here are the public contract (README, dashboards, alert rules depend on them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import platform
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+import structlog
+
+from exporter import __version__
+from exporter.exposition import family, labels
+from exporter.snapshot import Queue, QueueState, Snapshot, Store
+
+log = structlog.get_logger(__name__)
+
+ROUTING_STATUSES = ("idle", "interacting", "communicating", "not_responding", "off_queue")
+
+
+@dataclass(frozen=True, slots=True)
+class Telemetry:
+    """The exporter's own counters at render time (the API client's, not the snapshot's)."""
+
+    requests: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (endpoint, code) -> count
+    rate_limit_remaining: int | None = None
+    rate_limited_total: int = 0
+
+
+def render(snapshot: Snapshot, telemetry: Telemetry) -> str:
+    return render_queues(snapshot) + render_self(snapshot, telemetry)
+
+
+def render_queues(snapshot: Snapshot) -> str:
+    queues = snapshot.queues
+    by_queue = {qid: labels(queue_id=qid, queue_name=q.name) for qid, q in sorted(queues.items())}
+    states = [(by_queue[qid], s) for qid, s in sorted(snapshot.queue_states.items()) if qid in by_queue]
+
+    def per_media(pick: Callable[[QueueState], Mapping[str, float]]) -> Iterator[tuple[str, float]]:
+        for block, state in states:
+            for media, value in sorted(pick(state).items()):
+                yield f'{block},media_type="{media}"', value
+
+    def per_status(state: QueueState) -> Iterator[tuple[str, int]]:
+        known = {status: state.agents_by_status.get(status, 0) for status in ROUTING_STATUSES}
+        yield from known.items()
+        yield from sorted((s, n) for s, n in state.agents_by_status.items() if s not in known)
+
+    return "".join(
+        (
+            family(
+                "genesys_queue_info",
+                "gauge",
+                "Queue in scope (value 1), from GET /api/v2/routing/queues.",
+                ((_info_labels(qid, q), 1) for qid, q in sorted(queues.items())),
+            ),
+            family(
+                "genesys_queue_waiting_interactions",
+                "gauge",
+                "Interactions waiting in the queue now (oWaiting observation).",
+                per_media(lambda s: s.waiting),
+            ),
+            family(
+                "genesys_queue_interacting_interactions",
+                "gauge",
+                "Interactions connected to an agent now (oInteracting observation).",
+                per_media(lambda s: s.interacting),
+            ),
+            family(
+                "genesys_queue_alerting_interactions",
+                "gauge",
+                "Interactions ringing an agent now (oAlerting observation).",
+                per_media(lambda s: s.alerting),
+            ),
+            family(
+                "genesys_queue_oldest_waiting_seconds",
+                "gauge",
+                "Age of the oldest waiting interaction when polled (oLongestWaiting observation).",
+                per_media(lambda s: s.oldest_waiting_seconds),
+            ),
+            family(
+                "genesys_queue_available_agents",
+                "gauge",
+                "Agents on queue and idle (oOnQueueUsers observation, qualifier IDLE).",
+                ((block, s.available_agents) for block, s in states),
+            ),
+            family(
+                "genesys_queue_agents",
+                "gauge",
+                "Joined queue members by routing status (oUserRoutingStatuses observation).",
+                (
+                    (f'{block},routing_status="{status}"', n)
+                    for block, s in states
+                    for status, n in per_status(s)
+                ),
+            ),
+            family(
+                "genesys_queue_member_agents",
+                "gauge",
+                "Agents who are members of the queue (oMemberUsers observation).",
+                ((block, s.member_agents) for block, s in states),
+            ),
+            family(
+                "genesys_queue_joined_agents",
+                "gauge",
+                "Queue members who have joined the queue (oActiveUsers observation).",
+                ((block, s.joined_agents) for block, s in states),
+            ),
+        )
+    )
+
+
+def _info_labels(qid: str, queue: Queue) -> str:
+    return labels(queue_id=qid, queue_name=queue.name, division=queue.division)
+
+
+def render_self(snapshot: Snapshot, telemetry: Telemetry) -> str:
+    pollers = sorted(snapshot.pollers.items())
+    remaining = telemetry.rate_limit_remaining
+    return "".join(
+        (
+            family(
+                "genesys_exporter_poller_up",
+                "gauge",
+                "1 when the poller's last cycle fully succeeded, 0 when it failed.",
+                ((labels(poller=name), int(bool(s.up))) for name, s in pollers if s.up is not None),
+            ),
+            family(
+                "genesys_exporter_last_success_timestamp_seconds",
+                "gauge",
+                "Unix time of the poller's last fully successful cycle.",
+                ((labels(poller=name), s.last_success) for name, s in pollers if s.last_success is not None),
+            ),
+            family(
+                "genesys_exporter_poller_duration_seconds",
+                "gauge",
+                "Wall time the poller's last cycle took.",
+                (
+                    (labels(poller=name), s.last_duration)
+                    for name, s in pollers
+                    if s.last_duration is not None
+                ),
+            ),
+            family(
+                "genesys_exporter_poller_interval_seconds",
+                "gauge",
+                "The poller's configured cadence.",
+                ((labels(poller=name), s.interval) for name, s in pollers),
+            ),
+            family(
+                "genesys_exporter_api_requests_total",
+                "counter",
+                "Genesys Cloud API responses by endpoint and HTTP status ('error' when no response came).",
+                ((labels(endpoint=e, code=c), n) for (e, c), n in sorted(telemetry.requests.items())),
+            ),
+            family(
+                "genesys_exporter_rate_limited_total",
+                "counter",
+                "HTTP 429 responses received from Genesys Cloud.",
+                [("", telemetry.rate_limited_total)],
+            ),
+            family(
+                "genesys_exporter_rate_limit_remaining",
+                "gauge",
+                "Requests left in the current rate-limit window (inin-ratelimit-* headers, else our count).",
+                [] if remaining is None else [("", remaining)],
+            ),
+            family(
+                "genesys_exporter_build_info",
+                "gauge",
+                "Build information (value 1).",
+                [(labels(version=__version__, python_version=platform.python_version()), 1)],
+            ),
+        )
+    )
+
+
+class MetricsPage:
+    """The cached `/metrics` body: plain and gzip, rebuilt when the snapshot changes."""
+
+    def __init__(self, store: Store, telemetry: Callable[[], Telemetry], *, debounce: float = 0.05) -> None:
+        self._store = store
+        self._telemetry = telemetry
+        self._debounce = debounce
+        self.version = -1
+        self.plain = b""
+        self.gzipped = gzip.compress(b"")
+        self.render_seconds = 0.0
+
+    def refresh(self) -> None:
+        snapshot = self._store.snapshot
+        started = time.perf_counter()
+        body = render(snapshot, self._telemetry()).encode()
+        self.plain, self.gzipped, self.version = body, gzip.compress(body, compresslevel=1), snapshot.version
+        self.render_seconds = time.perf_counter() - started
+
+    async def run(self) -> None:
+        """Re-render after every change, coalescing bursts (the batches of one poll land close together).
+
+        The debounce is real time, not the injected clock: it paces CPU work, not the schedule.
+        """
+        self.refresh()
+        while True:
+            await self._store.wait_changed(self.version)
+            await asyncio.sleep(self._debounce)
+            self.refresh()

@@ -1,0 +1,151 @@
+"""Live queue state from `POST /api/v2/analytics/queues/observations/query`, 100 queues a request.
+
+The API answers user metrics (routing statuses, on-queue users, members) in a group keyed by
+`queueId` alone, one row per qualifier, and conversation metrics (waiting, interacting, alerting,
+longest waiting) in one group per `queueId` + `mediaType`, zero counts included. A queue that the
+response does not mention at all gets no state: that is unknown, not zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from exporter.clock import Clock
+from exporter.genesys.client import GenesysClient
+from exporter.genesys.endpoints import QUEUE_OBSERVATIONS
+from exporter.genesys.models import MetricRow, ObservationResponse
+from exporter.genesys.queries import MAX_QUEUE_PREDICATES, queue_observation_query
+from exporter.snapshot import QueueState
+
+log = structlog.get_logger(__name__)
+
+EPOCH_MS_THRESHOLD = 1e12  # a value this large is a timestamp (2001 onwards), not a duration in ms
+
+
+@dataclass(slots=True)
+class _Draft:
+    """A queue's state while its rows are read; frozen into `QueueState` at the end."""
+
+    waiting: dict[str, int] = field(default_factory=dict)
+    interacting: dict[str, int] = field(default_factory=dict)
+    alerting: dict[str, int] = field(default_factory=dict)
+    oldest: dict[str, float] = field(default_factory=dict)
+    on_queue: dict[str, int] = field(default_factory=dict)
+    statuses: dict[str, int] = field(default_factory=dict)
+    members: int = 0
+    joined: int = 0
+
+
+def longest_waiting_seconds(row: MetricRow, now: float) -> float | None:
+    """oLongestWaiting is Unconfirmed: read an epoch-ms start time or a duration in ms, whichever it is."""
+    if not row.stats.count:
+        return None
+    value = row.stats.calculated_metric_value
+    if value is None:
+        value = row.stats.max
+    if value is None or value <= 0:
+        return None
+    return max(0.0, now - value / 1000) if value > EPOCH_MS_THRESHOLD else value / 1000
+
+
+def _read_media_row(draft: _Draft, media: str, row: MetricRow, now: float) -> None:
+    counts = {"oWaiting": draft.waiting, "oInteracting": draft.interacting, "oAlerting": draft.alerting}
+    if row.metric in counts:
+        if row.stats.count is not None:
+            counts[row.metric][media] = row.stats.count
+    elif row.metric == "oLongestWaiting":
+        age = longest_waiting_seconds(row, now)
+        if age is not None:
+            draft.oldest[media] = age
+
+
+def _read_user_row(draft: _Draft, row: MetricRow) -> None:
+    count = row.stats.count or 0
+    if row.metric == "oUserRoutingStatuses" and row.qualifier:
+        draft.statuses[row.qualifier.lower()] = count
+    elif row.metric == "oOnQueueUsers" and row.qualifier:
+        draft.on_queue[row.qualifier.lower()] = count
+    elif row.metric == "oMemberUsers":
+        draft.members = count
+    elif row.metric == "oActiveUsers":
+        draft.joined = count
+
+
+def parse_observations(response: ObservationResponse, now: float, taken_at: float) -> dict[str, QueueState]:
+    """Pure: one observation response in, a state per queue it mentions out.
+
+    `now` is wall-clock epoch seconds (to age oLongestWaiting timestamps); `taken_at` is the
+    monotonic time the store uses to expire the state.
+    """
+    drafts: dict[str, _Draft] = defaultdict(_Draft)
+    for result in response.results:
+        queue_id = result.group.get("queueId")
+        if not queue_id:
+            continue
+        draft = drafts[queue_id]
+        media = result.group.get("mediaType")
+        for row in result.data:
+            if media:
+                _read_media_row(draft, media, row, now)
+            else:
+                _read_user_row(draft, row)
+    return {
+        qid: QueueState(
+            waiting=d.waiting,
+            interacting=d.interacting,
+            alerting=d.alerting,
+            oldest_waiting_seconds={m: age for m, age in d.oldest.items() if d.waiting.get(m, 1) > 0},
+            available_agents=d.on_queue.get("idle", 0),
+            agents_by_status=d.statuses,
+            member_agents=d.members,
+            joined_agents=d.joined,
+            taken_at=taken_at,
+        )
+        for qid, d in drafts.items()
+    }
+
+
+def batches(queue_ids: Iterable[str], size: int = MAX_QUEUE_PREDICATES) -> list[list[str]]:
+    ordered = sorted(queue_ids)
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
+
+
+class BatchesFailed(Exception):
+    """Some batches failed; the others already updated the snapshot."""
+
+    def __init__(self, errors: Sequence[BaseException], total: int) -> None:
+        self.errors = list(errors)
+        super().__init__(f"{len(errors)} of {total} observation batches failed; first: {errors[0]}")
+
+
+async def poll_queues(
+    client: GenesysClient,
+    queue_ids: Iterable[str],
+    clock: Clock,
+    publish: Callable[[Mapping[str, QueueState]], None],
+) -> int:
+    """Query every batch concurrently; each batch is published as soon as it parses.
+
+    Returns the number of requests sent; raises `BatchesFailed` after all batches ended when any failed.
+    """
+
+    async def one(batch: list[str]) -> None:
+        raw: Any = await client.post(QUEUE_OBSERVATIONS, queue_observation_query(batch))
+        response = ObservationResponse.model_validate(raw)
+        publish(parse_observations(response, clock.time(), clock.monotonic()))
+
+    todo = batches(queue_ids)
+    outcomes = await asyncio.gather(*(one(b) for b in todo), return_exceptions=True)
+    errors = [o for o in outcomes if isinstance(o, BaseException)]
+    for error in errors:
+        if not isinstance(error, Exception):
+            raise error  # cancellation and the like are not poll failures
+    if errors:
+        raise BatchesFailed(errors, len(todo))
+    return len(todo)

@@ -1,0 +1,86 @@
+"""The exporter's own HTTP server: `/metrics`, `/healthz`, `/readyz` and a landing page.
+
+Every handler reads values that already exist (the cached page, the snapshot); none of them can
+cause an API call, however many scrapers come and however often.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Callable
+
+from aiohttp import web
+
+from exporter import __version__
+from exporter.metrics import MetricsPage
+from exporter.snapshot import Store
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+MAX_REQUEST_BYTES = 64 * 1024  # nothing we serve takes a body
+
+
+def wants_gzip(request: web.Request) -> bool:
+    for part in request.headers.get("Accept-Encoding", "").split(","):
+        coding, _, params = part.strip().partition(";")
+        if coding.strip().lower() == "gzip" and params.replace(" ", "") not in ("q=0", "q=0.0"):
+            return True
+    return False
+
+
+def create_app(page: MetricsPage, store: Store, is_ready: Callable[[], bool]) -> web.Application:
+    async def metrics(request: web.Request) -> web.Response:
+        if wants_gzip(request):
+            return web.Response(
+                body=page.gzipped,
+                headers={"Content-Type": CONTENT_TYPE, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"},
+            )
+        return web.Response(
+            body=page.plain, headers={"Content-Type": CONTENT_TYPE, "Vary": "Accept-Encoding"}
+        )
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def readyz(_: web.Request) -> web.Response:
+        if is_ready():
+            return web.Response(text="ready\n")
+        waiting = sorted(name for name, s in store.snapshot.pollers.items() if s.last_success is None)
+        return web.Response(
+            status=503, text=f"not ready: waiting for the first success of {', '.join(waiting)}\n"
+        )
+
+    async def landing(_: web.Request) -> web.Response:
+        return web.Response(text=landing_page(store, time.time()), content_type="text/html")
+
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/", landing)
+    return app
+
+
+def landing_page(store: Store, now: float) -> str:
+    """A small status page: links, and for each poller whether it is up and how fresh its data is."""
+    rows = []
+    for name, status in sorted(store.snapshot.pollers.items()):
+        state = {None: "starting", True: "up", False: "failing"}[status.up]
+        age = f"{now - status.last_success:.0f} s ago" if status.last_success else "never"
+        error = html.escape(status.last_error or "")
+        rows.append(
+            f"<tr><td>{html.escape(name)}</td><td class={state}>{state}</td><td>{status.interval:g} s</td>"
+            f"<td>{age}</td><td>{error}</td></tr>"
+        )
+    snapshot = store.snapshot
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>genesys-exporter</title>
+<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.2em .8em;text-align:left}}
+.up{{color:#1a7f37}}.failing{{color:#cf222e}}.starting{{color:#9a6700}}</style></head>
+<body><h1>genesys-exporter {html.escape(__version__)}</h1>
+<p><a href="/metrics">/metrics</a> · <a href="/healthz">/healthz</a> · <a href="/readyz">/readyz</a></p>
+<p>{len(snapshot.queues)} queues in scope, {len(snapshot.queue_states)} with live data.</p>
+<table><tr><th>poller</th><th>state</th><th>cadence</th><th>last success</th><th>last error</th></tr>
+{"".join(rows)}
+</table></body></html>
+"""

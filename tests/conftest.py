@@ -1,0 +1,42 @@
+"""Shared fixtures: JSON payloads shaped like the real API, golden exposition files, a fake clock."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from exporter.clock import FakeClock
+
+HERE = Path(__file__).parent
+UPDATE_GOLDEN = os.environ.get("UPDATE_GOLDEN") == "1"
+
+
+@pytest.fixture
+def fixture() -> Callable[[str], Any]:
+    def load(name: str) -> Any:
+        return json.loads((HERE / "fixtures" / name).read_text(encoding="utf-8"))
+
+    return load
+
+
+@pytest.fixture
+def golden() -> Callable[[str, str], None]:
+    """Compare text with tests/golden/<name>; UPDATE_GOLDEN=1 rewrites the file instead."""
+
+    def check(name: str, actual: str) -> None:
+        path = HERE / "golden" / name
+        if UPDATE_GOLDEN or not path.exists():
+            path.write_text(actual, encoding="utf-8")
+        assert actual == path.read_text(encoding="utf-8")
+
+    return check
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import logging
+
+import structlog
+
+from exporter import logging as exporter_logging
+
+MARKER = "MARKER-secret-7f3a"
+
+
+def test_secrets_are_masked_in_structlog_and_stdlib_lines(capsys):
+    exporter_logging.configure("json", "debug")
+    exporter_logging.redact(MARKER)
+    log = structlog.get_logger("t")
+    log.info("login", url=f"https://x/?s={MARKER}", client_secret="anything", note="plain")
+    log.error("failed", error=RuntimeError(f"bad {MARKER}"))
+    logging.getLogger("aiohttp.server").error("boom %s", MARKER)
+    try:
+        raise ValueError(MARKER)
+    except ValueError:
+        log.exception("crash")
+    err = capsys.readouterr().err
+    assert MARKER not in err
+    assert err.count(exporter_logging.MASK) >= 4
+    assert '"note": "plain"' in err

@@ -1,0 +1,84 @@
+"""The exporter's own HTTP surface: cached pages, gzip, probes, and refusals without stack traces."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from exporter.clock import FakeClock
+from exporter.metrics import MetricsPage, Telemetry
+from exporter.server import create_app, wants_gzip
+from exporter.snapshot import PollerStatus, Queue, Store
+
+
+@pytest.fixture
+async def served(clock: FakeClock) -> AsyncIterator[tuple[TestClient, Store, MetricsPage, dict[str, bool]]]:
+    store = Store(clock, queue_stale_after=30)
+    store.set_queues({"q1": Queue("q1", "Sales <b>", "Home")})
+    store.set_status("queues", PollerStatus(interval=10, up=False, last_error="403 <script>"))
+    page = MetricsPage(store, lambda: Telemetry(requests={("queue_observations", "200"): 3}))
+    page.refresh()
+    ready = {"now": False}
+    client = TestClient(TestServer(create_app(page, store, lambda: ready["now"])))
+    await client.start_server()
+    yield client, store, page, ready
+    await client.close()
+
+
+async def test_metrics_serves_the_cached_page_plain_and_gzip(served):
+    client, store, page, _ = served
+    plain = await client.get("/metrics", headers={"Accept-Encoding": "identity"})
+    assert plain.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    body = await plain.read()
+    assert body == page.plain
+    assert b'genesys_queue_info{queue_id="q1",queue_name="Sales <b>",division="Home"} 1' in body
+    assert b'genesys_exporter_api_requests_total{endpoint="queue_observations",code="200"} 3' in body
+    zipped = await client.get("/metrics", headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
+    assert zipped.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(await zipped.read()) == page.plain
+    store.set_queues({})  # a change is not rendered by a scrape: the page job does that
+    assert await (await client.get("/metrics")).read() == body
+
+
+async def test_probes(served):
+    client, _, _, ready = served
+    assert (await client.get("/healthz")).status == 200
+    not_ready = await client.get("/readyz")
+    assert not_ready.status == 503
+    assert "queues" in await not_ready.text()
+    ready["now"] = True
+    assert (await client.get("/readyz")).status == 200
+
+
+async def test_landing_page_escapes_what_the_api_said(served):
+    client, *_ = served
+    text = await (await client.get("/")).text()
+    assert "/metrics" in text
+    assert "403 &lt;script&gt;" in text
+    assert "<script>" not in text
+
+
+async def test_unknown_paths_wrong_methods_and_big_bodies_are_refused_plainly(served):
+    client, *_ = served
+    missing = await client.get("/nope")
+    assert missing.status == 404
+    wrong = await client.post("/metrics", data=b"x")
+    assert wrong.status == 405
+    big = await client.post("/metrics", data=b"x" * 200_000)
+    assert big.status in (405, 413)
+    for response in (missing, wrong, big):
+        assert "Traceback" not in await response.text()
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [("gzip", True), ("deflate, gzip;q=0.5", True), ("gzip;q=0", False), ("identity", False), ("", False)],
+)
+def test_accept_encoding(header, expected):
+    class Request:
+        headers = {"Accept-Encoding": header}
+
+    assert wants_gzip(Request()) is expected  # type: ignore[arg-type]

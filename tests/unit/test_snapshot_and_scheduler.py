@@ -1,0 +1,115 @@
+"""The store keeps last good data until it is too old; the scheduler keeps cadence through failures."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from exporter.clock import FakeClock
+from exporter.scheduler import Job, Scheduler
+from exporter.snapshot import Queue, QueueState, Store
+
+
+def state(taken_at: float, waiting: int = 1) -> QueueState:
+    return QueueState(
+        waiting={"voice": waiting},
+        interacting={},
+        alerting={},
+        oldest_waiting_seconds={},
+        available_agents=0,
+        agents_by_status={},
+        member_agents=1,
+        joined_agents=1,
+        taken_at=taken_at,
+    )
+
+
+def test_states_expire_after_their_limit_and_leave_with_their_queue(clock: FakeClock):
+    store = Store(clock, queue_stale_after=30)
+    store.set_queues({"a": Queue("a", "A", ""), "b": Queue("b", "B", "")})
+    store.put_queue_states({"a": state(0), "b": state(0), "stranger": state(0)})
+    assert set(store.snapshot.queue_states) == {"a", "b"}
+    before = store.snapshot
+    assert store.expire() is False and store.snapshot is before  # nothing old: no new snapshot
+    store.set_queues({"a": Queue("a", "A renamed", "")})
+    assert set(store.snapshot.queue_states) == {"a"}
+    assert before.queue_states.keys() == {"a", "b"}  # the old value never changed
+
+
+async def test_expiry_is_by_age(clock: FakeClock):
+    store = Store(clock, queue_stale_after=30)
+    store.set_queues({"a": Queue("a", "A", "")})
+    store.put_queue_states({"a": state(clock.monotonic())})
+    await clock.advance(30)
+    assert store.expire() is False
+    await clock.advance(0.5)
+    assert store.expire() is True
+    assert store.snapshot.queue_states == {}
+
+
+async def test_wait_changed_wakes_on_a_swap(clock: FakeClock):
+    store = Store(clock, queue_stale_after=30)
+    waiter = asyncio.create_task(store.wait_changed(store.snapshot.version))
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    store.set_queues({})
+    assert await asyncio.wait_for(waiter, 1) == store.snapshot.version
+
+
+async def test_failures_keep_cadence_and_status_tells_the_truth(clock: FakeClock):
+    store = Store(clock, queue_stale_after=30)
+    calls: list[float] = []
+    fail = {"now": False}
+
+    async def work() -> None:
+        calls.append(clock.monotonic())
+        await clock.sleep(2)  # a cycle takes 2 s
+        if fail["now"]:
+            raise RuntimeError("boom")
+
+    scheduler = Scheduler(store, clock, [Job("queues", 10, work)])
+    task = asyncio.create_task(scheduler.run())
+    await clock.advance(25)
+    assert calls == [0, 10, 20]  # on the grid, not drifting by the 2 s a cycle takes
+    status = store.status("queues")
+    assert status is not None and status.up is True and status.last_duration == 2
+    assert status.last_success == clock.time() - 3
+    fail["now"] = True
+    await clock.advance(10)
+    status = store.status("queues")
+    assert status is not None
+    assert (status.up, status.consecutive_failures, status.last_error) == (False, 1, "boom")
+    assert status.last_success == clock.time() - 13  # still the last good cycle
+    assert scheduler.ready
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_a_job_waits_for_its_dependency(clock: FakeClock):
+    store = Store(clock, queue_stale_after=30)
+    order: list[str] = []
+    directory_ok = {"now": False}
+
+    async def directory() -> None:
+        order.append("directory")
+        if not directory_ok["now"]:
+            raise RuntimeError("403")
+
+    async def queues() -> None:
+        order.append("queues")
+
+    scheduler = Scheduler(
+        store, clock, [Job("directory", 5, directory), Job("queues", 1, queues, after="directory")]
+    )
+    task = asyncio.create_task(scheduler.run())
+    await clock.advance(3)
+    assert order == ["directory"] and not scheduler.ready
+    directory_ok["now"] = True
+    await clock.advance(2.5)
+    assert order[:3] == ["directory", "directory", "queues"]
+    assert scheduler.ready
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
