@@ -33,7 +33,7 @@ class Exporter:
     def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.store = Store(self.clock, queue_stale_after=STALE_AFTER_INTERVALS * settings.queue_interval)
+        self.store = Store(self.clock, {"queue_states": STALE_AFTER_INTERVALS * settings.queue_interval})
         self.budget = RateBudget(
             self.clock,
             requests_per_minute=settings.rate_limit_per_minute,
@@ -84,7 +84,12 @@ class Exporter:
     async def _poll_queues(self) -> None:
         queue_ids = list(self.store.snapshot.queues)
         if queue_ids:
-            await poll_queues(self.client, queue_ids, self.clock, self.store.put_queue_states)
+            await poll_queues(
+                self.client,
+                queue_ids,
+                self.clock,
+                lambda key, states: self.store.put("queue_states", key, states),
+            )
 
     async def __aenter__(self) -> Exporter:
         self._tasks = [

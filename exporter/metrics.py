@@ -11,14 +11,14 @@ import asyncio
 import gzip
 import platform
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import structlog
 
 from exporter import __version__
-from exporter.exposition import family, labels
-from exporter.snapshot import Queue, QueueState, Snapshot, Store
+from exporter.exposition import escape, family, labels
+from exporter.snapshot import Queue, QueueState, Snapshot, Store, Tally, merged
 
 log = structlog.get_logger(__name__)
 
@@ -35,13 +35,18 @@ class Telemetry:
 
 
 def render(snapshot: Snapshot, telemetry: Telemetry) -> str:
-    return render_queues(snapshot) + render_self(snapshot, telemetry)
+    return (
+        render_queues(snapshot)
+        + render_queue_performance(snapshot)
+        + render_agents(snapshot)
+        + render_self(snapshot, telemetry)
+    )
 
 
 def render_queues(snapshot: Snapshot) -> str:
     queues = snapshot.queues
     by_queue = {qid: labels(queue_id=qid, queue_name=q.name) for qid, q in sorted(queues.items())}
-    states = [(by_queue[qid], s) for qid, s in sorted(snapshot.queue_states.items()) if qid in by_queue]
+    states = [(by_queue[qid], s) for qid, s in sorted(merged(snapshot.queue_states, queues).items())]
 
     def per_media(pick: Callable[[QueueState], Mapping[str, float]]) -> Iterator[tuple[str, float]]:
         for block, state in states:
@@ -113,6 +118,119 @@ def render_queues(snapshot: Snapshot) -> str:
                 "Queue members who have joined the queue (oActiveUsers observation).",
                 ((block, s.joined_agents) for block, s in states),
             ),
+        )
+    )
+
+
+def _tally_families(
+    prefix: str, subject: str, tallies: Sequence[tuple[str, Tally]], *, queue_only: bool
+) -> Iterator[str]:
+    """Today's figures, from conversation aggregates; `queue_only` adds offered/answered/abandoned/SLA."""
+    counts: list[tuple[str, str, Callable[[Tally], float]]] = [
+        (
+            "handled_interactions",
+            "Closed conversations today: tHandle count (ends after wrap-up).",
+            lambda t: t.handled,
+        ),
+        (
+            "handle_seconds",
+            "Handle time of today's closed conversations: tHandle sum.",
+            lambda t: t.handle_seconds,
+        ),
+    ]
+    if queue_only:
+        counts = [
+            ("offered_interactions", "Interactions offered today (nOffered).", lambda t: t.offered),
+            ("answered_interactions", "Interactions answered today (tAnswered count).", lambda t: t.answered),
+            (
+                "abandoned_interactions",
+                "Interactions abandoned today (tAbandon count).",
+                lambda t: t.abandoned,
+            ),
+            *counts,
+        ]
+    else:
+        counts.insert(
+            0,
+            ("connected_interactions", "Conversations connected today (nConnected).", lambda t: t.connected),
+        )
+    for suffix, help_text, pick in counts:
+        yield family(
+            f"{prefix}_{suffix}", "gauge", f"{subject}: {help_text}", ((b, pick(t)) for b, t in tallies)
+        )
+    yield family(
+        f"{prefix}_average_handle_seconds",
+        "gauge",
+        f"{subject}: average handle time of today's closed conversations; absent when none closed.",
+        ((b, aht) for b, t in tallies if (aht := t.average_handle_seconds) is not None),
+    )
+    if queue_only:
+        yield family(
+            f"{prefix}_service_level_ratio",
+            "gauge",
+            f"{subject}: share of today's answered interactions within the service level (oServiceLevel).",
+            ((b, t.service_level) for b, t in tallies if t.service_level is not None),
+        )
+
+
+def with_zeros(tallies: Mapping[str, Tally], media_types: Iterable[str]) -> dict[str, Tally]:
+    """A queue's tallies plus a zero tally for each media type it serves that had nothing today.
+
+    The aggregates API leaves out empty groups; the live observation says which media a queue serves.
+    """
+    return {media: tallies.get(media, Tally()) for media in {*tallies, *media_types}}
+
+
+def render_queue_performance(snapshot: Snapshot) -> str:
+    queues = snapshot.queues
+    served = {qid: state.waiting.keys() for qid, state in merged(snapshot.queue_states, queues).items()}
+    tallies = [
+        (f'{labels(queue_id=qid, queue_name=queues[qid].name)},media_type="{media}"', tally)
+        for qid, by_media in sorted(merged(snapshot.queue_tallies, queues).items())
+        for media, tally in sorted(with_zeros(by_media, served.get(qid, ())).items())
+    ]
+    return "".join(_tally_families("genesys_queue", "Per queue and media type", tallies, queue_only=True))
+
+
+def render_agents(snapshot: Snapshot) -> str:
+    agents = snapshot.agents
+    blocks = {uid: labels(user_id=uid, agent_name=a.name) for uid, a in sorted(agents.items())}
+    states = sorted(merged(snapshot.agent_states, agents).items())
+    tallies = [(blocks[uid], t) for uid, t in sorted(merged(snapshot.agent_tallies, agents).items())]
+    return "".join(
+        (
+            family(
+                "genesys_agent_info",
+                "gauge",
+                "Agent in scope (value 1), from queue members or the user list.",
+                (
+                    (labels(user_id=uid, agent_name=a.name, division=a.division), 1)
+                    for uid, a in sorted(agents.items())
+                ),
+            ),
+            family(
+                "genesys_agent_routing_status",
+                "gauge",
+                "The agent's current routing status (value 1; one series per agent), from GET /api/v2/users.",
+                (
+                    (f'{blocks[uid]},routing_status="{escape(s.routing_status)}"', 1)
+                    for uid, s in states
+                    if s.routing_status
+                ),
+            ),
+            family(
+                "genesys_agent_presence",
+                "gauge",
+                "The agent's current system presence (value 1; one series per agent).",
+                ((f'{blocks[uid]},presence="{escape(s.presence)}"', 1) for uid, s in states if s.presence),
+            ),
+            family(
+                "genesys_agent_status_since_timestamp_seconds",
+                "gauge",
+                "Unix time when the agent's current routing status began.",
+                ((blocks[uid], s.status_since) for uid, s in states if s.status_since is not None),
+            ),
+            *_tally_families("genesys_agent", "Per agent", tallies, queue_only=False),
         )
     )
 

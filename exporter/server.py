@@ -14,7 +14,7 @@ from aiohttp import web
 
 from exporter import __version__
 from exporter.metrics import MetricsPage
-from exporter.snapshot import Store
+from exporter.snapshot import Store, merged
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 MAX_REQUEST_BYTES = 64 * 1024  # nothing we serve takes a body
@@ -79,7 +79,7 @@ def landing_page(store: Store, now: float) -> str:
 .up{{color:#1a7f37}}.failing{{color:#cf222e}}.starting{{color:#9a6700}}</style></head>
 <body><h1>genesys-exporter {html.escape(__version__)}</h1>
 <p><a href="/metrics">/metrics</a> · <a href="/healthz">/healthz</a> · <a href="/readyz">/readyz</a></p>
-<p>{len(snapshot.queues)} queues in scope, {len(snapshot.queue_states)} with live data.</p>
+<p>{len(snapshot.queues)} queues in scope, {len(merged(snapshot.queue_states, snapshot.queues))} with live data.</p>
 <table><tr><th>poller</th><th>state</th><th>cadence</th><th>last success</th><th>last error</th></tr>
 {"".join(rows)}
 </table></body></html>

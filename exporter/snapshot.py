@@ -2,18 +2,24 @@
 
 Pollers never mutate shared state in place; they hand the store new parts and the store swaps in a
 new `Snapshot`. Readers (the renderer, the landing page) take `store.snapshot` once and see a
-consistent value without locks. Measurements carry the monotonic time they were taken, so the store
-can drop what is older than its stale limit: unknown is absent, never a stale number or a zero.
+consistent value without locks.
+
+Measurements arrive in parts, one per request batch or page, each stamped with the monotonic time
+it was taken: a slow or failed page never holds back the others, and the store drops a part once it
+is older than its kind's stale limit, so unknown becomes absent, never a stale number or a zero.
+Directories (queues and agents in scope, with their names) are reference data and do not expire.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Generic, Literal, TypeVar
 
 from exporter.clock import Clock
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +29,15 @@ class Queue:
     id: str
     name: str
     division: str  # division name ("" when the API gave none)
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    """An agent in scope: what labels their series."""
+
+    id: str
+    name: str
+    division: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +52,44 @@ class QueueState:
     agents_by_status: Mapping[str, int]  # lower-case routing status -> joined members in it
     member_agents: int
     joined_agents: int
-    taken_at: float  # monotonic seconds
+
+
+@dataclass(frozen=True, slots=True)
+class AgentState:
+    """An agent's live state; a field the API left out (best-effort expand) is None, not a guess."""
+
+    routing_status: str | None  # lower-case: idle, interacting, communicating, not_responding, off_queue
+    presence: str | None  # lower-case system presence: available, away, on_queue, ...
+    status_since: float | None  # epoch seconds when the routing status began
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """Today's figures for one agent, or one queue and media type, from conversation aggregates.
+
+    `handled` and `handle_seconds` come from tHandle, which counts a conversation only once its
+    handling (talk, hold, wrap-up) has ended, so an interaction in progress never skews the average.
+    """
+
+    connected: int = 0
+    handled: int = 0
+    handle_seconds: float = 0.0
+    offered: int = 0
+    answered: int = 0
+    abandoned: int = 0
+    service_level: float | None = None  # oServiceLevel ratio, when the API had one
+
+    @property
+    def average_handle_seconds(self) -> float | None:
+        return self.handle_seconds / self.handled if self.handled else None
+
+
+@dataclass(frozen=True, slots=True)
+class Part(Generic[T]):
+    """Items from one request batch or page, and when they were taken (monotonic seconds)."""
+
+    items: Mapping[str, T]
+    taken_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,30 +104,40 @@ class PollerStatus:
     consecutive_failures: int = 0
 
 
+Kind = Literal["queue_states", "agent_states", "agent_tallies", "queue_tallies"]
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    queues: Mapping[str, Queue] = field(default_factory=dict)  # queue id -> Queue; None-free, names current
-    queue_states: Mapping[str, QueueState] = field(default_factory=dict)
+    queues: Mapping[str, Queue] = field(default_factory=dict)
+    agents: Mapping[str, Agent] = field(default_factory=dict)
+    queue_states: Mapping[Hashable, Part[QueueState]] = field(default_factory=dict)
+    agent_states: Mapping[Hashable, Part[AgentState]] = field(default_factory=dict)
+    agent_tallies: Mapping[Hashable, Part[Tally]] = field(default_factory=dict)
+    queue_tallies: Mapping[Hashable, Part[Mapping[str, Tally]]] = field(
+        default_factory=dict
+    )  # queue -> media -> Tally
     pollers: Mapping[str, PollerStatus] = field(default_factory=dict)
     version: int = 0
 
 
-T = TypeVar("T")
+MEASUREMENTS: tuple[Kind, ...] = ("queue_states", "agent_states", "agent_tallies", "queue_tallies")
 
 
-def _fresh(parts: Mapping[str, T], taken_at: Callable[[T], float], oldest: float) -> Mapping[str, T] | None:
-    """`parts` without those taken before `oldest`, or None when nothing had to go (no copy)."""
-    if all(taken_at(p) >= oldest for p in parts.values()):
-        return None
-    return {k: p for k, p in parts.items() if taken_at(p) >= oldest}
+def merged(parts: Mapping[Hashable, Part[T]], scope: Mapping[str, Any]) -> dict[str, T]:
+    """All items of all parts that are still in scope; where parts overlap, the newest wins."""
+    out: dict[str, T] = {}
+    for part in sorted(parts.values(), key=lambda p: p.taken_at):
+        out.update((key, item) for key, item in part.items.items() if key in scope)
+    return out
 
 
 class Store:
     """Holds the current `Snapshot`, swaps in changes, and wakes whoever waits for one."""
 
-    def __init__(self, clock: Clock, *, queue_stale_after: float) -> None:
+    def __init__(self, clock: Clock, stale_after: Mapping[Kind, float]) -> None:
         self._clock = clock
-        self._queue_stale_after = queue_stale_after
+        self._stale_after = dict(stale_after)
         self._snapshot = Snapshot()
         self._changed = asyncio.Event()
 
@@ -84,15 +146,15 @@ class Store:
         return self._snapshot
 
     def set_queues(self, queues: Mapping[str, Queue]) -> None:
-        """A new queue list: states of queues that left scope go with it."""
-        states = {qid: s for qid, s in self._snapshot.queue_states.items() if qid in queues}
-        self._swap(queues=dict(queues), queue_states=states)
+        self._swap(queues=dict(queues))
 
-    def put_queue_states(self, states: Mapping[str, QueueState]) -> None:
-        """Merge one batch of observations; queues outside the current list are ignored."""
-        merged = dict(self._snapshot.queue_states)
-        merged.update((qid, s) for qid, s in states.items() if qid in self._snapshot.queues)
-        self._swap(queue_states=merged)
+    def set_agents(self, agents: Mapping[str, Agent]) -> None:
+        self._swap(agents=dict(agents))
+
+    def put(self, kind: Kind, key: Hashable, items: Mapping[str, Any]) -> None:
+        """Swap in one batch or page of measurements, stamped now."""
+        parts = {**getattr(self._snapshot, kind), key: Part(dict(items), self._clock.monotonic())}
+        self._swap(**{kind: parts})
 
     def set_status(self, poller: str, status: PollerStatus) -> None:
         self._swap(pollers={**self._snapshot.pollers, poller: status})
@@ -101,13 +163,17 @@ class Store:
         return self._snapshot.pollers.get(poller)
 
     def expire(self) -> bool:
-        """Drop measurements older than their stale limit; True when something went."""
-        oldest = self._clock.monotonic() - self._queue_stale_after
-        states = _fresh(self._snapshot.queue_states, lambda s: s.taken_at, oldest)
-        if states is None:
-            return False
-        self._swap(queue_states=states)
-        return True
+        """Drop parts older than their kind's stale limit; True when something went."""
+        now = self._clock.monotonic()
+        changes: dict[str, object] = {}
+        for kind in MEASUREMENTS:
+            limit = self._stale_after.get(kind)
+            parts: Mapping[Hashable, Part[Any]] = getattr(self._snapshot, kind)
+            if limit is not None and any(p.taken_at < now - limit for p in parts.values()):
+                changes[kind] = {k: p for k, p in parts.items() if p.taken_at >= now - limit}
+        if changes:
+            self._swap(**changes)
+        return bool(changes)
 
     async def wait_changed(self, seen_version: int) -> int:
         """Wait until the snapshot is newer than `seen_version`; return the new version."""
@@ -116,6 +182,7 @@ class Store:
             await self._changed.wait()
         return self._snapshot.version
 
-    def _swap(self, **changes: object) -> None:
-        self._snapshot = replace(self._snapshot, version=self._snapshot.version + 1, **changes)  # type: ignore[arg-type]
+    def _swap(self, **changes: Any) -> None:
+        assert set(changes) <= {f.name for f in fields(Snapshot)}
+        self._snapshot = replace(self._snapshot, version=self._snapshot.version + 1, **changes)
         self._changed.set()

@@ -24,7 +24,11 @@ class Endpoint:
 
 OAUTH_TOKEN = Endpoint("oauth_token", "POST", "/oauth/token", (), "logging in")
 ROUTING_QUEUES = Endpoint(
-    "routing_queues", "GET", "/api/v2/routing/queues", ("routing:queue:view",), "the list of queues and their names"
+    "routing_queues",
+    "GET",
+    "/api/v2/routing/queues",
+    ("routing:queue:view",),
+    "the list of queues and their names",
 )
 QUEUE_OBSERVATIONS = Endpoint(
     "queue_observations",

@@ -31,6 +31,9 @@ class Stats(_Model):
     count: int | None = None
     sum: float | None = None
     max: float | None = None
+    ratio: float | None = None
+    numerator: float | None = None
+    denominator: float | None = None
     calculated_metric_value: float | None = Field(None, alias="calculatedMetricValue")
 
 
@@ -50,3 +53,65 @@ class ObservationResponse(_Model):
 
     results: list[ObservationResult] = []
     system_to_organization_mappings: dict[str, list[str]] = Field({}, alias="systemToOrganizationMappings")
+
+
+class UserRef(_Model):
+    id: str
+    name: str | None = None
+    division: Division | None = None
+
+
+class QueueMemberEntity(_Model):
+    """QueueMember: `id` is the user's id; `user` may carry the name and division."""
+
+    id: str
+    name: str | None = None
+    user: UserRef | None = None
+
+
+class RoutingStatusPart(_Model):
+    status: str | None = None
+    start_time: str | None = Field(None, alias="startTime")
+
+
+class PresenceDefinitionRef(_Model):
+    id: str | None = None
+    system_presence: str | None = Field(None, alias="systemPresence")
+
+
+class PresencePart(_Model):
+    presence_definition: PresenceDefinitionRef | None = Field(None, alias="presenceDefinition")
+    modified_date: str | None = Field(None, alias="modifiedDate")
+
+
+class UserEntity(_Model):
+    """User, with `routingStatus`/`presence` only when the best-effort expand delivered them."""
+
+    id: str
+    name: str | None = None
+    division: Division | None = None
+    state: str | None = None
+    routing_status: RoutingStatusPart | None = Field(None, alias="routingStatus")
+    presence: PresencePart | None = None
+
+
+class AggregateRow(_Model):
+    metric: str
+    qualifier: str | None = None
+    stats: Stats = Stats()
+
+
+class AggregateBucket(_Model):
+    interval: str | None = None
+    metrics: list[AggregateRow] = []
+
+
+class AggregateResult(_Model):
+    group: dict[str, str] = {}
+    data: list[AggregateBucket] = []
+
+
+class AggregateResponse(_Model):
+    """ConversationAggregateQueryResponse: empty groups and metric rows are left out by the API."""
+
+    results: list[AggregateResult] = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,7 @@ from exporter.genesys.client import GenesysClient
 from exporter.genesys.endpoints import QUEUE_OBSERVATIONS
 from exporter.genesys.models import MetricRow, ObservationResponse
 from exporter.genesys.queries import MAX_QUEUE_PREDICATES, queue_observation_query
+from exporter.pollers.batching import BatchesFailed, batches
 from exporter.snapshot import QueueState
 
 log = structlog.get_logger(__name__)
@@ -77,11 +78,10 @@ def _read_user_row(draft: _Draft, row: MetricRow) -> None:
         draft.joined = count
 
 
-def parse_observations(response: ObservationResponse, now: float, taken_at: float) -> dict[str, QueueState]:
+def parse_observations(response: ObservationResponse, now: float) -> dict[str, QueueState]:
     """Pure: one observation response in, a state per queue it mentions out.
 
-    `now` is wall-clock epoch seconds (to age oLongestWaiting timestamps); `taken_at` is the
-    monotonic time the store uses to expire the state.
+    `now` is wall-clock epoch seconds, to age oLongestWaiting timestamps.
     """
     drafts: dict[str, _Draft] = defaultdict(_Draft)
     for result in response.results:
@@ -105,47 +105,27 @@ def parse_observations(response: ObservationResponse, now: float, taken_at: floa
             agents_by_status=d.statuses,
             member_agents=d.members,
             joined_agents=d.joined,
-            taken_at=taken_at,
         )
         for qid, d in drafts.items()
     }
-
-
-def batches(queue_ids: Iterable[str], size: int = MAX_QUEUE_PREDICATES) -> list[list[str]]:
-    ordered = sorted(queue_ids)
-    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
-
-
-class BatchesFailed(Exception):
-    """Some batches failed; the others already updated the snapshot."""
-
-    def __init__(self, errors: Sequence[BaseException], total: int) -> None:
-        self.errors = list(errors)
-        super().__init__(f"{len(errors)} of {total} observation batches failed; first: {errors[0]}")
 
 
 async def poll_queues(
     client: GenesysClient,
     queue_ids: Iterable[str],
     clock: Clock,
-    publish: Callable[[Mapping[str, QueueState]], None],
+    publish: Callable[[int, Mapping[str, QueueState]], None],
 ) -> int:
     """Query every batch concurrently; each batch is published as soon as it parses.
 
     Returns the number of requests sent; raises `BatchesFailed` after all batches ended when any failed.
     """
 
-    async def one(batch: list[str]) -> None:
+    async def one(index: int, batch: list[str]) -> None:
         raw: Any = await client.post(QUEUE_OBSERVATIONS, queue_observation_query(batch))
-        response = ObservationResponse.model_validate(raw)
-        publish(parse_observations(response, clock.time(), clock.monotonic()))
+        publish(index, parse_observations(ObservationResponse.model_validate(raw), clock.time()))
 
-    todo = batches(queue_ids)
-    outcomes = await asyncio.gather(*(one(b) for b in todo), return_exceptions=True)
-    errors = [o for o in outcomes if isinstance(o, BaseException)]
-    for error in errors:
-        if not isinstance(error, Exception):
-            raise error  # cancellation and the like are not poll failures
-    if errors:
-        raise BatchesFailed(errors, len(todo))
+    todo = batches(queue_ids, MAX_QUEUE_PREDICATES)
+    outcomes = await asyncio.gather(*(one(i, b) for i, b in enumerate(todo)), return_exceptions=True)
+    BatchesFailed.raise_for(outcomes)
     return len(todo)

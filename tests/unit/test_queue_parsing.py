@@ -9,8 +9,9 @@ from exporter.clock import FakeClock
 from exporter.genesys.models import MetricRow, ObservationResponse
 from exporter.metrics import render_queues
 from exporter.pollers.directory import QueueScope, parse_queue_pages
-from exporter.pollers.queues import batches, longest_waiting_seconds, parse_observations
-from exporter.snapshot import Snapshot
+from exporter.pollers.batching import batches
+from exporter.pollers.queues import longest_waiting_seconds, parse_observations
+from exporter.snapshot import Part, Snapshot
 
 Q1, Q2, Q3 = (f"11111111-aaaa-4000-8000-00000000000{i}" for i in (1, 2, 3))
 
@@ -22,7 +23,7 @@ def parsed(fixture, clock: FakeClock):
     states = {}
     for name in ("queue_observations_1.json", "queue_observations_2.json"):
         response = ObservationResponse.model_validate(fixture(name))
-        states.update(parse_observations(response, clock.time(), clock.monotonic()))
+        states.update(parse_observations(response, clock.time()))
     return queues, states
 
 
@@ -69,14 +70,14 @@ def test_longest_waiting_reads_either_unconfirmed_form(stats, expected):
 
 def test_batches_hold_at_most_100_queues_in_a_stable_order():
     ids = [f"q{i:04d}" for i in range(250)]
-    chunks = batches(reversed(ids))
+    chunks = batches(reversed(ids), 100)
     assert [len(c) for c in chunks] == [100, 100, 50]
     assert [q for c in chunks for q in c] == ids
 
 
 def test_golden_exposition(fixture, clock, golden):
     queues, states = parsed(fixture, clock)
-    text = render_queues(Snapshot(queues=queues, queue_states=states))
+    text = render_queues(Snapshot(queues=queues, queue_states={0: Part(states, clock.monotonic())}))
     golden("queues.prom", text)
     families = {f.name: f for f in text_string_to_metric_families(text)}
     waiting = {

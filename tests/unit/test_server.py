@@ -16,7 +16,7 @@ from exporter.snapshot import PollerStatus, Queue, Store
 
 @pytest.fixture
 async def served(clock: FakeClock) -> AsyncIterator[tuple[TestClient, Store, MetricsPage, dict[str, bool]]]:
-    store = Store(clock, queue_stale_after=30)
+    store = Store(clock, {"queue_states": 30})
     store.set_queues({"q1": Queue("q1", "Sales <b>", "Home")})
     store.set_status("queues", PollerStatus(interval=10, up=False, last_error="403 <script>"))
     page = MetricsPage(store, lambda: Telemetry(requests={("queue_observations", "200"): 3}))

@@ -8,10 +8,10 @@ import pytest
 
 from exporter.clock import FakeClock
 from exporter.scheduler import Job, Scheduler
-from exporter.snapshot import Queue, QueueState, Store
+from exporter.snapshot import Queue, QueueState, Store, merged
 
 
-def state(taken_at: float, waiting: int = 1) -> QueueState:
+def state(waiting: int = 1) -> QueueState:
     return QueueState(
         waiting={"voice": waiting},
         interacting={},
@@ -21,35 +21,41 @@ def state(taken_at: float, waiting: int = 1) -> QueueState:
         agents_by_status={},
         member_agents=1,
         joined_agents=1,
-        taken_at=taken_at,
     )
 
 
-def test_states_expire_after_their_limit_and_leave_with_their_queue(clock: FakeClock):
-    store = Store(clock, queue_stale_after=30)
+def test_parts_merge_newest_first_and_only_in_scope(clock: FakeClock):
+    store = Store(clock, {"queue_states": 30})
     store.set_queues({"a": Queue("a", "A", ""), "b": Queue("b", "B", "")})
-    store.put_queue_states({"a": state(0), "b": state(0), "stranger": state(0)})
-    assert set(store.snapshot.queue_states) == {"a", "b"}
+    store.put("queue_states", 0, {"a": state(1), "stranger": state(9)})
+    before = store.snapshot
+    store.put("queue_states", 1, {"a": state(2), "b": state(3)})  # a batch re-cut after a directory change
+    now = store.snapshot
+    assert merged(now.queue_states, now.queues) == {"a": state(2), "b": state(3)}
+    assert merged(before.queue_states, before.queues) == {"a": state(1)}  # the old value never changed
+    store.set_queues({"b": Queue("b", "B", "")})
+    assert set(merged(store.snapshot.queue_states, store.snapshot.queues)) == {"b"}
+
+
+async def test_expiry_is_by_age_per_part(clock: FakeClock):
+    store = Store(clock, {"queue_states": 30})
+    store.set_queues({"a": Queue("a", "A", ""), "b": Queue("b", "B", "")})
+    store.put("queue_states", 0, {"a": state()})
+    await clock.advance(10)
+    store.put("queue_states", 1, {"b": state()})
+    await clock.advance(20)
     before = store.snapshot
     assert store.expire() is False and store.snapshot is before  # nothing old: no new snapshot
-    store.set_queues({"a": Queue("a", "A renamed", "")})
-    assert set(store.snapshot.queue_states) == {"a"}
-    assert before.queue_states.keys() == {"a", "b"}  # the old value never changed
-
-
-async def test_expiry_is_by_age(clock: FakeClock):
-    store = Store(clock, queue_stale_after=30)
-    store.set_queues({"a": Queue("a", "A", "")})
-    store.put_queue_states({"a": state(clock.monotonic())})
-    await clock.advance(30)
-    assert store.expire() is False
     await clock.advance(0.5)
+    assert store.expire() is True
+    assert merged(store.snapshot.queue_states, store.snapshot.queues) == {"b": state()}
+    await clock.advance(10)
     assert store.expire() is True
     assert store.snapshot.queue_states == {}
 
 
 async def test_wait_changed_wakes_on_a_swap(clock: FakeClock):
-    store = Store(clock, queue_stale_after=30)
+    store = Store(clock, {"queue_states": 30})
     waiter = asyncio.create_task(store.wait_changed(store.snapshot.version))
     await asyncio.sleep(0)
     assert not waiter.done()
@@ -58,7 +64,7 @@ async def test_wait_changed_wakes_on_a_swap(clock: FakeClock):
 
 
 async def test_failures_keep_cadence_and_status_tells_the_truth(clock: FakeClock):
-    store = Store(clock, queue_stale_after=30)
+    store = Store(clock, {"queue_states": 30})
     calls: list[float] = []
     fail = {"now": False}
 
@@ -88,7 +94,7 @@ async def test_failures_keep_cadence_and_status_tells_the_truth(clock: FakeClock
 
 
 async def test_a_job_waits_for_its_dependency(clock: FakeClock):
-    store = Store(clock, queue_stale_after=30)
+    store = Store(clock, {"queue_states": 30})
     order: list[str] = []
     directory_ok = {"now": False}
 

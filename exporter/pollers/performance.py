@@ -1,0 +1,163 @@
+"""Today's figures per agent and per queue from `POST /api/v2/analytics/conversations/aggregates/query`.
+
+"Today" runs from the day start (local midnight by default, or a shift start) in the org's time
+zone to the same time the next day, computed with zoneinfo so DST days are 23 or 25 hours long.
+AHT is tHandle.sum / tHandle.count: Genesys writes tHandle only when an agent's handling (talk,
+hold, wrap-up) ends, so a call in progress never inflates it, and with no closed conversation there
+is no average at all. The API leaves out empty groups and metric rows: a known agent or queue with
+no row had nothing today, which is a true zero for counts and no sample for averages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from exporter.genesys.client import GenesysClient
+from exporter.genesys.endpoints import CONVERSATION_AGGREGATES
+from exporter.genesys.models import AggregateResponse, AggregateRow
+from exporter.pollers.batching import BatchesFailed, batches
+from exporter.snapshot import Tally
+
+MAX_FILTER_PREDICATES = 100  # Unconfirmed for aggregates; the documented user-query limit, to be safe
+
+AGENT_METRICS = ("nConnected", "tHandle", "tTalk", "tHeld", "tAcw")
+QUEUE_METRICS = (
+    "nOffered",
+    "nConnected",
+    "tAnswered",
+    "tAbandon",
+    "tHandle",
+    "tTalk",
+    "tHeld",
+    "tAcw",
+    "nTransferred",
+    "oServiceLevel",
+)
+
+
+def day_window(now: float, zone: ZoneInfo, day_start: time = time(0)) -> tuple[datetime, datetime]:
+    """The current day in `zone` as UTC instants: [latest day start <= now, the next day start)."""
+    local = datetime.fromtimestamp(now, zone)
+    start = datetime.combine(local.date(), day_start, zone)
+    if start > local:
+        start = datetime.combine(local.date() - timedelta(days=1), day_start, zone)
+    end = datetime.combine(start.date() + timedelta(days=1), day_start, zone)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def iso_interval(start: datetime, end: datetime) -> str:
+    def fmt(moment: datetime) -> str:
+        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+    return f"{fmt(start)}/{fmt(end)}"
+
+
+def aggregate_query(
+    interval: str, group_by: Sequence[str], metrics: Sequence[str], queue_ids: Sequence[str] | None
+) -> dict[str, Any]:
+    """One aggregate query over `interval`, one bucket, optionally limited to some queues."""
+    body: dict[str, Any] = {"interval": interval, "groupBy": list(group_by), "metrics": list(metrics)}
+    if queue_ids:
+        if len(queue_ids) > MAX_FILTER_PREDICATES:
+            raise ValueError(
+                f"at most {MAX_FILTER_PREDICATES} queue predicates a query, got {len(queue_ids)}"
+            )
+        body["filter"] = {
+            "type": "or",
+            "predicates": [
+                {"type": "dimension", "dimension": "queueId", "operator": "matches", "value": q}
+                for q in queue_ids
+            ],
+        }
+    return body
+
+
+@dataclass(slots=True)
+class _Sums:
+    counts: dict[str, int]
+    sums: dict[str, float]
+    service_level: tuple[float, float] | None = None  # numerator, denominator
+
+    @classmethod
+    def empty(cls) -> _Sums:
+        return cls(defaultdict(int), defaultdict(float))
+
+    def add(self, row: AggregateRow) -> None:
+        stats = row.stats
+        if row.metric == "oServiceLevel":
+            if stats.numerator is not None and stats.denominator:
+                num, den = self.service_level or (0.0, 0.0)
+                self.service_level = (num + stats.numerator, den + stats.denominator)
+            return
+        self.counts[row.metric] += stats.count or 0
+        self.sums[row.metric] += stats.sum or 0.0
+
+    def tally(self) -> Tally:
+        ratio = self.service_level[0] / self.service_level[1] if self.service_level else None
+        return Tally(
+            connected=self.counts["nConnected"],
+            handled=self.counts["tHandle"],
+            handle_seconds=self.sums["tHandle"] / 1000,
+            offered=self.counts["nOffered"],
+            answered=self.counts["tAnswered"],
+            abandoned=self.counts["tAbandon"],
+            service_level=ratio,
+        )
+
+
+def _sums_by(responses: Iterable[AggregateResponse], *dimensions: str) -> dict[tuple[str, ...], _Sums]:
+    """Rows summed per group across buckets and responses (counts and sums add; averages don't)."""
+    out: dict[tuple[str, ...], _Sums] = defaultdict(_Sums.empty)
+    for response in responses:
+        for result in response.results:
+            key = tuple(result.group.get(d, "") for d in dimensions)
+            if not key[0]:
+                continue
+            for bucket in result.data:
+                for row in bucket.metrics:
+                    out[key].add(row)
+    return out
+
+
+def parse_agent_tallies(responses: Iterable[AggregateResponse], agent_ids: Iterable[str]) -> dict[str, Tally]:
+    """Pure: per-user aggregate responses in; every known agent out, zero when the API had no row."""
+    sums = _sums_by(responses, "userId")
+    return {uid: sums[(uid,)].tally() if (uid,) in sums else Tally() for uid in agent_ids}
+
+
+def parse_queue_tallies(responses: Iterable[AggregateResponse]) -> dict[str, dict[str, Tally]]:
+    """Pure: per queue+media aggregate responses in; queue -> media type -> today's tally out."""
+    out: dict[str, dict[str, Tally]] = defaultdict(dict)
+    for (queue_id, media), sums in _sums_by(responses, "queueId", "mediaType").items():
+        out[queue_id][media or "unknown"] = sums.tally()
+    return dict(out)
+
+
+async def poll_performance(
+    client: GenesysClient,
+    interval: str,
+    queue_ids: Sequence[str],
+    agent_ids: Sequence[str],
+) -> tuple[dict[str, Tally], dict[str, dict[str, Tally]]]:
+    """Agent and queue tallies for today; all batches must succeed (partial agent sums would lie)."""
+
+    async def query(
+        group_by: Sequence[str], metrics: Sequence[str], batch: Sequence[str]
+    ) -> AggregateResponse:
+        raw = await client.post(CONVERSATION_AGGREGATES, aggregate_query(interval, group_by, metrics, batch))
+        return AggregateResponse.model_validate(raw)
+
+    cut = batches(queue_ids, MAX_FILTER_PREDICATES)
+    calls = [query(["userId"], AGENT_METRICS, b) for b in cut] + [
+        query(["queueId", "mediaType"], QUEUE_METRICS, b) for b in cut
+    ]
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    BatchesFailed.raise_for(outcomes)
+    responses = [o for o in outcomes if isinstance(o, AggregateResponse)]
+    return parse_agent_tallies(responses[: len(cut)], agent_ids), parse_queue_tallies(responses[len(cut) :])

@@ -1,0 +1,126 @@
+"""Agent pages and aggregates in; states, tallies and golden exposition out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+from zoneinfo import ZoneInfo
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.genesys.models import AggregateResponse
+from exporter.metrics import render_agents, render_queue_performance
+from exporter.pollers.agents import parse_agent_states, parse_member_pages, parse_user_pages
+from exporter.pollers.performance import aggregate_query, day_window, parse_agent_tallies, parse_queue_tallies
+from exporter.snapshot import Agent, Part, Queue, QueueState, Snapshot, Tally
+
+Q1 = "11111111-aaaa-4000-8000-000000000001"
+
+
+def test_states_read_best_effort_expands_without_guessing(fixture):
+    states = parse_agent_states(fixture("users_state_page.json"))
+    assert states["u-ann"].routing_status == "idle"
+    assert states["u-ann"].presence == "on_queue"  # "On Queue" (definitions API) and ON_QUEUE agree
+    assert states["u-bob"].presence == "on_queue"
+    assert states["u-ann"].status_since == datetime(2026, 5, 14, 9, 58, tzinfo=UTC).timestamp()
+    cy = states["u-cy"]
+    assert (cy.routing_status, cy.presence, cy.status_since) == (None, None, None)
+
+
+def test_directories_from_users_and_members(fixture):
+    agents = parse_user_pages([fixture("users_state_page.json")])
+    assert agents["u-ann"] == Agent("u-ann", "Ann O'Neill", "Home")
+    assert agents["u-cy"].division == ""
+    members = parse_member_pages(
+        [{"entities": [{"id": "u-1", "name": "Ann", "joined": True, "user": {"id": "u-1", "division": {"id": "d", "name": "EU"}}}]},
+         {"entities": [{"id": "u-2", "user": {"id": "u-2", "name": "Bo"}}, {"id": "u-1", "name": "Ann"}]}]
+    )
+    assert set(members) == {"u-1", "u-2"}
+    assert members["u-2"].name == "Bo"
+
+
+def test_aht_counts_closed_conversations_only_and_is_absent_without_any(fixture):
+    response = AggregateResponse.model_validate(fixture("conversation_aggregates_users.json"))
+    tallies = parse_agent_tallies([response], ["u-ann", "u-bob", "u-idle"])
+    ann, bob, idle = tallies["u-ann"], tallies["u-bob"], tallies["u-idle"]
+    assert (ann.connected, ann.handled, ann.handle_seconds, ann.average_handle_seconds) == (3, 2, 600.0, 300.0)
+    # Bob is 20 minutes into his only call: connected, talk time counted, but nothing closed and no AHT.
+    assert (bob.connected, bob.handled, bob.average_handle_seconds) == (1, 0, None)
+    assert idle == Tally()  # known agent, no row: a true zero, and no average
+
+
+def test_tallies_add_up_across_batches_and_buckets():
+    def response(count: int, total: int) -> AggregateResponse:
+        bucket = {"metrics": [{"metric": "tHandle", "stats": {"count": count, "sum": total}}]}
+        return AggregateResponse.model_validate({"results": [{"group": {"userId": "u"}, "data": [bucket, bucket]}]})
+
+    (tally,) = parse_agent_tallies([response(1, 1000), response(2, 5000)], ["u"]).values()
+    assert (tally.handled, tally.handle_seconds) == (6, 12.0)
+
+
+def test_queue_tallies_and_golden(fixture, clock, golden):
+    queues = {Q1: Queue(Q1, "Sales", "Home")}
+    response = AggregateResponse.model_validate(fixture("conversation_aggregates_queues.json"))
+    tallies = parse_queue_tallies([response])
+    voice = tallies[Q1]["voice"]
+    assert (voice.offered, voice.answered, voice.abandoned, voice.handled) == (12, 10, 2, 5)
+    assert voice.average_handle_seconds == pytest.approx(625.1904)
+    assert voice.service_level == 0.8
+    live = QueueState({"voice": 0, "chat": 0}, {}, {}, {}, 0, {}, 0, 0)
+    snapshot = Snapshot(
+        queues=queues,
+        queue_states={0: Part({Q1: live}, 0)},
+        queue_tallies={0: Part(tallies, 0)},
+        agents={"u-ann": Agent("u-ann", "Ann O'Neill", "Home"), "u-bob": Agent("u-bob", "Bob", "Home")},
+        agent_states={0: Part(parse_agent_states(fixture("users_state_page.json")), 0)},
+        agent_tallies={
+            0: Part(
+                parse_agent_tallies(
+                    [AggregateResponse.model_validate(fixture("conversation_aggregates_users.json"))], ["u-ann", "u-bob"]
+                ),
+                0,
+            )
+        },
+    )
+    text = render_queue_performance(snapshot) + render_agents(snapshot)
+    golden("agents.prom", text)
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    offered = {s.labels["media_type"]: s.value for s in families["genesys_queue_offered_interactions"].samples}
+    assert offered == {"voice": 12, "chat": 0}  # chat served, nothing today: zero, not absent
+    aht = {s.labels["agent_name"]: s.value for s in families["genesys_agent_average_handle_seconds"].samples}
+    assert aht == {"Ann O'Neill": 300.0}  # Bob closed nothing: no sample
+    status = {s.labels["agent_name"]: s.labels["routing_status"] for s in families["genesys_agent_routing_status"].samples}
+    assert status == {"Ann O'Neill": "idle", "Bob": "interacting"}
+
+
+DUBLIN = ZoneInfo("Europe/Dublin")
+
+
+@pytest.mark.parametrize(
+    ("now", "start", "hours"),
+    [
+        ("2026-05-14T10:00:00+00:00", "2026-05-13T23:00:00+00:00", 24),  # IST (UTC+1)
+        ("2026-03-29T12:00:00+00:00", "2026-03-29T00:00:00+00:00", 23),  # spring forward
+        ("2026-10-25T12:00:00+00:00", "2026-10-24T23:00:00+00:00", 25),  # fall back
+        ("2026-05-14T22:59:59+00:00", "2026-05-13T23:00:00+00:00", 24),  # a second before local midnight
+        ("2026-05-14T23:00:00+00:00", "2026-05-14T23:00:00+00:00", 24),  # local midnight: a new day
+    ],
+)
+def test_day_window_follows_local_midnight_across_dst(now, start, hours):
+    begin, end = day_window(datetime.fromisoformat(now).timestamp(), DUBLIN)
+    assert begin == datetime.fromisoformat(start)
+    assert (end - begin).total_seconds() == hours * 3600
+
+
+def test_day_window_with_a_shift_start():
+    early = datetime(2026, 5, 14, 3, 0, tzinfo=DUBLIN).timestamp()
+    begin, _ = day_window(early, DUBLIN, time(6, 0))
+    assert begin == datetime(2026, 5, 13, 6, 0, tzinfo=DUBLIN)
+
+
+def test_aggregate_query_shape():
+    body = aggregate_query("a/b", ["userId"], ["tHandle"], ["q1", "q2"])
+    assert body["filter"]["predicates"][1] == {"type": "dimension", "dimension": "queueId", "operator": "matches", "value": "q2"}
+    assert "filter" not in aggregate_query("a/b", ["userId"], ["tHandle"], None)
+    with pytest.raises(ValueError, match="at most 100"):
+        aggregate_query("a/b", ["userId"], ["tHandle"], [str(i) for i in range(101)])
