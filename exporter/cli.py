@@ -26,9 +26,7 @@ EXIT_CONFIG = 2
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="genesys-exporter", description="Prometheus exporter for Genesys Cloud CX."
-    )
+    parser = argparse.ArgumentParser(prog="genesys-exporter", description="Prometheus exporter for Genesys Cloud CX.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -46,9 +44,7 @@ def _parser() -> argparse.ArgumentParser:
         )
         sub.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
 
-    run = commands.add_parser(
-        "run", help="export a real Genesys Cloud org (settings from env, .env, --config)"
-    )
+    run = commands.add_parser("run", help="export a real Genesys Cloud org (settings from env, .env, --config)")
     common(run)
     run.add_argument("--listen", help=f"HOST:PORT to serve /metrics on (default 0.0.0.0:{DEFAULT_PORT})")
 

@@ -22,6 +22,7 @@ from pydantic_settings import (
     BaseSettings,
     NoDecode,
     PydanticBaseSettingsSource,
+    SettingsError,
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
@@ -84,9 +85,7 @@ def parse_listen(value: object) -> ListenAddress:
     """`HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all interfaces)."""
     if isinstance(value, ListenAddress):
         return value
-    match = re.fullmatch(
-        r"(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[^:\[\]]*)):(?P<port>\d{1,5})", str(value).strip()
-    )
+    match = re.fullmatch(r"(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[^:\[\]]*)):(?P<port>\d{1,5})", str(value).strip())
     if not match or not 0 < int(match["port"]) < 65536:
         raise ValueError(f"invalid listen address {value!r} (use HOST:PORT, e.g. 0.0.0.0:{DEFAULT_PORT})")
     return ListenAddress(match["v6"] or match["host"] or ALL_INTERFACES, int(match["port"]))
@@ -117,7 +116,7 @@ def _base_url(value: object) -> str | None:
 
 
 BaseUrl = Annotated[str | None, BeforeValidator(_base_url)]
-Listen = Annotated[ListenAddress, BeforeValidator(parse_listen)]
+Listen = Annotated[ListenAddress, NoDecode, BeforeValidator(parse_listen)]
 
 # Setting name (as used in YAML and by the CLI) -> the environment variable that sets it.
 ENV_NAMES: dict[str, str] = {}
@@ -136,41 +135,33 @@ class Settings(BaseSettings):
 
     client_id: str = _setting("GENESYS_CLIENT_ID", description="OAuth client id (Client Credentials grant)")
     client_secret: SecretStr = _setting("GENESYS_CLIENT_SECRET", description="OAuth client secret")
-    region: Region | None = _setting("GENESYS_REGION", None, "e.g. eu-west-1, eu_west_1 or mypurecloud.ie")
-    api_url: BaseUrl = _setting("GENESYS_API_URL", None, "API base URL, overriding the region's")
-    login_url: BaseUrl = _setting(
-        "GENESYS_LOGIN_URL", None, "login base URL; token endpoint is <url>/oauth/token"
+    region: Annotated[Region | None, NoDecode] = _setting(
+        "GENESYS_REGION", None, "e.g. eu-west-1, eu_west_1 or mypurecloud.ie"
     )
+    api_url: BaseUrl = _setting("GENESYS_API_URL", None, "API base URL, overriding the region's")
+    login_url: BaseUrl = _setting("GENESYS_LOGIN_URL", None, "login base URL; token endpoint is <url>/oauth/token")
     queue_ids: CommaList = _setting("GENESYS_QUEUE_IDS", (), "only these queues (comma list)")
     queue_name: str | None = _setting("GENESYS_QUEUE_NAME", None, "only queues whose name matches this glob")
-    division_ids: CommaList = _setting(
-        "GENESYS_DIVISION_IDS", (), "only queues in these divisions (comma list)"
-    )
+    division_ids: CommaList = _setting("GENESYS_DIVISION_IDS", (), "only queues in these divisions (comma list)")
     timezone: str = _setting("GENESYS_TIMEZONE", "UTC", "IANA zone that defines 'today' for daily figures")
     queue_interval: Duration = _setting("GENESYS_QUEUE_INTERVAL", 10.0, "queue observation poll cadence")
     directory_interval: Duration = _setting("GENESYS_DIRECTORY_INTERVAL", 600.0, "queue list refresh cadence")
-    rate_limit_per_minute: float = _setting(
-        "GENESYS_RATE_LIMIT", 300.0, "requests/minute the OAuth client may use"
-    )
+    rate_limit_per_minute: float = _setting("GENESYS_RATE_LIMIT", 300.0, "requests/minute the OAuth client may use")
     rate_headroom: float = _setting("GENESYS_RATE_HEADROOM", 0.10, "fraction of the rate limit left unused")
     concurrency: int = _setting("GENESYS_CONCURRENCY", 8, "requests in flight at most")
     request_timeout: Duration = _setting("GENESYS_REQUEST_TIMEOUT", 30.0, "timeout of one API request")
-    listen: Listen = _setting(
-        "EXPORTER_LISTEN", ListenAddress(ALL_INTERFACES, DEFAULT_PORT), "HOST:PORT to serve on"
-    )
+    listen: Listen = _setting("EXPORTER_LISTEN", ListenAddress(ALL_INTERFACES, DEFAULT_PORT), "HOST:PORT to serve on")
     log_format: Literal["json", "console", "auto"] = _setting(
         "EXPORTER_LOG_FORMAT", "auto", "json, console, or auto (console on a terminal)"
     )
-    log_level: Literal["debug", "info", "warning", "error"] = _setting(
-        "EXPORTER_LOG_LEVEL", "info", "log level"
-    )
+    log_level: Literal["debug", "info", "warning", "error"] = _setting("EXPORTER_LOG_LEVEL", "info", "log level")
 
     @field_validator("region", mode="before")
     @classmethod
     def _region(cls, value: object) -> Region | None:
-        if value is None or value == "" or isinstance(value, Region):
-            return value or None
-        return resolve_region(str(value))
+        if isinstance(value, Region):
+            return value
+        return resolve_region(str(value)) if value else None
 
     @field_validator("log_format", "log_level", mode="before")
     @classmethod
@@ -274,9 +265,7 @@ def load_settings(config_file: Path | None = None, overrides: Mapping[str, Any] 
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 1}" if where is not None else ""
-        raise ConfigError(
-            f"--config {config_file}: malformed YAML{line}: {getattr(exc, 'problem', exc)}"
-        ) from None
+        raise ConfigError(f"--config {config_file}: malformed YAML{line}: {getattr(exc, 'problem', exc)}") from None
     if content is not None and not isinstance(content, dict):
         raise ConfigError(f"--config {config_file}: expected a mapping of setting: value at the top level")
     unknown = sorted(set(content or {}) - set(ENV_NAMES) - set(ENV_NAMES.values()))
@@ -294,6 +283,8 @@ def _validated(cls: type[Settings], values: Mapping[str, Any]) -> Settings:
         return cls(**values)
     except ValidationError as exc:
         raise ConfigError(describe_error(exc)) from None
+    except SettingsError as exc:  # a value a source could not even decode
+        raise ConfigError(str(exc).replace('"', "")) from None
 
 
 def describe_error(exc: ValidationError) -> str:

@@ -57,9 +57,7 @@ def configure(log_format: str = "auto", level: str = "info") -> None:
     """Set up structlog (and the stdlib loggers of aiohttp) once, at start-up."""
     as_console = log_format == "console" or (log_format == "auto" and sys.stderr.isatty())
     renderer: structlog.typing.Processor = (
-        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-        if as_console
-        else structlog.processors.JSONRenderer()
+        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()) if as_console else structlog.processors.JSONRenderer()
     )
     numeric = logging.getLevelNamesMapping()[level.upper()]
     structlog.configure(

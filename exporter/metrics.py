@@ -100,11 +100,7 @@ def render_queues(snapshot: Snapshot) -> str:
                 "genesys_queue_agents",
                 "gauge",
                 "Joined queue members by routing status (oUserRoutingStatuses observation).",
-                (
-                    (f'{block},routing_status="{status}"', n)
-                    for block, s in states
-                    for status, n in per_status(s)
-                ),
+                ((f'{block},routing_status="{status}"', n) for block, s in states for status, n in per_status(s)),
             ),
             family(
                 "genesys_queue_member_agents",
@@ -155,9 +151,7 @@ def _tally_families(
             ("connected_interactions", "Conversations connected today (nConnected).", lambda t: t.connected),
         )
     for suffix, help_text, pick in counts:
-        yield family(
-            f"{prefix}_{suffix}", "gauge", f"{subject}: {help_text}", ((b, pick(t)) for b, t in tallies)
-        )
+        yield family(f"{prefix}_{suffix}", "gauge", f"{subject}: {help_text}", ((b, pick(t)) for b, t in tallies))
     yield family(
         f"{prefix}_average_handle_seconds",
         "gauge",
@@ -203,10 +197,7 @@ def render_agents(snapshot: Snapshot) -> str:
                 "genesys_agent_info",
                 "gauge",
                 "Agent in scope (value 1), from queue members or the user list.",
-                (
-                    (labels(user_id=uid, agent_name=a.name, division=a.division), 1)
-                    for uid, a in sorted(agents.items())
-                ),
+                ((labels(user_id=uid, agent_name=a.name, division=a.division), 1) for uid, a in sorted(agents.items())),
             ),
             family(
                 "genesys_agent_routing_status",
@@ -260,11 +251,7 @@ def render_self(snapshot: Snapshot, telemetry: Telemetry) -> str:
                 "genesys_exporter_poller_duration_seconds",
                 "gauge",
                 "Wall time the poller's last cycle took.",
-                (
-                    (labels(poller=name), s.last_duration)
-                    for name, s in pollers
-                    if s.last_duration is not None
-                ),
+                ((labels(poller=name), s.last_duration) for name, s in pollers if s.last_duration is not None),
             ),
             family(
                 "genesys_exporter_poller_interval_seconds",

@@ -35,9 +35,7 @@ def create_app(page: MetricsPage, store: Store, is_ready: Callable[[], bool]) ->
                 body=page.gzipped,
                 headers={"Content-Type": CONTENT_TYPE, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"},
             )
-        return web.Response(
-            body=page.plain, headers={"Content-Type": CONTENT_TYPE, "Vary": "Accept-Encoding"}
-        )
+        return web.Response(body=page.plain, headers={"Content-Type": CONTENT_TYPE, "Vary": "Accept-Encoding"})
 
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok\n")
@@ -46,9 +44,7 @@ def create_app(page: MetricsPage, store: Store, is_ready: Callable[[], bool]) ->
         if is_ready():
             return web.Response(text="ready\n")
         waiting = sorted(name for name, s in store.snapshot.pollers.items() if s.last_success is None)
-        return web.Response(
-            status=503, text=f"not ready: waiting for the first success of {', '.join(waiting)}\n"
-        )
+        return web.Response(status=503, text=f"not ready: waiting for the first success of {', '.join(waiting)}\n")
 
     async def landing(_: web.Request) -> web.Response:
         return web.Response(text=landing_page(store, time.time()), content_type="text/html")

@@ -114,9 +114,7 @@ class Snapshot:
     queue_states: Mapping[Hashable, Part[QueueState]] = field(default_factory=dict)
     agent_states: Mapping[Hashable, Part[AgentState]] = field(default_factory=dict)
     agent_tallies: Mapping[Hashable, Part[Tally]] = field(default_factory=dict)
-    queue_tallies: Mapping[Hashable, Part[Mapping[str, Tally]]] = field(
-        default_factory=dict
-    )  # queue -> media -> Tally
+    queue_tallies: Mapping[Hashable, Part[Mapping[str, Tally]]] = field(default_factory=dict)  # queue -> media -> Tally
     pollers: Mapping[str, PollerStatus] = field(default_factory=dict)
     version: int = 0
 

@@ -22,9 +22,7 @@ QUEUE_OBSERVATION_METRICS = (
 def queue_observation_query(queue_ids: Sequence[str]) -> dict[str, Any]:
     """One observation request for at most `MAX_QUEUE_PREDICATES` queues."""
     if not 0 < len(queue_ids) <= MAX_QUEUE_PREDICATES:
-        raise ValueError(
-            f"a queue observation query takes 1 to {MAX_QUEUE_PREDICATES} queues, got {len(queue_ids)}"
-        )
+        raise ValueError(f"a queue observation query takes 1 to {MAX_QUEUE_PREDICATES} queues, got {len(queue_ids)}")
     return {
         "filter": {
             "type": "or",

@@ -58,7 +58,5 @@ def parse_queue_pages(pages: Iterable[Mapping[str, Any]], scope: QueueScope) -> 
 
 
 async def discover_queues(client: GenesysClient, scope: QueueScope) -> dict[str, Queue]:
-    pages = [
-        page async for page in client.pages(ROUTING_QUEUES, params=scope.listing_params(), page_size=100)
-    ]
+    pages = [page async for page in client.pages(ROUTING_QUEUES, params=scope.listing_params(), page_size=100)]
     return parse_queue_pages(pages, scope)

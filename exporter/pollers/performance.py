@@ -65,14 +65,11 @@ def aggregate_query(
     body: dict[str, Any] = {"interval": interval, "groupBy": list(group_by), "metrics": list(metrics)}
     if queue_ids:
         if len(queue_ids) > MAX_FILTER_PREDICATES:
-            raise ValueError(
-                f"at most {MAX_FILTER_PREDICATES} queue predicates a query, got {len(queue_ids)}"
-            )
+            raise ValueError(f"at most {MAX_FILTER_PREDICATES} queue predicates a query, got {len(queue_ids)}")
         body["filter"] = {
             "type": "or",
             "predicates": [
-                {"type": "dimension", "dimension": "queueId", "operator": "matches", "value": q}
-                for q in queue_ids
+                {"type": "dimension", "dimension": "queueId", "operator": "matches", "value": q} for q in queue_ids
             ],
         }
     return body
@@ -147,9 +144,7 @@ async def poll_performance(
 ) -> tuple[dict[str, Tally], dict[str, dict[str, Tally]]]:
     """Agent and queue tallies for today; all batches must succeed (partial agent sums would lie)."""
 
-    async def query(
-        group_by: Sequence[str], metrics: Sequence[str], batch: Sequence[str]
-    ) -> AggregateResponse:
+    async def query(group_by: Sequence[str], metrics: Sequence[str], batch: Sequence[str]) -> AggregateResponse:
         raw = await client.post(CONVERSATION_AGGREGATES, aggregate_query(interval, group_by, metrics, batch))
         return AggregateResponse.model_validate(raw)
 

@@ -32,8 +32,19 @@ def test_directories_from_users_and_members(fixture):
     assert agents["u-ann"] == Agent("u-ann", "Ann O'Neill", "Home")
     assert agents["u-cy"].division == ""
     members = parse_member_pages(
-        [{"entities": [{"id": "u-1", "name": "Ann", "joined": True, "user": {"id": "u-1", "division": {"id": "d", "name": "EU"}}}]},
-         {"entities": [{"id": "u-2", "user": {"id": "u-2", "name": "Bo"}}, {"id": "u-1", "name": "Ann"}]}]
+        [
+            {
+                "entities": [
+                    {
+                        "id": "u-1",
+                        "name": "Ann",
+                        "joined": True,
+                        "user": {"id": "u-1", "division": {"id": "d", "name": "EU"}},
+                    }
+                ]
+            },
+            {"entities": [{"id": "u-2", "user": {"id": "u-2", "name": "Bo"}}, {"id": "u-1", "name": "Ann"}]},
+        ]
     )
     assert set(members) == {"u-1", "u-2"}
     assert members["u-2"].name == "Bo"
@@ -76,7 +87,8 @@ def test_queue_tallies_and_golden(fixture, clock, golden):
         agent_tallies={
             0: Part(
                 parse_agent_tallies(
-                    [AggregateResponse.model_validate(fixture("conversation_aggregates_users.json"))], ["u-ann", "u-bob"]
+                    [AggregateResponse.model_validate(fixture("conversation_aggregates_users.json"))],
+                    ["u-ann", "u-bob"],
                 ),
                 0,
             )
@@ -89,7 +101,9 @@ def test_queue_tallies_and_golden(fixture, clock, golden):
     assert offered == {"voice": 12, "chat": 0}  # chat served, nothing today: zero, not absent
     aht = {s.labels["agent_name"]: s.value for s in families["genesys_agent_average_handle_seconds"].samples}
     assert aht == {"Ann O'Neill": 300.0}  # Bob closed nothing: no sample
-    status = {s.labels["agent_name"]: s.labels["routing_status"] for s in families["genesys_agent_routing_status"].samples}
+    status = {
+        s.labels["agent_name"]: s.labels["routing_status"] for s in families["genesys_agent_routing_status"].samples
+    }
     assert status == {"Ann O'Neill": "idle", "Bob": "interacting"}
 
 
@@ -120,7 +134,12 @@ def test_day_window_with_a_shift_start():
 
 def test_aggregate_query_shape():
     body = aggregate_query("a/b", ["userId"], ["tHandle"], ["q1", "q2"])
-    assert body["filter"]["predicates"][1] == {"type": "dimension", "dimension": "queueId", "operator": "matches", "value": "q2"}
+    assert body["filter"]["predicates"][1] == {
+        "type": "dimension",
+        "dimension": "queueId",
+        "operator": "matches",
+        "value": "q2",
+    }
     assert "filter" not in aggregate_query("a/b", ["userId"], ["tHandle"], None)
     with pytest.raises(ValueError, match="at most 100"):
         aggregate_query("a/b", ["userId"], ["tHandle"], [str(i) for i in range(101)])

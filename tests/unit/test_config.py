@@ -54,9 +54,7 @@ def test_lists_durations_and_defaults(creds, monkeypatch):
 
 
 def test_precedence_cli_over_env_over_dotenv_over_file(creds, monkeypatch, tmp_path):
-    (tmp_path / "c.yml").write_text(
-        "region: eu-west-1\nqueue_interval: 20s\nqueue_name: 'A*'\nconcurrency: 3\n"
-    )
+    (tmp_path / "c.yml").write_text("region: eu-west-1\nqueue_interval: 20s\nqueue_name: 'A*'\nconcurrency: 3\n")
     (tmp_path / ".env").write_text("GENESYS_QUEUE_INTERVAL=15s\nGENESYS_CONCURRENCY=4\n")
     monkeypatch.setenv("GENESYS_CONCURRENCY", "5")
     settings = load_settings(tmp_path / "c.yml", {"listen": "127.0.0.1:9999"})

@@ -2,11 +2,19 @@ from __future__ import annotations
 
 import logging
 
+import pytest
 import structlog
 
 from exporter import logging as exporter_logging
 
 MARKER = "MARKER-secret-7f3a"
+
+
+@pytest.fixture(autouse=True)
+def restore_logging():
+    yield
+    structlog.reset_defaults()
+    logging.basicConfig(force=True, handlers=[logging.NullHandler()])
 
 
 def test_secrets_are_masked_in_structlog_and_stdlib_lines(capsys):

@@ -8,8 +8,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.clock import FakeClock
 from exporter.genesys.models import MetricRow, ObservationResponse
 from exporter.metrics import render_queues
-from exporter.pollers.directory import QueueScope, parse_queue_pages
 from exporter.pollers.batching import batches
+from exporter.pollers.directory import QueueScope, parse_queue_pages
 from exporter.pollers.queues import longest_waiting_seconds, parse_observations
 from exporter.snapshot import Part, Snapshot
 

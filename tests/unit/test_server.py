@@ -6,7 +6,7 @@ import gzip
 from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
 from exporter.clock import FakeClock
 from exporter.metrics import MetricsPage, Telemetry
@@ -78,7 +78,5 @@ async def test_unknown_paths_wrong_methods_and_big_bodies_are_refused_plainly(se
     [("gzip", True), ("deflate, gzip;q=0.5", True), ("gzip;q=0", False), ("identity", False), ("", False)],
 )
 def test_accept_encoding(header, expected):
-    class Request:
-        headers = {"Accept-Encoding": header}
-
-    assert wants_gzip(Request()) is expected  # type: ignore[arg-type]
+    request = make_mocked_request("GET", "/metrics", headers={"Accept-Encoding": header})
+    assert wants_gzip(request) is expected

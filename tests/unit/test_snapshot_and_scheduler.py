@@ -106,9 +106,7 @@ async def test_a_job_waits_for_its_dependency(clock: FakeClock):
     async def queues() -> None:
         order.append("queues")
 
-    scheduler = Scheduler(
-        store, clock, [Job("directory", 5, directory), Job("queues", 1, queues, after="directory")]
-    )
+    scheduler = Scheduler(store, clock, [Job("directory", 5, directory), Job("queues", 1, queues, after="directory")])
     task = asyncio.create_task(scheduler.run())
     await clock.advance(3)
     assert order == ["directory"] and not scheduler.ready

@@ -1,0 +1,105 @@
+"""The budget never lets more than its limit start in any 60 s window; regions resolve in every form."""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from exporter.clock import FakeClock
+from exporter.genesys.budget import RateBudget
+from exporter.genesys.regions import REGIONS, resolve_region
+
+
+def max_in_any_window(starts: list[float], window: float = 60.0) -> int:
+    ordered = sorted(starts)
+    return max((bisect.bisect_left(ordered, s + window) - i for i, s in enumerate(ordered)), default=0)
+
+
+async def drive(budget: RateBudget, clock: FakeClock, arrivals: list[float], latencies: list[float]) -> list[float]:
+    starts: list[float] = []
+
+    async def request(arrive: float, latency: float) -> None:
+        await clock.sleep(arrive)
+        async with budget.slot():
+            starts.append(clock.monotonic())
+            await clock.sleep(latency)
+
+    tasks = [asyncio.ensure_future(request(a, l)) for a, l in zip(arrivals, latencies, strict=True)]
+    while not all(t.done() for t in tasks):
+        await clock.advance(0.5)
+    return starts
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.integers(min_value=1, max_value=60),
+    st.lists(st.tuples(st.floats(0, 200), st.floats(0, 5)), min_size=1, max_size=150),
+)
+def test_no_60s_window_ever_holds_more_than_the_budget(per_minute, requests):
+    async def scenario() -> list[float]:
+        clock = FakeClock()
+        budget = RateBudget(clock, requests_per_minute=per_minute, headroom=0.0, concurrency=4)
+        return await drive(budget, clock, [a for a, _ in requests], [lat for _, lat in requests])
+
+    starts = asyncio.run(scenario())
+    assert len(starts) == len(requests)  # everyone got through eventually
+    assert max_in_any_window(starts) <= per_minute
+
+
+async def test_full_speed_uses_the_whole_budget_less_headroom(clock):
+    budget = RateBudget(clock, requests_per_minute=300, headroom=0.1, concurrency=8)
+    starts = await drive(budget, clock, [0.0] * 600, [0.2] * 600)
+    assert budget.requests_per_minute == 270
+    assert max_in_any_window(starts) == 270
+    assert max(starts) < 150  # 600 requests in ~2 windows and a bit: no needless waiting
+
+
+async def test_server_headers_showing_a_shared_limit_hold_requests_until_reset(clock):
+    budget = RateBudget(clock, requests_per_minute=300, headroom=0.1)
+    budget.observe({"ININ-RateLimit-Allowed": "300", "inin-ratelimit-count": "290", "inin-ratelimit-reset": "20"})
+    assert budget.remaining == 10
+    starts = await drive(budget, clock, [0.0], [0.0])
+    assert starts == [20.0]
+
+
+async def test_server_allowing_less_tightens_our_limit(clock):
+    budget = RateBudget(clock, requests_per_minute=300, headroom=0.1)
+    budget.observe({"inin-ratelimit-allowed": "100", "inin-ratelimit-count": "1", "inin-ratelimit-reset": "59"})
+    assert budget.requests_per_minute == 90
+
+
+async def test_a_pause_blocks_everyone_and_ends(clock):
+    budget = RateBudget(clock)
+    budget.rate_limited(12)
+    starts = await drive(budget, clock, [0.0, 5.0, 13.0], [0.0, 0.0, 0.0])
+    assert sorted(starts) == [12.0, 12.0, 13.0]
+    assert budget.rate_limited_total == 1
+
+
+@pytest.mark.parametrize(
+    ("form", "name"),
+    [
+        ("eu-west-1", "eu_west_1"),
+        ("EU_WEST_1", "eu_west_1"),
+        ("mypurecloud.ie", "eu_west_1"),
+        ("api.mypurecloud.ie", "eu_west_1"),
+        ("https://api.mypurecloud.com.au/", "ap_southeast_2"),
+        ("us-east-2", "us_east_2"),
+        ("eusc-de-east-1", "eusc_de_east_1"),
+    ],
+)
+def test_region_forms(form, name):
+    region = resolve_region(form)
+    assert region.name == name
+    assert region.login_url == region.api_url.replace("://api.", "://login.")
+
+
+def test_every_region_and_unknown_ones():
+    assert len(REGIONS) == 18
+    assert resolve_region("us-east-1").api_url == "https://api.mypurecloud.com"
+    with pytest.raises(ValueError, match="unknown region 'mars-1'"):
+        resolve_region("mars-1")
