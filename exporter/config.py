@@ -22,8 +22,8 @@ from pydantic_settings import (
     BaseSettings,
     NoDecode,
     PydanticBaseSettingsSource,
-    SettingsError,
     SettingsConfigDict,
+    SettingsError,
     YamlConfigSettingsSource,
 )
 

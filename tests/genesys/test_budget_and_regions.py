@@ -28,7 +28,7 @@ async def drive(budget: RateBudget, clock: FakeClock, arrivals: list[float], lat
             starts.append(clock.monotonic())
             await clock.sleep(latency)
 
-    tasks = [asyncio.ensure_future(request(a, l)) for a, l in zip(arrivals, latencies, strict=True)]
+    tasks = [asyncio.ensure_future(request(a, lat)) for a, lat in zip(arrivals, latencies, strict=True)]
     while not all(t.done() for t in tasks):
         await clock.advance(0.5)
     return starts

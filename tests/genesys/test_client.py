@@ -6,8 +6,8 @@ import asyncio
 import base64
 import re
 from collections.abc import AsyncIterator, Awaitable
-from email.utils import format_datetime
 from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any, TypeVar
 
 import pytest
