@@ -30,8 +30,9 @@ def golden() -> Callable[[str, str], None]:
 
     def check(name: str, actual: str) -> None:
         path = HERE / "golden" / name
-        if UPDATE_GOLDEN or not path.exists():
+        if UPDATE_GOLDEN:
             path.write_text(actual, encoding="utf-8")
+        assert path.exists(), f"no golden file {path}; run with UPDATE_GOLDEN=1 and review it"
         assert actual == path.read_text(encoding="utf-8")
 
     return check
