@@ -1,0 +1,386 @@
+"""The simulated Genesys Cloud API: an aiohttp app in front of the live `OrgModel`.
+
+It behaves like the real service where the exporter can tell: OAuth client credentials with
+expiring tokens, a per-token rate limit with the `inin-ratelimit-*` headers and the normalized 429,
+ErrorBody errors whose `contextId` is the `inin-correlation-id`, permissions per client, the three
+paging styles, and bodies checked as strictly as the brief says the real API checks them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import collections
+import json
+import math
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from exporter.clock import Clock, SystemClock
+from exporter.simulator.aggregates import aggregate
+from exporter.simulator.model import MEDIA_SETTING_KEY, PRESENCE_NAMES, OrgModel, SimAgent, SimConfig
+from exporter.simulator.observations import LongestStyle, observe
+from exporter.simulator.wire import (
+    MAX_BODY_BYTES,
+    ApiError,
+    bad_request,
+    error,
+    iso,
+    next_uri_listing,
+    numbered_listing,
+    page_size,
+)
+
+DEMO_CLIENT_ID = "demo-client"
+DEMO_CLIENT_SECRET = "demo-secret"  # noqa: S105 - the simulator's published demo credentials
+WINDOW_SECONDS = 60.0
+
+# Route name -> the permission the real API wants (any one of them), brief §2.
+PERMISSIONS: dict[str, tuple[str, ...]] = {
+    "routing_queues": ("routing:queue:view",),
+    "queue_observations": ("analytics:queueObservation:view",),
+    "queue_members": (
+        "routing:queue:view",
+        "routing:queue:edit",
+        "routing:queue:readonly",
+        "routing:queueMember:manage",
+    ),
+    "users": (),
+    "conversation_aggregates": ("analytics:conversationAggregate:view",),
+}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class _Token:
+    expires_at: float
+    window_start: float = -math.inf
+    window_count: int = 0
+
+
+@dataclass
+class SimulatedOrg:
+    """The org's API state around the model: who may log in, tokens, limits, switches for tests."""
+
+    model: OrgModel
+    clock: Clock
+    client_id: str = DEMO_CLIENT_ID
+    client_secret: str = DEMO_CLIENT_SECRET
+    token_ttl: float = 86400.0
+    rate_limit: int = 300
+    permissions: frozenset[str] | None = None  # None: every permission
+    longest_style: LongestStyle = "epoch"
+    expand_presence: bool = True  # False: `/users` leaves out routingStatus/presence (best effort expand)
+    tokens: dict[str, _Token] = field(default_factory=dict)
+    requests: collections.Counter[tuple[str, int]] = field(default_factory=collections.Counter)
+    url: str = ""
+
+    @property
+    def uses_demo_credentials(self) -> bool:
+        return self.client_id == DEMO_CLIENT_ID and self.client_secret == DEMO_CLIENT_SECRET
+
+    @property
+    def demo_secret(self) -> str:
+        return DEMO_CLIENT_SECRET
+
+    def revoke_tokens(self) -> None:
+        self.tokens.clear()
+
+    def api_requests(self, route: str | None = None) -> int:
+        """Requests answered on `/api/v2` (all, or one route's), whatever their status."""
+        return sum(n for (name, _), n in self.requests.items() if name != "oauth_token" and route in (None, name))
+
+    def create_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._middleware], client_max_size=MAX_BODY_BYTES * 2)
+        routes = [
+            ("POST", "/oauth/token", "oauth_token", self._token),
+            ("GET", "/api/v2/routing/queues", "routing_queues", self._queues),
+            ("POST", "/api/v2/analytics/queues/observations/query", "queue_observations", self._observations),
+            ("GET", "/api/v2/routing/queues/{queueId}/members", "queue_members", self._members),
+            ("GET", "/api/v2/users", "users", self._users),
+            ("POST", "/api/v2/analytics/conversations/aggregates/query", "conversation_aggregates", self._aggregates),
+        ]
+        for method, path, name, handler in routes:
+            app.router.add_route(method, path, handler, name=name)
+        return app
+
+    # ----- the cross-cutting rules --------------------------------------------------------------
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        context_id = str(uuid.uuid4())
+        route = request.match_info.route.name or "unknown"
+        extra_headers: dict[str, str] = {}
+        try:
+            if request.path.startswith("/api/"):
+                extra_headers = self._admit(request, route)
+            self.model.advance(self.clock.time())
+            response = await handler(request)
+        except ApiError as problem:
+            response = error(problem.status, problem.code, problem.message, context_id, **problem.extra)
+            response.headers.update(problem.headers)
+        except web.HTTPException as http:
+            status = http.status
+            code = {404: "not.found", 405: "method.not.allowed"}.get(status, "bad.request")
+            response = error(status, code, http.reason, context_id)
+        response.headers["inin-correlation-id"] = context_id
+        response.headers.update(extra_headers)
+        self.requests[(route, response.status)] += 1
+        return response
+
+    def _admit(self, request: web.Request, route: str) -> dict[str, str]:
+        """Bearer token, then the per-token rate window, then the route's permission."""
+        header = request.headers.get("Authorization", "")
+        token_value = header[7:] if header[:7].lower() == "bearer " else ""
+        token = self.tokens.get(token_value)
+        now = self.clock.monotonic()
+        if token is None:
+            raise ApiError(
+                401, "authentication.required", "No authentication bearer token specified in authorization header."
+            )
+        if now >= token.expires_at:
+            raise ApiError(401, "credentials.expired", "The bearer token has expired.")
+        if now >= token.window_start + WINDOW_SECONDS:
+            token.window_start, token.window_count = now, 0
+        reset = max(1, math.ceil(token.window_start + WINDOW_SECONDS - now))
+        if token.window_count >= self.rate_limit:
+            raise ApiError(
+                429,
+                "too.many.requests.retry.after",
+                f"Rate limit exceeded the maximum. Retry the request in [{reset}] seconds",
+                headers={"Retry-After": str(reset)},
+            )
+        token.window_count += 1
+        needed = PERMISSIONS.get(route, ())
+        if needed and self.permissions is not None and not self.permissions.intersection(needed):
+            code = "missing.any.permissions" if len(needed) > 1 else "missing.permissions"
+            listed = ", ".join(needed)
+            raise ApiError(
+                403,
+                code,
+                f"You are missing the following permission(s): [{listed}]",
+                messageWithParams="You are missing the following permission(s): {permissions}",
+                messageParams={"permissions": listed},
+            )
+        return {
+            "inin-ratelimit-allowed": str(self.rate_limit),
+            "inin-ratelimit-count": str(token.window_count),
+            "inin-ratelimit-reset": str(reset),
+        }
+
+    async def _json_body(self, request: web.Request) -> Any:
+        if request.content_type != "application/json":
+            raise ApiError(415, "unsupported.media.type", f"Unsupported content type {request.content_type!r}")
+        raw = await request.read()
+        if len(raw) > MAX_BODY_BYTES:
+            raise ApiError(413, "request.entity.too.large", f"Request body over {MAX_BODY_BYTES} bytes")
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise bad_request("The request body is not valid JSON") from None
+
+    # ----- endpoints ----------------------------------------------------------------------------
+    async def _token(self, request: web.Request) -> web.Response:
+        header = request.headers.get("Authorization", "")
+        try:
+            user, _, password = (
+                base64.b64decode(header[6:]).decode().partition(":") if header[:6] == "Basic " else ("", "", "")
+            )
+        except (binascii.Error, UnicodeDecodeError):
+            user, password = "", ""
+        form = await request.post()
+        if not (secrets.compare_digest(user, self.client_id) and secrets.compare_digest(password, self.client_secret)):
+            return web.json_response(
+                {
+                    "error": "invalid_client",
+                    "description": "client not found or bad secret",
+                    "error_description": "client not found or bad secret",
+                },
+                status=401,
+            )
+        if form.get("grant_type") != "client_credentials":
+            return web.json_response(
+                {"error": "unsupported_grant_type", "description": "use client_credentials"}, status=400
+            )
+        value = secrets.token_urlsafe(32)
+        self.tokens[value] = _Token(expires_at=self.clock.monotonic() + self.token_ttl)
+        return web.json_response({"access_token": value, "token_type": "bearer", "expires_in": int(self.token_ttl)})
+
+    async def _queues(self, request: web.Request) -> web.Response:
+        size, number = page_size(request)
+        ids = set(request.query.getall("id", []))
+        divisions = set(request.query.getall("divisionId", []))
+        name = request.query.get("name", "").lower()
+        queues = sorted(
+            self.model.queues.values(), key=lambda q: q.name.lower(), reverse=request.query.get("sortOrder") == "desc"
+        )
+        entities = []
+        for queue in queues:
+            lowered = queue.name.lower()
+            if (ids and queue.id not in ids) or (divisions and queue.division[0] not in divisions):
+                continue
+            if name and not _name_matches(lowered, name):
+                continue
+            joined = sum(1 for a in queue.members if self.model.agents[a].queues[queue.id])
+            entities.append(
+                {
+                    "id": queue.id,
+                    "name": queue.name,
+                    "division": {
+                        "id": queue.division[0],
+                        "name": queue.division[1],
+                        "selfUri": f"/api/v2/authorization/divisions/{queue.division[0]}",
+                    },
+                    "memberCount": len(queue.members),
+                    "userMemberCount": len(queue.members),
+                    "joinedMemberCount": joined,
+                    "mediaSettings": {
+                        MEDIA_SETTING_KEY[m]: {
+                            "alertingTimeoutSeconds": 8,
+                            "serviceLevel": {"percentage": 0.8, "durationMs": 20000},
+                        }
+                        for m in queue.media
+                    },
+                    "dateCreated": "2025-01-06T09:00:00.000Z",
+                    "selfUri": f"/api/v2/routing/queues/{queue.id}",
+                }
+            )
+        return web.json_response(numbered_listing(request, entities, size, number))
+
+    async def _observations(self, request: web.Request) -> web.Response:
+        return web.json_response(observe(self.model, await self._json_body(request), self.longest_style))
+
+    async def _aggregates(self, request: web.Request) -> web.Response:
+        return web.json_response(aggregate(self.model, await self._json_body(request)))
+
+    def _user(self, agent: SimAgent, expand: set[str]) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": agent.id,
+            "name": agent.name,
+            "state": "active",
+            "username": f"{agent.id[:8]}@example.test",
+            "division": {"id": agent.division[0], "name": agent.division[1]},
+            "selfUri": f"/api/v2/users/{agent.id}",
+        }
+        if "routingStatus" in expand and self.expand_presence:
+            body["routingStatus"] = {
+                "userId": agent.id,
+                "status": agent.routing_status,
+                "startTime": iso(agent.status_since),
+            }
+        if "presence" in expand and self.expand_presence:
+            body["presence"] = {
+                "source": "PURECLOUD",
+                "primary": True,
+                "presenceDefinition": {
+                    "id": self.model.presence_ids[agent.presence],
+                    "systemPresence": PRESENCE_NAMES[agent.presence],
+                },
+                "modifiedDate": iso(agent.presence_since),
+            }
+        return body
+
+    async def _users(self, request: web.Request) -> web.Response:
+        size, number = page_size(request)
+        ids = request.query.getall("id", [])
+        if request.query.get("state", "active") not in ("active", "any"):
+            return web.json_response(numbered_listing(request, [], size, number))
+        expand = set(",".join(request.query.getall("expand", [])).split(","))
+        agents = (
+            [self.model.agents[i] for i in dict.fromkeys(ids) if i in self.model.agents]
+            if ids
+            else sorted(self.model.agents.values(), key=lambda a: a.name)
+        )
+        entities = [self._user(a, expand) for a in agents]
+        return web.json_response(numbered_listing(request, entities, size, number))
+
+    async def _members(self, request: web.Request) -> web.Response:
+        queue = self.model.queues.get(request.match_info["queueId"])
+        if queue is None:
+            raise ApiError(404, "not.found", "The requested queue was not found.")
+        size, number = page_size(request)
+        joined = request.query.get("joined")
+        expand = set(",".join(request.query.getall("expand", [])).split(","))
+        entities = []
+        for agent_id in sorted(queue.members, key=lambda a: self.model.agents[a].name):
+            agent = self.model.agents[agent_id]
+            is_joined = agent.queues[queue.id]
+            if joined is not None and is_joined != (joined == "true"):
+                continue
+            member: dict[str, Any] = {
+                "id": agent.id,
+                "name": agent.name,
+                "joined": is_joined,
+                "memberBy": "user",
+                "ringNumber": 1,
+                "user": {
+                    "id": agent.id,
+                    "name": agent.name,
+                    "division": {"id": agent.division[0], "name": agent.division[1]},
+                    "selfUri": f"/api/v2/users/{agent.id}",
+                },
+                "selfUri": f"/api/v2/users/{agent.id}",
+            }
+            if "routingStatus" in expand:
+                member["routingStatus"] = {
+                    "userId": agent.id,
+                    "status": agent.routing_status,
+                    "startTime": iso(agent.status_since),
+                }
+            entities.append(member)
+        return web.json_response(next_uri_listing(request, entities, size, number))
+
+
+def _name_matches(name: str, pattern: str) -> bool:
+    """The API's name filter: exact, or `*` at the start and/or end."""
+    core = pattern.strip("*")
+    if pattern.startswith("*") and pattern.endswith("*") and len(pattern) > 1:
+        return core in name
+    if pattern.endswith("*"):
+        return name.startswith(core)
+    if pattern.startswith("*"):
+        return name.endswith(core)
+    return name == pattern
+
+
+@asynccontextmanager
+async def serve_simulator(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    queues: int = 20,
+    agents: int = 200,
+    seed: int = 1,
+    rate_limit: int = 300,
+    clock: Clock | None = None,
+    client_id: str | None = None,
+    client_secret: str | None = None,
+    **options: Any,
+) -> AsyncIterator[SimulatedOrg]:
+    """Run the simulated org on `host:port` (port 0: any free port) until the block ends."""
+    clock = clock or SystemClock()
+    model = OrgModel(SimConfig(queues=queues, agents=agents, seed=seed), clock.time())
+    org = SimulatedOrg(
+        model,
+        clock,
+        client_id=client_id or DEMO_CLIENT_ID,
+        client_secret=client_secret or DEMO_CLIENT_SECRET,
+        rate_limit=rate_limit,
+        **options,
+    )
+    runner = web.AppRunner(org.create_app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound_host, bound_port = runner.addresses[0][:2]
+    org.url = f"http://{'[' + bound_host + ']' if ':' in bound_host else bound_host}:{bound_port}"
+    try:
+        yield org
+    finally:
+        await runner.cleanup()
