@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from types import TracebackType
+from zoneinfo import ZoneInfo
 
 import structlog
 from aiohttp import web
@@ -18,7 +19,9 @@ from exporter.config import Settings
 from exporter.genesys.budget import RateBudget
 from exporter.genesys.client import GenesysClient
 from exporter.metrics import MetricsPage, Telemetry
+from exporter.pollers.agents import discover_members, discover_users, poll_agent_states
 from exporter.pollers.directory import QueueScope, discover_queues
+from exporter.pollers.performance import day_window, iso_interval, poll_performance
 from exporter.pollers.queues import poll_queues
 from exporter.scheduler import Job, Scheduler
 from exporter.server import create_app
@@ -33,7 +36,15 @@ class Exporter:
     def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.store = Store(self.clock, {"queue_states": STALE_AFTER_INTERVALS * settings.queue_interval})
+        self.store = Store(
+            self.clock,
+            {
+                "queue_states": STALE_AFTER_INTERVALS * settings.queue_interval,
+                "agent_states": STALE_AFTER_INTERVALS * settings.agent_interval,
+                "agent_tallies": STALE_AFTER_INTERVALS * settings.performance_interval,
+                "queue_tallies": STALE_AFTER_INTERVALS * settings.performance_interval,
+            },
+        )
         self.budget = RateBudget(
             self.clock,
             requests_per_minute=settings.rate_limit_per_minute,
@@ -54,8 +65,10 @@ class Exporter:
             self.store,
             self.clock,
             [
-                Job("directory", settings.directory_interval, lambda: self._refresh_queues(scope)),
+                Job("directory", settings.directory_interval, lambda: self._refresh_directory(scope)),
                 Job("queues", settings.queue_interval, self._poll_queues, after="directory"),
+                Job("agents", settings.agent_interval, self._poll_agents, after="directory"),
+                Job("performance", settings.performance_interval, self._poll_performance, after="directory"),
             ],
         )
         self.page = MetricsPage(self.store, self.telemetry)
@@ -70,16 +83,37 @@ class Exporter:
             rate_limited_total=self.budget.rate_limited_total,
         )
 
-    async def _refresh_queues(self, scope: QueueScope) -> None:
+    async def _refresh_directory(self, scope: QueueScope) -> None:
+        """Queues in scope, then their agents: every series' labels come from here."""
         queues = await discover_queues(self.client, scope)
         if not queues:
             log.warning(
-                "no queue in scope",
-                queue_ids=len(scope.ids),
-                name=scope.name_glob,
-                divisions=scope.division_ids,
+                "no queue in scope", queue_ids=len(scope.ids), name=scope.name_glob, divisions=scope.division_ids
             )
         self.store.set_queues(queues)
+        if self.settings.agent_scope == "users":
+            agents = await discover_users(self.client)
+        else:
+            agents = await discover_members(self.client, queues)
+        self.store.set_agents(agents)
+
+    async def _poll_agents(self) -> None:
+        agent_ids = list(self.store.snapshot.agents)
+        if agent_ids:
+            await poll_agent_states(
+                self.client, agent_ids, lambda key, states: self.store.put("agent_states", key, states)
+            )
+
+    async def _poll_performance(self) -> None:
+        snapshot = self.store.snapshot
+        if not snapshot.queues:
+            return
+        start, end = day_window(self.clock.time(), ZoneInfo(self.settings.timezone), self.settings.day_start_time)
+        agents, queues = await poll_performance(
+            self.client, iso_interval(start, end), sorted(snapshot.queues), sorted(snapshot.agents)
+        )
+        self.store.put("agent_tallies", 0, agents)
+        self.store.put("queue_tallies", 0, queues)
 
     async def _poll_queues(self) -> None:
         queue_ids = list(self.store.snapshot.queues)
@@ -100,10 +134,11 @@ class Exporter:
             create_app(self.page, self.store, lambda: self.scheduler.ready),
             access_log=None,
             handle_signals=False,
+            shutdown_timeout=2.0,
         )
         await self._runner.setup()
         listen = self.settings.listen
-        site = web.TCPSite(self._runner, listen.host, listen.port, shutdown_timeout=2.0)
+        site = web.TCPSite(self._runner, listen.host, listen.port)
         await site.start()
         host, port = self._runner.addresses[0][:2]
         self.url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"

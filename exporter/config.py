@@ -11,6 +11,7 @@ import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -82,11 +83,11 @@ class ListenAddress:
 
 
 def parse_listen(value: object) -> ListenAddress:
-    """`HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all interfaces)."""
+    """`HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all interfaces); port 0 takes any free port."""
     if isinstance(value, ListenAddress):
         return value
     match = re.fullmatch(r"(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[^:\[\]]*)):(?P<port>\d{1,5})", str(value).strip())
-    if not match or not 0 < int(match["port"]) < 65536:
+    if not match or not 0 <= int(match["port"]) < 65536:  # port 0: any free port
         raise ValueError(f"invalid listen address {value!r} (use HOST:PORT, e.g. 0.0.0.0:{DEFAULT_PORT})")
     return ListenAddress(match["v6"] or match["host"] or ALL_INTERFACES, int(match["port"]))
 
@@ -144,8 +145,14 @@ class Settings(BaseSettings):
     queue_name: str | None = _setting("GENESYS_QUEUE_NAME", None, "only queues whose name matches this glob")
     division_ids: CommaList = _setting("GENESYS_DIVISION_IDS", (), "only queues in these divisions (comma list)")
     timezone: str = _setting("GENESYS_TIMEZONE", "UTC", "IANA zone that defines 'today' for daily figures")
+    day_start: str = _setting("GENESYS_DAY_START", "00:00", "local time the day's figures start (HH:MM, e.g. a shift)")
+    agent_scope: Literal["members", "users"] = _setting(
+        "GENESYS_AGENT_SCOPE", "members", "members: agents of the queues in scope; users: every active user"
+    )
     queue_interval: Duration = _setting("GENESYS_QUEUE_INTERVAL", 10.0, "queue observation poll cadence")
-    directory_interval: Duration = _setting("GENESYS_DIRECTORY_INTERVAL", 600.0, "queue list refresh cadence")
+    agent_interval: Duration = _setting("GENESYS_AGENT_INTERVAL", 15.0, "agent routing status/presence cadence")
+    performance_interval: Duration = _setting("GENESYS_PERFORMANCE_INTERVAL", 60.0, "today's aggregates cadence")
+    directory_interval: Duration = _setting("GENESYS_DIRECTORY_INTERVAL", 600.0, "queue and agent list refresh cadence")
     rate_limit_per_minute: float = _setting("GENESYS_RATE_LIMIT", 300.0, "requests/minute the OAuth client may use")
     rate_headroom: float = _setting("GENESYS_RATE_HEADROOM", 0.10, "fraction of the rate limit left unused")
     concurrency: int = _setting("GENESYS_CONCURRENCY", 8, "requests in flight at most")
@@ -163,7 +170,7 @@ class Settings(BaseSettings):
             return value
         return resolve_region(str(value)) if value else None
 
-    @field_validator("log_format", "log_level", mode="before")
+    @field_validator("log_format", "log_level", "agent_scope", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
@@ -176,6 +183,18 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name, e.g. Europe/Dublin)") from None
         return value
+
+    @field_validator("day_start")
+    @classmethod
+    def _day_start(cls, value: str) -> str:
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value.strip()):
+            raise ValueError(f"invalid time of day {value!r} (use HH:MM, e.g. 06:00)")
+        return value.strip()
+
+    @property
+    def day_start_time(self) -> time:
+        hours, minutes = self.day_start.split(":")
+        return time(int(hours), int(minutes))
 
     @field_validator("rate_limit_per_minute")
     @classmethod

@@ -155,4 +155,5 @@ async def poll_performance(
     outcomes = await asyncio.gather(*calls, return_exceptions=True)
     BatchesFailed.raise_for(outcomes)
     responses = [o for o in outcomes if isinstance(o, AggregateResponse)]
-    return parse_agent_tallies(responses[: len(cut)], agent_ids), parse_queue_tallies(responses[len(cut) :])
+    by_queue = parse_queue_tallies(responses[len(cut) :])
+    return parse_agent_tallies(responses[: len(cut)], agent_ids), {q: by_queue.get(q, {}) for q in queue_ids}

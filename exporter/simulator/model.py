@@ -265,7 +265,6 @@ class OrgModel:
             agent.presence_since -= shift
             agent.idle_since -= shift
         self.advance(target)
-        self.ledger.clear()  # the day's ledger starts with what is observed
 
     # ----- the event loop -----------------------------------------------------------------------
     def _schedule(self, at: float, action: Callable[[], None]) -> None:

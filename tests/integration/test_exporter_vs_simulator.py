@@ -1,0 +1,140 @@
+"""The whole exporter against the simulated org on 127.0.0.1, on a clock that moves only when told.
+
+With time frozen between polls, `/metrics` must equal the simulator's own state at that instant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.app import Exporter
+from exporter.clock import FakeClock
+from exporter.config import Settings
+from exporter.simulator.api import SimulatedOrg, serve_simulator
+
+
+async def eventually(check: Callable[[], bool], within: float = 10.0) -> None:
+    """Wait in real time (the fake clock stays put) for the background tasks to catch up."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+def settings_for(org: SimulatedOrg, **overrides: Any) -> Settings:
+    return Settings(
+        client_id=org.client_id,
+        client_secret=org.client_secret,
+        api_url=org.url,
+        listen="127.0.0.1:0",
+        log_format="json",
+        **overrides,
+    )
+
+
+@pytest.fixture
+async def stack(clock: FakeClock) -> AsyncIterator[tuple[SimulatedOrg, Exporter]]:
+    async with (
+        serve_simulator(queues=12, agents=120, seed=7, clock=clock) as org,
+        Exporter(settings_for(org), clock=clock) as exporter,
+    ):
+        await eventually(lambda: exporter.scheduler.ready)
+        await eventually(lambda: exporter.page.version == exporter.store.snapshot.version)
+        yield org, exporter
+
+
+async def scrape(url: str) -> tuple[str, dict[str, Any]]:
+    async with aiohttp.ClientSession() as session, session.get(f"{url}/metrics") as response:
+        assert response.status == 200
+        text = await response.text()
+    return text, {f.name: f for f in text_string_to_metric_families(text)}
+
+
+def by_labels(families: dict[str, Any], name: str, *keys: str) -> dict[tuple[str, ...], float]:
+    return {tuple(s.labels[k] for k in keys): s.value for s in families[name].samples}
+
+
+def assert_matches_simulator(org: SimulatedOrg, families: dict[str, Any], now: float) -> None:
+    model = org.model
+    waiting = by_labels(families, "genesys_queue_waiting_interactions", "queue_id", "media_type")
+    interacting = by_labels(families, "genesys_queue_interacting_interactions", "queue_id", "media_type")
+    available = by_labels(families, "genesys_queue_available_agents", "queue_id")
+    statuses = by_labels(families, "genesys_queue_agents", "queue_id", "routing_status")
+    oldest = by_labels(families, "genesys_queue_oldest_waiting_seconds", "queue_id", "media_type")
+    members = by_labels(families, "genesys_queue_member_agents", "queue_id")
+    assert {q for q, _ in waiting} == set(model.queues)
+    for queue_id in model.queues:
+        truth = model.queue_truth(queue_id)
+        for media in model.queues[queue_id].media:
+            assert waiting[(queue_id, media)] == truth.waiting[media]
+            assert interacting[(queue_id, media)] == truth.interacting[media]
+            if media in truth.oldest_waiting_since:
+                assert oldest[(queue_id, media)] == pytest.approx(now - truth.oldest_waiting_since[media], abs=0.002)
+            else:
+                assert (queue_id, media) not in oldest
+        assert available[(queue_id,)] == truth.on_queue.get("IDLE", 0)
+        for status in ("IDLE", "INTERACTING", "OFF_QUEUE", "NOT_RESPONDING", "COMMUNICATING"):
+            assert statuses[(queue_id, status.lower())] == truth.statuses.get(status, 0)
+        assert members[(queue_id,)] == truth.members
+    routing = by_labels(families, "genesys_agent_routing_status", "user_id", "routing_status")
+    assert {uid: status.upper() for uid, status in routing} == {a.id: a.routing_status for a in model.agents.values()}
+
+
+async def test_metrics_equal_the_simulated_org_at_the_same_instant(stack, clock):
+    org, exporter = stack
+    _, families = await scrape(exporter.url)
+    assert_matches_simulator(org, families, clock.time())
+    assert sum(sum(org.model.queue_truth(q).waiting.values()) for q in org.model.queues) > 0, "a dull org proves little"
+
+    for _ in range(3):  # the org moves on; so does the exporter, poll after poll
+        version = exporter.page.version
+        await clock.advance(30)
+        await eventually(
+            lambda v=version: exporter.page.version > v and exporter.page.version == exporter.store.snapshot.version
+        )
+        _, families = await scrape(exporter.url)
+        assert_matches_simulator(org, families, clock.time())
+
+
+async def test_scrapes_never_call_the_api(stack):
+    org, exporter = stack
+    before = org.api_requests()
+    results = await asyncio.gather(*(scrape(exporter.url) for _ in range(100)))
+    assert org.api_requests() == before
+    assert len({text for text, _ in results}) == 1
+
+
+async def test_250_queues_cost_3_observation_requests_a_poll(clock):
+    async with (
+        serve_simulator(queues=250, agents=400, seed=3, clock=clock) as org,
+        Exporter(settings_for(org), clock=clock) as exporter,
+    ):
+        await eventually(lambda: exporter.scheduler.ready)
+        first = org.api_requests("queue_observations")
+        await clock.advance(10)
+        await eventually(lambda: org.api_requests("queue_observations") > first)
+        await eventually(lambda: exporter.store.status("queues").last_success == clock.time())
+        assert first == 3
+        assert org.api_requests("queue_observations") == 6
+
+
+async def test_promtool_finds_no_problem_in_a_real_page(stack):
+    _, exporter = stack
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool not found: `make tools` installs Debian's prometheus package")
+    text, _ = await scrape(exporter.url)
+    result = await asyncio.to_thread(
+        subprocess.run, [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "" and result.stderr.strip() == "", result.stdout + result.stderr
