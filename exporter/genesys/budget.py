@@ -53,7 +53,7 @@ class RateBudget:
     def remaining(self) -> int:
         """Requests left: the server's count while its window lasts, else ours."""
         now = self._clock.monotonic()
-        ours = self._limit - sum(1 for s in self._starts if s > now - WINDOW_SECONDS)
+        ours = self._limit - sum(1 for s in self._starts if s + WINDOW_SECONDS > now)
         if self._server_remaining is not None and now < self._server_seen_until:
             return max(0, min(ours, self._server_remaining))
         return max(0, ours)
@@ -69,7 +69,7 @@ class RateBudget:
         async with self._admission:
             while True:
                 now = self._clock.monotonic()
-                while self._starts and self._starts[0] <= now - WINDOW_SECONDS:
+                while self._starts and self._starts[0] + WINDOW_SECONDS <= now:
                     self._starts.popleft()
                 wait = self._paused_until - now
                 if len(self._starts) >= self._limit:
