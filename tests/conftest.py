@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from collections.abc import Callable
@@ -14,6 +15,11 @@ from exporter.clock import FakeClock
 
 HERE = Path(__file__).parent
 UPDATE_GOLDEN = os.environ.get("UPDATE_GOLDEN") == "1"
+
+
+def basic_auth(client_id: str, secret: str) -> dict[str, str]:
+    """The token endpoint's Authorization header (aiohttp.BasicAuth is deprecated)."""
+    return {"Authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from exporter.pollers.agents import state_params
 from exporter.pollers.performance import AGENT_METRICS, QUEUE_METRICS, aggregate_query, day_window, iso_interval
 from exporter.simulator.api import SimulatedOrg, serve_simulator
 from exporter.simulator.wire import AGGREGATE_METRICS, DETAIL_METRICS, OBSERVATION_METRICS
+from tests.conftest import basic_auth
 from tests.contract.oracle import allowed_values, problems
 
 pytestmark = pytest.mark.contract
@@ -45,8 +46,8 @@ SYSTEM_PRESENCES = {"AVAILABLE", "AWAY", "BUSY", "OFFLINE", "IDLE", "ON_QUEUE", 
 @pytest.fixture
 async def org(clock: FakeClock) -> AsyncIterator[tuple[SimulatedOrg, aiohttp.ClientSession, dict[str, str]]]:
     async with serve_simulator(queues=8, agents=60, seed=11, clock=clock) as sim, aiohttp.ClientSession() as http:
-        auth = aiohttp.BasicAuth(sim.client_id, sim.client_secret)
-        async with http.post(f"{sim.url}/oauth/token", data={"grant_type": "client_credentials"}, auth=auth) as r:
+        auth = basic_auth(sim.client_id, sim.client_secret)
+        async with http.post(f"{sim.url}/oauth/token", data={"grant_type": "client_credentials"}, headers=auth) as r:
             token = (await r.json())["access_token"]
         await clock.advance(3600)  # an hour of traffic, so the ledger has closed conversations
         yield sim, http, {"Authorization": f"Bearer {token}"}
