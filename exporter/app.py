@@ -131,7 +131,7 @@ class Exporter:
             asyncio.create_task(self.page.run(), name="metrics-page"),
         ]
         self._runner = web.AppRunner(
-            create_app(self.page, self.store, lambda: self.scheduler.ready),
+            create_app(self.page, self.store),
             access_log=None,
             handle_signals=False,
             shutdown_timeout=2.0,

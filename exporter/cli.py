@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -160,10 +161,18 @@ async def _simulate(args: argparse.Namespace, listen: ListenAddress) -> int:
         agents=args.agents,
         seed=args.seed,
         rate_limit=args.rate_limit,
+        client_id=os.environ.get("GENESYS_CLIENT_ID"),
+        client_secret=os.environ.get("GENESYS_CLIENT_SECRET"),
     ) as sim:
-        print(f"Simulated Genesys Cloud API at {sim.url}", flush=True)
+        print(f"Simulated Genesys Cloud API at {sim.url} ({args.queues} queues, {args.agents} agents)", flush=True)
         if sim.uses_demo_credentials:
-            print(f"  demo credentials: client id {sim.client_id!r}, secret {sim.demo_secret!r}", flush=True)
+            print(
+                f"  demo credentials: GENESYS_CLIENT_ID={sim.client_id} GENESYS_CLIENT_SECRET={sim.demo_secret}",
+                flush=True,
+            )
+        else:
+            print("  accepting the credentials in GENESYS_CLIENT_ID / GENESYS_CLIENT_SECRET", flush=True)
+        print(f"  point the exporter at it with GENESYS_API_URL={sim.url}", flush=True)
         await _until_stopped()
     return 0
 

@@ -295,6 +295,7 @@ class MetricsPage:
         self._telemetry = telemetry
         self._debounce = debounce
         self.version = -1
+        self.snapshot = Snapshot()  # the one the page shows
         self.plain = b""
         self.gzipped = gzip.compress(b"")
         self.render_seconds = 0.0
@@ -303,8 +304,15 @@ class MetricsPage:
         snapshot = self._store.snapshot
         started = time.perf_counter()
         body = render(snapshot, self._telemetry()).encode()
-        self.plain, self.gzipped, self.version = body, gzip.compress(body, compresslevel=1), snapshot.version
+        self.plain, self.gzipped = body, gzip.compress(body, compresslevel=1)
+        self.snapshot, self.version = snapshot, snapshot.version
         self.render_seconds = time.perf_counter() - started
+
+    @property
+    def ready(self) -> bool:
+        """Every poller has succeeded at least once in the snapshot this page shows."""
+        pollers = self.snapshot.pollers.values()
+        return bool(pollers) and all(s.last_success is not None for s in pollers)
 
     async def run(self) -> None:
         """Re-render after every change, coalescing bursts (the batches of one poll land close together).

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Callable
 
 from aiohttp import web
 
@@ -28,7 +27,7 @@ def wants_gzip(request: web.Request) -> bool:
     return False
 
 
-def create_app(page: MetricsPage, store: Store, is_ready: Callable[[], bool]) -> web.Application:
+def create_app(page: MetricsPage, store: Store) -> web.Application:
     async def metrics(request: web.Request) -> web.Response:
         if wants_gzip(request):
             return web.Response(
@@ -41,9 +40,9 @@ def create_app(page: MetricsPage, store: Store, is_ready: Callable[[], bool]) ->
         return web.Response(text="ok\n")
 
     async def readyz(_: web.Request) -> web.Response:
-        if is_ready():
+        if page.ready:  # judged on what /metrics serves, not on what is still being rendered
             return web.Response(text="ready\n")
-        waiting = sorted(name for name, s in store.snapshot.pollers.items() if s.last_success is None)
+        waiting = sorted(name for name, s in page.snapshot.pollers.items() if s.last_success is None)
         return web.Response(status=503, text=f"not ready: waiting for the first success of {', '.join(waiting)}\n")
 
     async def landing(_: web.Request) -> web.Response:

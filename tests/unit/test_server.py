@@ -15,21 +15,20 @@ from exporter.snapshot import PollerStatus, Queue, Store
 
 
 @pytest.fixture
-async def served(clock: FakeClock) -> AsyncIterator[tuple[TestClient, Store, MetricsPage, dict[str, bool]]]:
+async def served(clock: FakeClock) -> AsyncIterator[tuple[TestClient, Store, MetricsPage]]:
     store = Store(clock, {"queue_states": 30})
     store.set_queues({"q1": Queue("q1", "Sales <b>", "Home")})
     store.set_status("queues", PollerStatus(interval=10, up=False, last_error="403 <script>"))
     page = MetricsPage(store, lambda: Telemetry(requests={("queue_observations", "200"): 3}))
     page.refresh()
-    ready = {"now": False}
-    client = TestClient(TestServer(create_app(page, store, lambda: ready["now"])))
+    client = TestClient(TestServer(create_app(page, store)))
     await client.start_server()
-    yield client, store, page, ready
+    yield client, store, page
     await client.close()
 
 
 async def test_metrics_serves_the_cached_page_plain_and_gzip(served):
-    client, store, page, _ = served
+    client, store, page = served
     plain = await client.get("/metrics", headers={"Accept-Encoding": "identity"})
     assert plain.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
     body = await plain.read()
@@ -43,13 +42,15 @@ async def test_metrics_serves_the_cached_page_plain_and_gzip(served):
     assert await (await client.get("/metrics")).read() == body
 
 
-async def test_probes(served):
-    client, _, _, ready = served
+async def test_probes_judge_readiness_on_the_page_being_served(served, clock):
+    client, store, page = served
     assert (await client.get("/healthz")).status == 200
     not_ready = await client.get("/readyz")
     assert not_ready.status == 503
     assert "queues" in await not_ready.text()
-    ready["now"] = True
+    store.set_status("queues", PollerStatus(interval=10, up=True, last_success=clock.time()))
+    assert (await client.get("/readyz")).status == 503  # succeeded, but /metrics does not show it yet
+    page.refresh()
     assert (await client.get("/readyz")).status == 200
 
 

@@ -1,0 +1,197 @@
+"""The command line as operators use it: real processes on 127.0.0.1, signals, exit codes, output."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from pydantic import SecretStr
+
+from exporter.check import run_checks
+from exporter.clock import FakeClock
+from exporter.genesys.budget import RateBudget
+from exporter.genesys.client import GenesysClient
+from exporter.simulator.api import serve_simulator
+
+SECRET = "MARKER-cli-secret-4d1e"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GENESYS_", "EXPORTER_"))}
+    return {**env, "EXPORTER_LOG_FORMAT": "json", **extra}
+
+
+def start(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "exporter", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def wait_http(url: str, within: float = 15.0) -> str:
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback only
+                return str(response.read().decode())
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def simulator() -> Iterator[str]:
+    port = free_port()
+    proc = start(
+        "simulate",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--queues",
+        "5",
+        "--agents",
+        "30",
+        env=clean_env(GENESYS_CLIENT_ID="cli-client", GENESYS_CLIENT_SECRET=SECRET),
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 15
+        while True:  # any answer (401 without a token) means it is up
+            try:
+                urllib.request.urlopen(f"{url}/api/v2/routing/queues", timeout=1)  # noqa: S310
+            except urllib.error.HTTPError:
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "simulator did not start"
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0, err
+        assert SECRET not in out  # it accepts the secret from the environment without echoing it
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "GENESYS_CLIENT_ID: required but not set"),
+        (
+            {"GENESYS_CLIENT_ID": "x", "GENESYS_CLIENT_SECRET": SECRET, "GENESYS_REGION": "mars"},
+            "GENESYS_REGION: unknown region",
+        ),
+        (
+            {"GENESYS_CLIENT_ID": "x", "GENESYS_CLIENT_SECRET": SECRET, "GENESYS_API_URL": "http://10.1.2.3"},
+            "plain http is allowed only for loopback",
+        ),
+    ],
+)
+def test_bad_config_exits_2_with_one_line(env, expected, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "exporter", "run"],
+        env=clean_env(**env),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], result.stderr
+    assert SECRET not in result.stderr + result.stdout
+
+
+def test_run_serves_then_stops_on_sigterm_within_5_seconds(simulator, tmp_path):
+    port = free_port()
+    proc = start(
+        "run",
+        "--listen",
+        f"127.0.0.1:{port}",
+        env=clean_env(GENESYS_CLIENT_ID="cli-client", GENESYS_CLIENT_SECRET=SECRET, GENESYS_API_URL=simulator),
+    )
+    try:
+        assert wait_http(f"http://127.0.0.1:{port}/readyz") == "ready\n"
+        page = wait_http(f"http://127.0.0.1:{port}/metrics")
+        assert "genesys_queue_waiting_interactions{" in page
+        assert 'genesys_exporter_poller_up{poller="queues"} 1' in page
+    finally:
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+        stopped_in = time.monotonic() - started
+    assert proc.returncode == 0
+    assert stopped_in < 5
+    assert SECRET not in out + err
+
+
+def test_check_says_ok_for_a_good_client(simulator):
+    result = subprocess.run(
+        [sys.executable, "-m", "exporter", "check"],
+        env=clean_env(GENESYS_CLIENT_ID="cli-client", GENESYS_CLIENT_SECRET=SECRET, GENESYS_API_URL=simulator),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("ok  ") == 3
+    wrong = subprocess.run(
+        [sys.executable, "-m", "exporter", "check"],
+        env=clean_env(GENESYS_CLIENT_ID="cli-client", GENESYS_CLIENT_SECRET="not-it", GENESYS_API_URL=simulator),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert wrong.returncode == 1
+    assert "FAIL  login: OAuth client credentials rejected" in wrong.stdout
+
+
+async def test_check_names_a_missing_permission(clock: FakeClock):
+    async with (
+        serve_simulator(queues=2, agents=5, clock=clock, permissions=frozenset({"routing:queue:view"})) as org,
+        GenesysClient(
+            api_url=org.url,
+            login_url=org.url,
+            client_id=org.client_id,
+            client_secret=SecretStr(org.client_secret),
+            clock=clock,
+            budget=RateBudget(clock),
+            max_retries=0,
+        ) as client,
+    ):
+        findings = await run_checks(client)
+    lines = [f.line() for f in findings]
+    assert lines[0].startswith("ok    login")
+    assert lines[1].startswith("ok    GET /api/v2/routing/queues")
+    assert lines[2].startswith("FAIL  POST /api/v2/analytics/queues/observations/query")
+    assert "lacks analytics:queueObservation:view (needed for live queue metrics" in lines[2]
+
+
+def test_demo_prints_the_metrics_url_and_serves_it():
+    port = free_port()
+    proc = start("demo", "--listen", f"127.0.0.1:{port}", "--queues", "4", "--agents", "20", env=clean_env())
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(2)]
+        assert f"http://127.0.0.1:{port}/metrics" in lines[1]
+        wait_http(f"http://127.0.0.1:{port}/readyz")
+        assert "genesys_agent_routing_status{" in wait_http(f"http://127.0.0.1:{port}/metrics")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)
+    assert proc.returncode == 0
