@@ -61,6 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     common(simulate, config=False)
     simulate.add_argument("--listen", default="127.0.0.1:8089", help="HOST:PORT for the simulated API")
     _simulation_args(simulate)
+    bench = commands.add_parser("bench", help="print cost and speed figures against a simulated org")
+    bench.add_argument("mode", choices=("cycle-cost",), help="cycle-cost: API requests per poller cycle")
+    bench.add_argument("--sizes", default="20x1000,2000x50000", help="QUEUESxAGENTS,... to measure")
+    bench.add_argument("--scope", choices=("members", "users"), default="members", help="agent scope")
     return parser
 
 
@@ -83,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "bench":
+        return _bench(args)
     logging_overrides = {"log_format": args.log_format, "log_level": args.log_level}
     if args.command in ("run", "check"):
         overrides: dict[str, Any] = {**logging_overrides, "listen": getattr(args, "listen", None)}
@@ -96,6 +102,18 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "simulate":
         return asyncio.run(_simulate(args, listen))
     return asyncio.run(_demo(args, listen, fmt, level))
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from exporter.bench import print_cycle_costs
+
+    exporter_logging.configure("console", "error")
+    try:
+        sizes = [(int(q), int(a)) for q, a in (size.split("x") for size in args.sizes.split(","))]
+    except ValueError:
+        raise ConfigError(f"--sizes: expected QUEUESxAGENTS[,...], got {args.sizes!r}") from None
+    print_cycle_costs(sizes, args.scope)
+    return 0
 
 
 def _listen_or_exit(value: str) -> ListenAddress:
