@@ -32,6 +32,26 @@ log = structlog.get_logger(__name__)
 STALE_AFTER_INTERVALS = 3  # a measurement older than this many cadences is dropped, not shown
 
 
+def client_from_settings(settings: Settings, clock: Clock, *, max_retries: int = 3) -> GenesysClient:
+    """The API client and its budget, as the settings describe them."""
+    budget = RateBudget(
+        clock,
+        requests_per_minute=settings.rate_limit_per_minute,
+        headroom=settings.rate_headroom,
+        concurrency=settings.concurrency,
+    )
+    return GenesysClient(
+        api_url=settings.api_base,
+        login_url=settings.login_base,
+        client_id=settings.client_id,
+        client_secret=settings.client_secret,
+        clock=clock,
+        budget=budget,
+        timeout=settings.request_timeout,
+        max_retries=max_retries,
+    )
+
+
 class Exporter:
     def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
         self.settings = settings
@@ -45,21 +65,8 @@ class Exporter:
                 "queue_tallies": STALE_AFTER_INTERVALS * settings.performance_interval,
             },
         )
-        self.budget = RateBudget(
-            self.clock,
-            requests_per_minute=settings.rate_limit_per_minute,
-            headroom=settings.rate_headroom,
-            concurrency=settings.concurrency,
-        )
-        self.client = GenesysClient(
-            api_url=settings.api_base,
-            login_url=settings.login_base,
-            client_id=settings.client_id,
-            client_secret=settings.client_secret,
-            clock=self.clock,
-            budget=self.budget,
-            timeout=settings.request_timeout,
-        )
+        self.client = client_from_settings(settings, self.clock)
+        self.budget = self.client.budget
         scope = QueueScope(settings.queue_ids, settings.queue_name, settings.division_ids)
         self.scheduler = Scheduler(
             self.store,

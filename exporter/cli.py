@@ -146,22 +146,11 @@ async def _run(settings: Settings) -> int:
 
 
 async def _check(settings: Settings) -> int:
+    from exporter.app import client_from_settings
     from exporter.check import run_checks
     from exporter.clock import SystemClock
-    from exporter.genesys.budget import RateBudget
-    from exporter.genesys.client import GenesysClient
 
-    clock = SystemClock()
-    async with GenesysClient(
-        api_url=settings.api_base,
-        login_url=settings.login_base,
-        client_id=settings.client_id,
-        client_secret=settings.client_secret,
-        clock=clock,
-        budget=RateBudget(clock, requests_per_minute=settings.rate_limit_per_minute),
-        timeout=settings.request_timeout,
-        max_retries=1,
-    ) as client:
+    async with client_from_settings(settings, SystemClock(), max_retries=1) as client:
         findings = await run_checks(client)
     print(f"Genesys Cloud at {settings.api_base}")
     for finding in findings:
