@@ -1,0 +1,84 @@
+"""Per-agent figures on /metrics against the simulated org's own ledger, across hours and midnight."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime
+
+import pytest
+
+from exporter.app import Exporter
+from exporter.clock import FakeClock
+from exporter.simulator.api import SimulatedOrg, serve_simulator
+from tests.integration.test_exporter_vs_simulator import by_labels, eventually, scrape, settings_for
+
+
+def ledger_truth(org: SimulatedOrg, since: float, until: float) -> dict[str, tuple[int, float]]:
+    """Closed conversations and handle seconds per agent: tHandle entries written in [since, until)."""
+    truth: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
+    for entry in org.model.ledger:
+        if entry.metric == "tHandle" and entry.user_id and since <= entry.at < until:
+            truth[entry.user_id][0] += 1
+            truth[entry.user_id][1] += round(entry.value_ms or 0) / 1000
+    return {uid: (int(n), s) for uid, (n, s) in truth.items()}
+
+
+async def step_until(exporter: Exporter, clock: FakeClock, seconds: float) -> None:
+    """Move time a minute at a time, letting each performance poll land before the next minute."""
+    for _ in range(int(seconds // 60)):
+        await clock.advance(60)
+        await eventually(lambda: exporter.store.status("performance").last_success == clock.time())
+    await eventually(lambda: exporter.page.version == exporter.store.snapshot.version)
+
+
+def assert_leaderboard_matches(families: dict, truth: dict[str, tuple[int, float]], agents: set[str]) -> None:
+    handled = by_labels(families, "genesys_agent_handled_interactions", "user_id")
+    seconds = by_labels(families, "genesys_agent_handle_seconds", "user_id")
+    aht = by_labels(families, "genesys_agent_average_handle_seconds", "user_id")
+    for uid in agents:
+        count, total = truth.get(uid, (0, 0.0))
+        assert handled[(uid,)] == count
+        assert seconds[(uid,)] == pytest.approx(total)
+        if count:
+            assert aht[(uid,)] == pytest.approx(total / count)
+        else:
+            assert (uid,) not in aht  # nothing closed: no AHT sample, not 0
+
+
+async def test_after_an_hour_handled_and_aht_equal_the_ledger():
+    start = datetime(2026, 5, 14, 9, 0, tzinfo=UTC).timestamp()
+    clock = FakeClock(start=start)
+    async with (
+        serve_simulator(queues=6, agents=40, seed=21, clock=clock) as org,
+        Exporter(settings_for(org), clock=clock) as exporter,
+    ):
+        await eventually(lambda: exporter.scheduler.ready)
+        await step_until(exporter, clock, 3600)
+        _, families = await scrape(exporter.url)
+        midnight = datetime(2026, 5, 14, tzinfo=UTC).timestamp()
+        truth = ledger_truth(org, midnight, clock.time())
+        assert sum(n for n, _ in truth.values()) > 100, "an hour of a 40-agent org closes many conversations"
+        busy = {a.id for a in org.model.agents.values() if a.conversation is not None}
+        assert busy, "some agents are mid-conversation: their open calls must not count"
+        assert_leaderboard_matches(families, truth, set(org.model.agents))
+
+
+async def test_figures_roll_over_at_local_midnight():
+    start = datetime(2026, 5, 14, 23, 50, tzinfo=UTC).timestamp()
+    clock = FakeClock(start=start)
+    async with (
+        serve_simulator(queues=4, agents=30, seed=4, clock=clock) as org,
+        Exporter(settings_for(org, timezone="UTC"), clock=clock) as exporter,
+    ):
+        await eventually(lambda: exporter.scheduler.ready)
+        await step_until(exporter, clock, 540)  # 23:59
+        _, before = await scrape(exporter.url)
+        yesterday = ledger_truth(org, datetime(2026, 5, 14, tzinfo=UTC).timestamp(), clock.time())
+        assert_leaderboard_matches(before, yesterday, set(org.model.agents))
+        await step_until(exporter, clock, 300)  # 00:04: a new day
+        _, after = await scrape(exporter.url)
+        today = ledger_truth(org, datetime(2026, 5, 15, tzinfo=UTC).timestamp(), clock.time())
+        assert_leaderboard_matches(after, today, set(org.model.agents))
+        closed_before = sum(by_labels(before, "genesys_agent_handled_interactions", "user_id").values())
+        closed_after = sum(by_labels(after, "genesys_agent_handled_interactions", "user_id").values())
+        assert closed_after < closed_before  # the day started again
