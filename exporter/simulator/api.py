@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import collections
+import ipaddress
 import json
 import math
 import secrets
@@ -95,7 +96,11 @@ class SimulatedOrg:
 
     def api_requests(self, route: str | None = None) -> int:
         """Requests answered on `/api/v2` (all, or one route's), whatever their status."""
-        return sum(n for (name, _), n in self.requests.items() if name != "oauth_token" and route in (None, name))
+        return sum(
+            n
+            for (name, _), n in self.requests.items()
+            if name not in ("oauth_token", "admin") and route in (None, name)
+        )
 
     def create_app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=MAX_BODY_BYTES * 2)
@@ -109,6 +114,7 @@ class SimulatedOrg:
         ]
         for method, path, name, handler in routes:
             app.router.add_route(method, path, handler, name=name)
+        app.router.add_post("/__admin/scenario", self._scenario, name="admin")
         return app
 
     # ----- the cross-cutting rules --------------------------------------------------------------
@@ -335,6 +341,39 @@ class SimulatedOrg:
                 }
             entities.append(member)
         return web.json_response(next_uri_listing(request, entities, size, number))
+
+    async def _scenario(self, request: web.Request) -> web.Response:
+        """Steer the org for a test or a demo. Loopback callers only, whatever address we listen on."""
+        if not is_loopback(request.remote):
+            raise ApiError(403, "not.authorized", "the scenario endpoint answers loopback callers only")
+        body = await self._json_body(request)
+        action = body.get("action") if isinstance(body, dict) else None
+        model = self.model
+        queue_id = _queue_id(model, str(body.get("queue", ""))) if action in ("unstaff", "wait") else ""
+        if action == "unstaff":
+            return web.json_response({"queue_id": queue_id, "agents": model.unstaff(queue_id)})
+        if action == "wait":
+            model.add_waiting(queue_id, str(body.get("media", "voice")), int(body.get("count", 1)))
+            return web.json_response({"queue_id": queue_id, "waiting": model.queue_truth(queue_id).waiting})
+        if action == "staff" and str(body.get("agent")) in model.agents:
+            model.staff(str(body["agent"]))
+            agent = model.agents[str(body["agent"])]
+            return web.json_response({"agent": agent.id, "routing_status": agent.routing_status})
+        raise bad_request("action must be unstaff {queue}, wait {queue, media, count} or staff {agent}")
+
+
+def is_loopback(address: str | None) -> bool:
+    try:
+        return address is not None and ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def _queue_id(model: OrgModel, name_or_id: str) -> str:
+    for queue in model.queues.values():
+        if name_or_id in (queue.id, queue.name):
+            return queue.id
+    raise ApiError(404, "not.found", f"no queue {name_or_id!r}")
 
 
 def _name_matches(name: str, pattern: str) -> bool:

@@ -138,6 +138,7 @@ class SimAgent:
     conversation: Conversation | None = None
     busy_until_presence: str | None = None  # presence to take once the current interaction ends
     idle_since: float = 0.0
+    pinned: bool = False  # held in its presence by a scenario: the day's rhythm leaves it alone
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +181,7 @@ class OrgModel:
         self.queues: dict[str, SimQueue] = {}
         self.agents: dict[str, SimAgent] = {}
         self.ledger: list[LedgerEntry] = []
+        self.held_queues: set[str] = set()  # scenario: no new arrivals
         self._build()
         self._rates = self._arrival_rates()
         for (queue_id, media), rate in sorted(self._rates.items()):
@@ -291,14 +293,18 @@ class OrgModel:
                 agent.idle_since = self.now
 
     # ----- interactions -------------------------------------------------------------------------
-    def _arrive(self, queue_id: str, media: str) -> None:
-        rate = self._rates[(queue_id, media)]
-        self._schedule(self.now + self._rng.expovariate(rate), lambda: self._arrive(queue_id, media))
+    def _arrive(self, queue_id: str, media: str, patience: float | None = None) -> None:
+        if patience is None:  # a Poisson arrival, which schedules the next one
+            rate = self._rates[(queue_id, media)]
+            self._schedule(self.now + self._rng.expovariate(rate), lambda: self._arrive(queue_id, media))
+            if queue_id in self.held_queues:
+                return
+            patience = self._rng.expovariate(1 / PATIENCE_SECONDS[media])
         conv = Conversation(self._uuid(), queue_id, media, self.now, session=self._uuid())
         self.queues[queue_id].waiting[conv.id] = conv
         self._record(conv, "nOffered")
-        patience = self._rng.expovariate(1 / PATIENCE_SECONDS[media])
-        self._schedule(self.now + patience, lambda: self._abandon(conv))
+        if math.isfinite(patience):
+            self._schedule(self.now + patience, lambda: self._abandon(conv))
         self._dispatch_queue(self.queues[queue_id])
 
     def _abandon(self, conv: Conversation) -> None:
@@ -400,6 +406,9 @@ class OrgModel:
         self._schedule(self.now + self._rng.expovariate(1 / mean), lambda: self._presence_due(agent))
 
     def _presence_due(self, agent: SimAgent) -> None:
+        if agent.pinned:
+            self._schedule_presence_change(agent)
+            return
         if agent.presence == "ON_QUEUE":
             draw = self._rng.random()
             target = (
@@ -430,6 +439,38 @@ class OrgModel:
                 self._dispatch_agent(agent)
         else:
             self._set_status(agent, "OFF_QUEUE")
+
+    # ----- scenarios (tests and demos steer the org through these) ------------------------------
+    def unstaff(self, queue_id: str) -> list[str]:
+        """Every joined member of the queue goes on break and stays there; new arrivals stop.
+
+        Interactions already connected carry on; the members leave after their wrap-up.
+        """
+        self.held_queues.add(queue_id)
+        members = [a for a in self.queues[queue_id].members if self.agents[a].queues[queue_id]]
+        for agent_id in members:
+            agent = self.agents[agent_id]
+            agent.pinned = True
+            if agent.conversation is not None:
+                agent.busy_until_presence = "BREAK"
+            else:
+                self._take_presence(agent, "BREAK")
+        return members
+
+    def add_waiting(self, queue_id: str, media: str, count: int = 1) -> None:
+        """Interactions that wait without ever abandoning."""
+        for _ in range(count):
+            self._arrive(queue_id, media, patience=math.inf)
+
+    def staff(self, agent_id: str) -> None:
+        """The agent goes on queue (and stays): they take what waits in their queues."""
+        agent = self.agents[agent_id]
+        agent.pinned, agent.busy_until_presence = True, None
+        if agent.conversation is None:
+            self._take_presence(agent, "ON_QUEUE")
+        if agent.routing_status == "COMMUNICATING":
+            self._set_status(agent, "IDLE")
+            self._dispatch_agent(agent)
 
     # ----- what an observer sees ----------------------------------------------------------------
     def queue_truth(self, queue_id: str) -> QueueTruth:

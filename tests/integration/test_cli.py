@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,14 +19,9 @@ from exporter.clock import FakeClock
 from exporter.genesys.budget import RateBudget
 from exporter.genesys.client import GenesysClient
 from exporter.simulator.api import serve_simulator
+from tests.conftest import free_port
 
 SECRET = "MARKER-cli-secret-4d1e"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def clean_env(**extra: str) -> dict[str, str]:

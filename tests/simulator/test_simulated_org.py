@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from exporter.clock import FakeClock
-from exporter.simulator.api import SimulatedOrg, serve_simulator
+from exporter.simulator.api import SimulatedOrg, is_loopback, serve_simulator
 from exporter.simulator.model import OrgModel, SimConfig
 from tests.conftest import basic_auth
 
@@ -211,3 +211,27 @@ async def test_zero_rows_and_longest_waiting(api):
             assert rows["oLongestWaiting"]["calculatedMetricValue"] == round(truth.oldest_waiting_since[media] * 1000)
         else:
             assert rows["oLongestWaiting"] == {"count": 0}
+
+
+def test_scenario_callers_must_be_on_loopback():
+    assert is_loopback("127.0.0.1") and is_loopback("::1")
+    assert not is_loopback("192.0.2.10")  # a documentation address: classified, never contacted
+    assert not is_loopback(None)
+
+
+async def test_scenarios_unstaff_a_queue_and_staff_an_agent(api):
+    model = api.org.model
+    queue = next(iter(model.queues.values()))
+    async with api.http.post(f"{api.org.url}/__admin/scenario", json={"action": "unstaff", "queue": queue.name}) as r:
+        members = (await r.json())["agents"]
+    async with api.http.post(
+        f"{api.org.url}/__admin/scenario", json={"action": "wait", "queue": queue.id, "count": 2}
+    ) as r:
+        assert (await r.json())["waiting"]["voice"] >= 2
+    truth = model.queue_truth(queue.id)
+    assert truth.on_queue.get("IDLE", 0) == 0
+    idle = next(a for a in members if model.agents[a].conversation is None)
+    async with api.http.post(f"{api.org.url}/__admin/scenario", json={"action": "staff", "agent": idle}) as r:
+        assert r.status == 200
+    assert model.agents[idle].presence == "ON_QUEUE"
+    assert model.agents[idle].conversation is not None  # took one of the waiting interactions at once

@@ -1,0 +1,235 @@
+"""The whole chain on 127.0.0.1 with Debian's real binaries: simulated org -> exporter -> Prometheus
+-> rules -> Alertmanager -> a webhook receiver run by the test, and back when an agent comes on queue.
+
+One Prometheus and one Alertmanager serve the module. Intervals are shortened (1 s scrape and
+evaluation) and the rule's `for: 1m` is cut to 2 s in the test copy of the rules; everything else is
+the shipped rule file and Alertmanager route.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+import yaml
+from aiohttp import web
+
+from exporter.app import Exporter
+from exporter.config import Settings
+from exporter.simulator.api import SimulatedOrg, serve_simulator
+from tests.conftest import free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
+ROOT = Path(__file__).resolve().parents[2]
+RULES = ROOT / "deploy/prometheus/rules/genesys.rules.yml"
+ALERTMANAGER = ROOT / "deploy/alertmanager/alertmanager.yml"
+NO_AGENT = "GenesysQueueWaitingNoAgentAvailable"
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver, as a paging bridge would be: it records every notification."""
+
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.notifications.append(await request.json())
+        self.arrived.set()
+        return web.Response(text="ok")
+
+    async def wait_for(self, status: str, alertname: str, within: float) -> dict[str, Any]:
+        deadline = time.monotonic() + within
+        while True:
+            for note in self.notifications:
+                for alert in note["alerts"]:
+                    if alert["status"] == status and alert["labels"]["alertname"] == alertname:
+                        return dict(alert)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no {status} {alertname} within {within} s; got {self.notifications}")
+            self.arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.arrived.wait(), remaining)
+
+
+@dataclass
+class Stack:
+    org: SimulatedOrg
+    exporter: Exporter
+    receiver: Receiver
+    prometheus: str
+    alertmanager: str
+
+    async def query(self, promql: str) -> dict[str, Any]:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{self.prometheus}/api/v1/query", params={"query": promql}) as response,
+        ):
+            return dict(await response.json())
+
+
+def binary(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} not found: `make tools` installs Debian's prometheus and prometheus-alertmanager")
+    return path
+
+
+def rules_for_test(tmp: Path) -> Path:
+    rules = yaml.safe_load(RULES.read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            if rule.get("alert") == NO_AGENT:
+                rule["for"] = "2s"
+    path = tmp / "rules.yml"
+    path.write_text(yaml.safe_dump(rules))
+    return path
+
+
+async def wait_http(url: str, within: float = 20.0) -> None:
+    deadline = time.monotonic() + within
+    async with aiohttp.ClientSession() as http:
+        while True:
+            try:
+                async with http.get(url) as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{url} did not come up")
+            await asyncio.sleep(0.2)
+
+
+async def start(*argv: str, log: Path) -> asyncio.subprocess.Process:
+    with log.open("w") as sink:  # the child keeps its own copy of the descriptor
+        return await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.DEVNULL, stderr=sink)
+
+
+async def stop(proc: asyncio.subprocess.Process) -> None:
+    """Stop what we started: SIGTERM, then SIGKILL if it lingers."""
+    if proc.returncode is None:
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    tmp = tmp_path_factory.mktemp("e2e")
+    receiver = Receiver()
+    hook = web.AppRunner(web.Application())
+    hook.app.router.add_post("/alerts", receiver.handle)
+    await hook.setup()
+    hook_port = free_port()
+    await web.TCPSite(hook, "127.0.0.1", hook_port).start()
+
+    am_port, prom_port = free_port(), free_port()
+    am_config = yaml.safe_load(ALERTMANAGER.read_text())
+    for name in ("group_wait", "group_interval"):
+        am_config["route"][name] = "1s"
+    for route in am_config["route"].get("routes", []):
+        route.update(group_wait="0s", group_interval="1s")
+    for receiver_config in am_config["receivers"]:
+        for hook_config in receiver_config.get("webhook_configs", []):
+            hook_config["url"] = f"http://127.0.0.1:{hook_port}/alerts"
+    (tmp / "alertmanager.yml").write_text(yaml.safe_dump(am_config))
+
+    async with serve_simulator(queues=6, agents=40, seed=8) as org:
+        settings = Settings(
+            client_id=org.client_id,
+            client_secret=org.client_secret,
+            api_url=org.url,
+            listen="127.0.0.1:0",
+            queue_interval=1,
+            agent_interval=2,
+            performance_interval=5,
+            log_format="json",
+            log_level="warning",
+        )
+        async with Exporter(settings) as exporter:
+            exporter_target = exporter.url.removeprefix("http://")
+            (tmp / "prometheus.yml").write_text(
+                yaml.safe_dump(
+                    {
+                        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                        "rule_files": [str(rules_for_test(tmp))],
+                        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
+                        "scrape_configs": [{"job_name": "genesys", "static_configs": [{"targets": [exporter_target]}]}],
+                    }
+                )
+            )
+            am = await start(
+                binary("prometheus-alertmanager"),
+                f"--config.file={tmp / 'alertmanager.yml'}",
+                f"--storage.path={tmp / 'am-data'}",
+                f"--web.listen-address=127.0.0.1:{am_port}",
+                "--cluster.listen-address=",
+                log=tmp / "alertmanager.log",
+            )
+            prom = await start(
+                binary("prometheus"),
+                f"--config.file={tmp / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp / 'prom-data'}",
+                f"--web.listen-address=127.0.0.1:{prom_port}",
+                "--rules.alert.resend-delay=1s",
+                log=tmp / "prometheus.log",
+            )
+            try:
+                await wait_http(f"http://127.0.0.1:{am_port}/-/ready")
+                await wait_http(f"http://127.0.0.1:{prom_port}/-/ready")
+                yield Stack(org, exporter, receiver, f"http://127.0.0.1:{prom_port}", f"http://127.0.0.1:{am_port}")
+            finally:
+                for proc in (prom, am):
+                    await stop(proc)
+                await hook.cleanup()
+
+
+async def test_no_agent_alert_pages_then_resolves_when_an_agent_comes_on_queue(stack: Stack):
+    queue = min(stack.org.model.queues.values(), key=lambda q: q.name)
+    # Prometheus must already see the queue staffed, so the alert below is the scenario's doing.
+    deadline = time.monotonic() + 30
+    while not (await stack.query(f'genesys_queue_available_agents{{queue_name="{queue.name}"}}'))["data"]["result"]:
+        assert time.monotonic() < deadline, "Prometheus never scraped the queue"
+        await asyncio.sleep(0.5)
+
+    async with aiohttp.ClientSession() as http:
+        left = time.monotonic()
+        async with http.post(f"{stack.org.url}/__admin/scenario", json={"action": "unstaff", "queue": queue.name}) as r:
+            members = (await r.json())["agents"]
+        async with http.post(
+            f"{stack.org.url}/__admin/scenario",
+            json={"action": "wait", "queue": queue.name, "media": "voice", "count": 1},
+        ) as r:
+            assert r.status == 200
+
+        fired = await stack.receiver.wait_for("firing", NO_AGENT, within=60)
+        paged_after = time.monotonic() - left
+        assert fired["labels"]["queue_name"] == queue.name
+        assert fired["labels"]["queue_id"] == queue.id
+        assert fired["labels"]["severity"] == "page"
+        assert fired["annotations"]["summary"].startswith(f"{queue.name}: ")
+
+        idle_member = next(a for a in members if stack.org.model.agents[a].conversation is None)
+        back = time.monotonic()
+        async with http.post(f"{stack.org.url}/__admin/scenario", json={"action": "staff", "agent": idle_member}) as r:
+            assert r.status == 200
+        resolved = await stack.receiver.wait_for("resolved", NO_AGENT, within=60)
+        assert resolved["labels"]["queue_name"] == queue.name
+    print(
+        f"\nagent leaves -> webhook has the alert: {paged_after:.1f} s; "
+        f"agent back -> resolved at the webhook: {time.monotonic() - back:.1f} s"
+    )
