@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shutil
 import time
 from collections.abc import AsyncIterator
@@ -233,3 +234,51 @@ async def test_no_agent_alert_pages_then_resolves_when_an_agent_comes_on_queue(s
         f"\nagent leaves -> webhook has the alert: {paged_after:.1f} s; "
         f"agent back -> resolved at the webhook: {time.monotonic() - back:.1f} s"
     )
+
+
+DASHBOARDS = sorted((ROOT / "grafana/dashboards").glob("*.json"))
+SUBSTITUTIONS = {"$division": ".*", "$queue": ".*", "$__rate_interval": "1m", "${datasource}": "prometheus"}
+
+
+def dashboard_queries() -> list[tuple[str, str, str]]:
+    """(dashboard, panel, PromQL with the template variables substituted) for every panel query."""
+    found = []
+    for path in DASHBOARDS:
+        dashboard = json.loads(path.read_text())
+        for panel in dashboard["panels"]:
+            for target in panel.get("targets", []):
+                expr = target["expr"]
+                for variable, value in SUBSTITUTIONS.items():
+                    expr = expr.replace(variable, value)
+                found.append((path.stem, panel["title"], expr))
+    return found
+
+
+async def test_every_dashboard_query_runs_and_returns_data(stack: Stack):
+    # Leave one queue unstaffed with a caller waiting, so the alert and oldest-wait panels have data.
+    queue = sorted(stack.org.model.queues.values(), key=lambda q: q.name)[1]
+    async with aiohttp.ClientSession() as http:
+        for body in ({"action": "unstaff", "queue": queue.name}, {"action": "wait", "queue": queue.name}):
+            async with http.post(f"{stack.org.url}/__admin/scenario", json=body) as r:
+                assert r.status == 200
+    deadline = time.monotonic() + 60
+    while not (await stack.query('ALERTS{alertstate="firing", alertname=~"Genesys.*"}'))["data"]["result"]:
+        assert time.monotonic() < deadline, "no alert fired for the unstaffed queue"
+        await asyncio.sleep(0.5)
+
+    checked, empty = [], []
+    for dashboard, title, expr in dashboard_queries():
+        answer = await stack.query(expr)
+        assert answer["status"] == "success", f"{dashboard} / {title}: {answer.get('error')} in {expr}"
+        (checked if answer["data"]["result"] else empty).append(f"{dashboard} / {title}: {expr}")
+    assert not empty, "queries with no data:\n" + "\n".join(empty)
+    async with aiohttp.ClientSession() as http:
+        for label, match in (
+            ("division", "genesys_queue_info"),
+            ("queue_name", "genesys_queue_info"),
+            ("division", "genesys_agent_info"),
+        ):
+            async with http.get(f"{stack.prometheus}/api/v1/label/{label}/values", params={"match[]": match}) as r:
+                values = (await r.json())["data"]
+            assert values, f"template variable label_values({match}, {label}) would be empty"
+    print(f"\n{len(checked)} dashboard queries checked:\n" + "\n".join(checked))
