@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: demo test lint typecheck unit tools clean
+.PHONY: demo test lint typecheck unit tools clean prometheusrule
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit("genesys-exporter needs Python >= 3.11, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -42,3 +42,6 @@ test: tools unit lint typecheck
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage
+
+prometheusrule: $(VENV)/.installed-test
+	$(BIN)/python deploy/kubernetes/prometheusrule.py

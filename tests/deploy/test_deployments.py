@@ -1,0 +1,59 @@
+"""Deployment files: what an operator copies must hold the promises the README makes."""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy/kubernetes"
+
+
+def load(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def test_prometheusrule_is_the_rules_file():
+    generator = runpy.run_path(str(K8S / "prometheusrule.py"))
+    assert (K8S / "prometheusrule.yaml").read_text() == generator["render"](), "run `make prometheusrule`"
+    assert load(K8S / "prometheusrule.yaml")["spec"] == load(ROOT / "deploy/prometheus/rules/genesys.rules.yml")
+
+
+def test_deployment_is_probed_bounded_and_unprivileged():
+    deployment = load(K8S / "deployment.yaml")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert deployment["spec"]["replicas"] == 1
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["resources"]["limits"]["memory"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["envFrom"][0]["secretRef"]["name"] == load(K8S / "secret.example.yaml")["metadata"]["name"]
+    kustomization = load(K8S / "kustomization.yaml")
+    assert all((K8S / resource).exists() for resource in kustomization["resources"])
+
+
+def test_compose_wires_the_repo_configs():
+    compose = load(ROOT / "deploy/compose.yml")
+    services = compose["services"]
+    assert {"genesys-exporter", "prometheus", "alertmanager", "grafana"} <= set(services)
+    assert services["genesys-exporter"]["command"][0] == "${GENESYS_EXPORTER_COMMAND:-demo}"
+    assert services["genesys-exporter"]["env_file"][0]["required"] is False
+    mounts = [v.split(":")[0] for s in services.values() for v in s.get("volumes", [])]
+    for mount in mounts:
+        assert (ROOT / "deploy" / mount).resolve().exists(), mount
+    targets = load(ROOT / "deploy/prometheus/prometheus.yml")["scrape_configs"][0]["static_configs"][0]["targets"]
+    assert targets == ["genesys-exporter:10474"]
+
+
+def test_dockerfile_runs_as_non_root_without_build_tools():
+    stages = (ROOT / "Dockerfile").read_text().split("\nFROM ")
+    final = stages[-1]
+    assert "USER 10001" in final
+    assert "apt-get" not in final and "gcc" not in final
+    assert 'ENTRYPOINT ["genesys-exporter"]' in final
