@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: demo test lint typecheck unit tools clean prometheusrule
+.PHONY: demo test lint typecheck unit tools grafana-tools clean prometheusrule
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit("genesys-exporter needs Python >= 3.11, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -28,7 +28,17 @@ tools:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq prometheus prometheus-alertmanager >/dev/null; }
 
-unit: $(VENV)/.installed-test
+# Grafana's dashboard schema (npm @grafana/schema) and tsc, to type-check the dashboards.
+SCHEMA_DIR := $(VENV)/grafana-schema
+$(SCHEMA_DIR)/.installed: tests/deploy/grafana-schema/package.json | $(BIN)/python
+	@command -v npm >/dev/null || { echo "npm is needed to check the dashboards against Grafana's schema"; exit 1; }
+	mkdir -p $(SCHEMA_DIR) && cp tests/deploy/grafana-schema/package.json $(SCHEMA_DIR)/
+	npm install --prefix $(SCHEMA_DIR) --no-audit --no-fund --silent
+	@touch $@
+
+grafana-tools: $(SCHEMA_DIR)/.installed
+
+unit: $(VENV)/.installed-test grafana-tools
 	$(BIN)/pytest --cov --cov-report=term:skip-covered $(ARGS)
 
 lint: $(VENV)/.installed-test

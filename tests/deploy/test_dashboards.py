@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -95,3 +96,43 @@ def test_provisioning_points_grafana_at_the_dashboards():
 KNOWN_METRICS = {
     line.split("`")[1] for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| `genesys_")
 }
+
+
+SCHEMA_DIR = ROOT / ".venv/grafana-schema"
+TS_PRELUDE = """import type { Dashboard } from "@grafana/schema";
+
+/** The schema's enums, as the string literals a JSON file can hold. */
+type Literal<T> = T extends string ? `${T}` : T extends object ? { [K in keyof T]: Literal<T[K]> } : T;
+
+export const dashboard: Literal<Dashboard> = """
+
+
+def test_dashboards_type_check_against_grafanas_schema():
+    """Each dashboard as a typed object literal: tsc rejects unknown fields, missing ones and bad enum values."""
+    tsc = SCHEMA_DIR / "node_modules/.bin/tsc"
+    if not tsc.exists():
+        pytest.fail("Grafana's schema is not installed: run `make grafana-tools` (needs npm)")
+    work = SCHEMA_DIR / "check"
+    work.mkdir(exist_ok=True)
+    files = []
+    for path in DASHBOARDS:
+        target = work / f"{path.stem}.ts"
+        target.write_text(TS_PRELUDE + path.read_text().strip() + ";\n")
+        files.append(target.name)
+    (work / "tsconfig.json").write_text(
+        json.dumps(
+            {
+                "compilerOptions": {
+                    "strict": True,
+                    "noEmit": True,
+                    "moduleResolution": "bundler",
+                    "module": "esnext",
+                    "target": "es2022",
+                    "skipLibCheck": True,
+                },
+                "files": files,
+            }
+        )
+    )
+    result = subprocess.run([str(tsc), "-p", str(work / "tsconfig.json")], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
