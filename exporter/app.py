@@ -88,6 +88,7 @@ class Exporter:
             requests=dict(self.client.stats.requests),
             rate_limit_remaining=self.budget.remaining,
             rate_limited_total=self.budget.rate_limited_total,
+            parse_errors=dict(self.client.stats.parse_errors),
         )
 
     async def _refresh_directory(self, scope: QueueScope) -> None:

@@ -20,6 +20,7 @@ import structlog
 from exporter import __version__
 from exporter import logging as exporter_logging
 from exporter.config import DEFAULT_PORT, ConfigError, ListenAddress, Settings, load_settings, parse_listen
+from exporter.simulator.faults import Fault, parse_fault
 
 log = structlog.get_logger(__name__)
 
@@ -73,6 +74,13 @@ def _simulation_args(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--agents", type=int, default=200, help="agents in the simulated org")
     sub.add_argument("--seed", type=int, default=1, help="random seed: same seed, same org")
     sub.add_argument("--rate-limit", type=int, default=300, help="requests per minute per token")
+    sub.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="ROUTE:KIND[:k=v,...]",
+        help="make the simulated org misbehave, e.g. queue_observations:status:status=503,rate=0.2 (repeatable)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -114,6 +122,13 @@ def _bench(args: argparse.Namespace) -> int:
         raise ConfigError(f"--sizes: expected QUEUESxAGENTS[,...], got {args.sizes!r}") from None
     print_cycle_costs(sizes, args.scope)
     return 0
+
+
+def _faults(args: argparse.Namespace) -> list[Fault]:
+    try:
+        return [parse_fault(spec) for spec in args.fault]
+    except ValueError as error:
+        raise ConfigError(f"--fault: {error}") from None
 
 
 def _listen_or_exit(value: str) -> ListenAddress:
@@ -171,6 +186,7 @@ async def _simulate(args: argparse.Namespace, listen: ListenAddress) -> int:
         client_id=os.environ.get("GENESYS_CLIENT_ID"),
         client_secret=os.environ.get("GENESYS_CLIENT_SECRET"),
     ) as sim:
+        sim.faults.arm(*_faults(args))
         print(f"Simulated Genesys Cloud API at {sim.url} ({args.queues} queues, {args.agents} agents)", flush=True)
         if sim.uses_demo_credentials:
             print(
@@ -196,6 +212,7 @@ async def _demo(args: argparse.Namespace, listen: ListenAddress, fmt: str, level
         seed=args.seed,
         rate_limit=args.rate_limit,
     ) as sim:
+        sim.faults.arm(*_faults(args))
         settings = load_settings(
             None,
             {

@@ -53,6 +53,11 @@ class _RedactingFilter(logging.Filter):
         return True
 
 
+def _stderr_logger(*_: Any) -> structlog.PrintLogger:
+    """Whatever `sys.stderr` is when the line is written (test harnesses swap it)."""
+    return structlog.PrintLogger(sys.stderr)
+
+
 def configure(log_format: str = "auto", level: str = "info") -> None:
     """Set up structlog (and the stdlib loggers of aiohttp) once, at start-up."""
     as_console = log_format == "console" or (log_format == "auto" and sys.stderr.isatty())
@@ -70,7 +75,7 @@ def configure(log_format: str = "auto", level: str = "info") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(sys.stderr)

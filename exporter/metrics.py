@@ -32,6 +32,7 @@ class Telemetry:
     requests: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (endpoint, code) -> count
     rate_limit_remaining: int | None = None
     rate_limited_total: int = 0
+    parse_errors: Mapping[str, int] = field(default_factory=dict)  # endpoint -> responses of the wrong shape
 
 
 def render(snapshot: Snapshot, telemetry: Telemetry) -> str:
@@ -264,6 +265,12 @@ def render_self(snapshot: Snapshot, telemetry: Telemetry) -> str:
                 "counter",
                 "Genesys Cloud API responses by endpoint and HTTP status ('error' when no response came).",
                 ((labels(endpoint=e, code=c), n) for (e, c), n in sorted(telemetry.requests.items())),
+            ),
+            family(
+                "genesys_exporter_parse_errors_total",
+                "counter",
+                "Genesys responses that were not JSON or not of the expected shape, by endpoint (none were used).",
+                ((labels(endpoint=e), n) for e, n in sorted(telemetry.parse_errors.items())),
             ),
             family(
                 "genesys_exporter_rate_limited_total",

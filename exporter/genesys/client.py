@@ -17,12 +17,12 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 import structlog
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from exporter import __version__
 from exporter import logging as exporter_logging
@@ -35,6 +35,7 @@ from exporter.genesys.errors import DAILY_CAP_SECONDS, MalformedResponse, Transp
 log = structlog.get_logger(__name__)
 
 Params = Mapping[str, str | int | Sequence[str]]
+M = TypeVar("M", bound=BaseModel)
 RETRYABLE = frozenset({429, 502, 503, 504})
 DEFAULT_RETRY_AFTER = 3.0  # what the official SDKs wait on a 429 without Retry-After
 MAX_BACKOFF = 30.0
@@ -44,6 +45,7 @@ MAX_PAGES = 10_000  # a guard against a nextUri that never ends
 @dataclass
 class ApiStats:
     requests: collections.Counter[tuple[str, str]] = field(default_factory=collections.Counter)
+    parse_errors: collections.Counter[str] = field(default_factory=collections.Counter)  # by endpoint
 
     def count(self, endpoint: str, code: str) -> None:
         self.requests[(endpoint, code)] += 1
@@ -130,10 +132,37 @@ class GenesysClient:
         await self.close()
 
     async def get(self, endpoint: Endpoint, *, params: Params | None = None, **path_params: str) -> Any:
-        return await self._send(endpoint, self._url(endpoint, path_params), _query(params), None)
+        data, _ = await self._send(endpoint, self._url(endpoint, path_params), _query(params), None)
+        return data
 
     async def post(self, endpoint: Endpoint, body: Any, **path_params: str) -> Any:
-        return await self._send(endpoint, self._url(endpoint, path_params), [], body)
+        data, _ = await self._send(endpoint, self._url(endpoint, path_params), [], body)
+        return data
+
+    async def get_as(
+        self, endpoint: Endpoint, model: type[M], *, params: Params | None = None, **path_params: str
+    ) -> M:
+        """GET, checked against `model`: a page of the wrong shape is counted and raised, never half-read."""
+        data, context_id = await self._send(endpoint, self._url(endpoint, path_params), _query(params), None)
+        return self.validate(endpoint, data, model, context_id)
+
+    async def post_as(self, endpoint: Endpoint, body: Any, model: type[M], **path_params: str) -> M:
+        data, context_id = await self._send(endpoint, self._url(endpoint, path_params), [], body)
+        return self.validate(endpoint, data, model, context_id)
+
+    def validate(self, endpoint: Endpoint, data: Any, model: type[M], context_id: str | None = None) -> M:
+        try:
+            return model.model_validate(data)
+        except ValidationError as error:
+            self.stats.parse_errors[endpoint.name] += 1
+            first = error.errors(include_input=False, include_url=False)[0]
+            where = ".".join(str(part) for part in first["loc"]) or "the body"
+            raise MalformedResponse(
+                endpoint.name,
+                f"response of the wrong shape at {where}: {first['msg']}",
+                status=200,
+                context_id=context_id,
+            ) from None
 
     async def pages(
         self, endpoint: Endpoint, *, params: Params | None = None, page_size: int = 100, **path_params: str
@@ -176,13 +205,16 @@ class GenesysClient:
             if url in seen or len(seen) >= MAX_PAGES:
                 raise MalformedResponse(endpoint.name, "nextUri paging does not end; stopped")
             seen.add(url)
-            page = await self._send(endpoint, url, [], None)
+            page, _ = await self._send(endpoint, url, [], None)
             yield page
 
     def _url(self, endpoint: Endpoint, path_params: Mapping[str, str]) -> str:
         return self._api_url + endpoint.url_path(**path_params)
 
-    async def _send(self, endpoint: Endpoint, url: str, query: list[tuple[str, str]], body: Any) -> Any:
+    async def _send(
+        self, endpoint: Endpoint, url: str, query: list[tuple[str, str]], body: Any
+    ) -> tuple[Any, str | None]:
+        """The decoded JSON of a 2xx answer and its `inin-correlation-id`, after the retry rules."""
         attempt = 0
         renewed = False
         while True:
@@ -211,8 +243,9 @@ class GenesysClient:
             context_id = headers.get("inin-correlation-id")
             if 200 <= status < 300:
                 try:
-                    return json.loads(raw) if raw else None
+                    return (json.loads(raw) if raw else None), context_id
                 except ValueError:
+                    self.stats.parse_errors[endpoint.name] += 1
                     raise MalformedResponse(
                         endpoint.name, "response is not JSON", status=status, context_id=context_id
                     ) from None

@@ -7,7 +7,19 @@ fit raises `pydantic.ValidationError`, which the pollers count as a parse error.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+
+def _string_dimensions(value: object) -> object:
+    """Group keys we know are strings; a future dimension of another type is dropped, not fatal."""
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if isinstance(v, str)}
+    return value
+
+
+Group = Annotated[dict[str, str], BeforeValidator(_string_dimensions)]
 
 
 class _Model(BaseModel):
@@ -44,7 +56,7 @@ class MetricRow(_Model):
 
 
 class ObservationResult(_Model):
-    group: dict[str, str]
+    group: Group
     data: list[MetricRow] = []
 
 
@@ -52,7 +64,6 @@ class ObservationResponse(_Model):
     """QueueObservationQueryResponse."""
 
     results: list[ObservationResult] = []
-    system_to_organization_mappings: dict[str, list[str]] = Field({}, alias="systemToOrganizationMappings")
 
 
 class UserRef(_Model):
@@ -107,7 +118,7 @@ class AggregateBucket(_Model):
 
 
 class AggregateResult(_Model):
-    group: dict[str, str] = {}
+    group: Group = {}
     data: list[AggregateBucket] = []
 
 
@@ -115,3 +126,15 @@ class AggregateResponse(_Model):
     """ConversationAggregateQueryResponse: empty groups and metric rows are left out by the API."""
 
     results: list[AggregateResult] = []
+
+
+class QueueListing(_Model):
+    entities: list[QueueEntity] = []
+
+
+class MemberListing(_Model):
+    entities: list[QueueMemberEntity] = []
+
+
+class UserListing(_Model):
+    entities: list[UserEntity] = []

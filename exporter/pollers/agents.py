@@ -13,11 +13,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
 from exporter.genesys.client import GenesysClient
 from exporter.genesys.endpoints import QUEUE_MEMBERS, USERS
-from exporter.genesys.models import QueueMemberEntity, UserEntity
+from exporter.genesys.models import MemberListing, UserListing
 from exporter.pollers.batching import BatchesFailed, batches
 from exporter.snapshot import Agent, AgentState
 
@@ -25,12 +24,11 @@ USERS_PER_REQUEST = 100
 STATE_EXPAND = "routingStatus,presence"
 
 
-def parse_member_pages(pages: Iterable[Mapping[str, Any]]) -> dict[str, Agent]:
+def parse_member_pages(pages: Iterable[MemberListing]) -> dict[str, Agent]:
     """Pure: queue member pages (any queues) in, the distinct agents out."""
     agents: dict[str, Agent] = {}
     for page in pages:
-        for raw in page.get("entities") or []:
-            member = QueueMemberEntity.model_validate(raw)
+        for member in page.entities:
             user = member.user
             name = member.name or (user.name if user else None) or member.id
             division = user.division.name if user and user.division and user.division.name else ""
@@ -38,12 +36,11 @@ def parse_member_pages(pages: Iterable[Mapping[str, Any]]) -> dict[str, Agent]:
     return agents
 
 
-def parse_user_pages(pages: Iterable[Mapping[str, Any]]) -> dict[str, Agent]:
+def parse_user_pages(pages: Iterable[UserListing]) -> dict[str, Agent]:
     """Pure: `GET /users` pages in, the active users out."""
     agents: dict[str, Agent] = {}
     for page in pages:
-        for raw in page.get("entities") or []:
-            user = UserEntity.model_validate(raw)
+        for user in page.entities:
             if user.state in (None, "active"):
                 division = user.division.name if user.division and user.division.name else ""
                 agents[user.id] = Agent(user.id, user.name or user.id, division)
@@ -59,15 +56,14 @@ def _epoch(timestamp: str | None) -> float | None:
         return None
 
 
-def parse_agent_states(page: Mapping[str, Any]) -> dict[str, AgentState]:
+def parse_agent_states(page: UserListing) -> dict[str, AgentState]:
     """Pure: one `GET /users?expand=routingStatus,presence` page in, a state per user out.
 
     The expand is best effort: a user without `routingStatus` or `presence` gets None there, which
     the metrics leave out; it is never read as off queue or offline.
     """
     states: dict[str, AgentState] = {}
-    for raw in page.get("entities") or []:
-        user = UserEntity.model_validate(raw)
+    for user in page.entities:
         routing = user.routing_status
         definition = user.presence.presence_definition if user.presence else None
         states[user.id] = AgentState(
@@ -83,16 +79,17 @@ def parse_agent_states(page: Mapping[str, Any]) -> dict[str, AgentState]:
 async def discover_members(client: GenesysClient, queue_ids: Iterable[str]) -> dict[str, Agent]:
     """Members of every queue, queues fetched concurrently (each page through the shared budget)."""
 
-    async def members(queue_id: str) -> list[Any]:
-        return [p async for p in client.pages_by_next_uri(QUEUE_MEMBERS, page_size=100, queueId=queue_id)]
+    async def members(queue_id: str) -> list[MemberListing]:
+        pages = client.pages_by_next_uri(QUEUE_MEMBERS, page_size=100, queueId=queue_id)
+        return [client.validate(QUEUE_MEMBERS, page, MemberListing) async for page in pages]
 
     pages = await asyncio.gather(*(members(q) for q in sorted(queue_ids)))
     return parse_member_pages(page for queue_pages in pages for page in queue_pages)
 
 
 async def discover_users(client: GenesysClient) -> dict[str, Agent]:
-    pages = [p async for p in client.pages(USERS, params={"state": "active"}, page_size=100)]
-    return parse_user_pages(pages)
+    pages = client.pages(USERS, params={"state": "active"}, page_size=100)
+    return parse_user_pages([client.validate(USERS, page, UserListing) async for page in pages])
 
 
 def state_params(user_ids: Sequence[str]) -> dict[str, str | int | Sequence[str]]:
@@ -107,7 +104,7 @@ async def poll_agent_states(
     """Fetch every batch concurrently; publish each as it arrives. Returns the requests sent."""
 
     async def one(index: int, batch: list[str]) -> None:
-        publish(index, parse_agent_states(await client.get(USERS, params=state_params(batch))))
+        publish(index, parse_agent_states(await client.get_as(USERS, UserListing, params=state_params(batch))))
 
     todo = batches(agent_ids, USERS_PER_REQUEST)
     outcomes = await asyncio.gather(*(one(i, b) for i, b in enumerate(todo)), return_exceptions=True)

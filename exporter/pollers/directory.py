@@ -7,13 +7,12 @@ case-insensitively, because the API's `name` filter only understands a `*` at ei
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from exporter.genesys.client import GenesysClient
 from exporter.genesys.endpoints import ROUTING_QUEUES
-from exporter.genesys.models import QueueEntity
+from exporter.genesys.models import QueueEntity, QueueListing
 from exporter.snapshot import Queue
 
 MAX_IDS_PER_LISTING = 100  # beyond this the URL grows long: list everything and filter here instead
@@ -45,12 +44,11 @@ class QueueScope:
         return not self.name_glob or fnmatch.fnmatchcase(queue.name.casefold(), self.name_glob.casefold())
 
 
-def parse_queue_pages(pages: Iterable[Mapping[str, Any]], scope: QueueScope) -> dict[str, Queue]:
+def parse_queue_pages(pages: Iterable[QueueListing], scope: QueueScope) -> dict[str, Queue]:
     """Pure: routing queue listing pages in, the queues in scope out (keyed by id)."""
     queues: dict[str, Queue] = {}
     for page in pages:
-        for raw in page.get("entities") or []:
-            entity = QueueEntity.model_validate(raw)
+        for entity in page.entities:
             if scope.matches(entity):
                 division = entity.division.name if entity.division and entity.division.name else ""
                 queues[entity.id] = Queue(entity.id, entity.name, division)
@@ -58,5 +56,8 @@ def parse_queue_pages(pages: Iterable[Mapping[str, Any]], scope: QueueScope) -> 
 
 
 async def discover_queues(client: GenesysClient, scope: QueueScope) -> dict[str, Queue]:
-    pages = [page async for page in client.pages(ROUTING_QUEUES, params=scope.listing_params(), page_size=100)]
+    pages = [
+        client.validate(ROUTING_QUEUES, page, QueueListing)
+        async for page in client.pages(ROUTING_QUEUES, params=scope.listing_params(), page_size=100)
+    ]
     return parse_queue_pages(pages, scope)

@@ -145,8 +145,8 @@ async def poll_performance(
     """Agent and queue tallies for today; all batches must succeed (partial agent sums would lie)."""
 
     async def query(group_by: Sequence[str], metrics: Sequence[str], batch: Sequence[str]) -> AggregateResponse:
-        raw = await client.post(CONVERSATION_AGGREGATES, aggregate_query(interval, group_by, metrics, batch))
-        return AggregateResponse.model_validate(raw)
+        body = aggregate_query(interval, group_by, metrics, batch)
+        return await client.post_as(CONVERSATION_AGGREGATES, body, AggregateResponse)
 
     cut = batches(queue_ids, MAX_FILTER_PREDICATES)
     calls = [query(["userId"], AGENT_METRICS, b) for b in cut] + [

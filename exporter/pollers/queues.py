@@ -12,7 +12,6 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import structlog
 
@@ -122,8 +121,8 @@ async def poll_queues(
     """
 
     async def one(index: int, batch: list[str]) -> None:
-        raw: Any = await client.post(QUEUE_OBSERVATIONS, queue_observation_query(batch))
-        publish(index, parse_observations(ObservationResponse.model_validate(raw), clock.time()))
+        response = await client.post_as(QUEUE_OBSERVATIONS, queue_observation_query(batch), ObservationResponse)
+        publish(index, parse_observations(response, clock.time()))
 
     todo = batches(queue_ids, MAX_QUEUE_PREDICATES)
     outcomes = await asyncio.gather(*(one(i, b) for i, b in enumerate(todo)), return_exceptions=True)

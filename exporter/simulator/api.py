@@ -8,6 +8,7 @@ paging styles, and bodies checked as strictly as the brief says the real API che
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import collections
@@ -25,6 +26,7 @@ from aiohttp import web
 
 from exporter.clock import Clock, SystemClock
 from exporter.simulator.aggregates import aggregate
+from exporter.simulator.faults import Fault, Faults, drifted, wrong_shape
 from exporter.simulator.model import MEDIA_SETTING_KEY, PRESENCE_NAMES, OrgModel, SimAgent, SimConfig
 from exporter.simulator.observations import LongestStyle, observe
 from exporter.simulator.wire import (
@@ -79,6 +81,7 @@ class SimulatedOrg:
     permissions: frozenset[str] | None = None  # None: every permission
     longest_style: LongestStyle = "epoch"
     expand_presence: bool = True  # False: `/users` leaves out routingStatus/presence (best effort expand)
+    faults: Faults = field(default_factory=Faults)
     tokens: dict[str, _Token] = field(default_factory=dict)
     requests: collections.Counter[tuple[str, int]] = field(default_factory=collections.Counter)
     url: str = ""
@@ -123,11 +126,16 @@ class SimulatedOrg:
         context_id = str(uuid.uuid4())
         route = request.match_info.route.name or "unknown"
         extra_headers: dict[str, str] = {}
+        fault = self.faults.pick(route, self.clock.monotonic()) if route != "admin" else None
         try:
+            if fault is not None:
+                await self._fault_before(fault, route)
             if request.path.startswith("/api/"):
                 extra_headers = self._admit(request, route)
             self.model.advance(self.clock.time())
             response = await handler(request)
+            if fault is not None:
+                response = await self._fault_after(fault, request, response)
         except ApiError as problem:
             response = error(problem.status, problem.code, problem.message, context_id, **problem.extra)
             response.headers.update(problem.headers)
@@ -135,9 +143,60 @@ class SimulatedOrg:
             status = http.status
             code = {404: "not.found", 405: "method.not.allowed"}.get(status, "bad.request")
             response = error(status, code, http.reason, context_id)
-        response.headers["inin-correlation-id"] = context_id
-        response.headers.update(extra_headers)
+        if not response.prepared:  # a reset fault has already sent its half body
+            response.headers["inin-correlation-id"] = context_id
+            response.headers.update(extra_headers)
         self.requests[(route, response.status)] += 1
+        return response
+
+    async def _fault_before(self, fault: Fault, route: str) -> None:
+        """Faults that replace the answer or change the org before it is given."""
+        if fault.kind == "slow":
+            await asyncio.sleep(fault.delay)
+        elif fault.kind == "revoke":
+            self.revoke_tokens()
+        elif fault.kind == "forbid":
+            needed = ", ".join(PERMISSIONS.get(route, ("unknown",)))
+            raise ApiError(
+                403,
+                "missing.permissions",
+                f"You are missing the following permission(s): [{needed}]",
+                messageParams={"permissions": needed},
+            )
+        elif fault.kind == "status":
+            code = {
+                429: "too.many.requests.retry.after",
+                500: "internal.server.error",
+                502: "bad.gateway",
+                503: "service.unavailable",
+                504: "request.timeout",
+            }.get(fault.status, "bad.request")
+            headers = {"Retry-After": str(round(fault.retry_after))} if fault.retry_after is not None else {}
+            if fault.status == 429 and not headers:
+                headers = {"Retry-After": "2"}
+            raise ApiError(fault.status, code, f"simulated fault: HTTP {fault.status}", headers=headers)
+
+    async def _fault_after(
+        self, fault: Fault, request: web.Request, response: web.StreamResponse
+    ) -> web.StreamResponse:
+        """Faults that spoil an answer that was otherwise right."""
+        if not isinstance(response, web.Response) or response.status != 200:
+            return response
+        if fault.kind == "malformed":
+            return web.Response(status=200, text='{"results": [{"group": ', content_type="application/json")
+        if fault.kind in ("wrong_shape", "drift"):
+            body = json.loads(response.text or "null")
+            return web.json_response(wrong_shape(body) if fault.kind == "wrong_shape" else drifted(body))
+        if fault.kind == "reset":
+            raw = response.body if isinstance(response.body, bytes) else b""
+            cut = web.StreamResponse(
+                status=200, headers={"Content-Type": "application/json", "Content-Length": str(len(raw))}
+            )
+            await cut.prepare(request)
+            await cut.write(raw[: len(raw) // 2])
+            if request.transport is not None:
+                request.transport.close()  # the connection drops halfway through the body
+            return cut
         return response
 
     def _admit(self, request: web.Request, route: str) -> dict[str, str]:

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.genesys.models import AggregateResponse
+from exporter.genesys.models import AggregateResponse, MemberListing, UserListing
 from exporter.metrics import render_agents, render_queue_performance
 from exporter.pollers.agents import parse_agent_states, parse_member_pages, parse_user_pages
 from exporter.pollers.performance import aggregate_query, day_window, parse_agent_tallies, parse_queue_tallies
@@ -18,7 +18,7 @@ Q1 = "11111111-aaaa-4000-8000-000000000001"
 
 
 def test_states_read_best_effort_expands_without_guessing(fixture):
-    states = parse_agent_states(fixture("users_state_page.json"))
+    states = parse_agent_states(UserListing.model_validate(fixture("users_state_page.json")))
     assert states["u-ann"].routing_status == "idle"
     assert states["u-ann"].presence == "on_queue"  # "On Queue" (definitions API) and ON_QUEUE agree
     assert states["u-bob"].presence == "on_queue"
@@ -28,11 +28,12 @@ def test_states_read_best_effort_expands_without_guessing(fixture):
 
 
 def test_directories_from_users_and_members(fixture):
-    agents = parse_user_pages([fixture("users_state_page.json")])
+    agents = parse_user_pages([UserListing.model_validate(fixture("users_state_page.json"))])
     assert agents["u-ann"] == Agent("u-ann", "Ann O'Neill", "Home")
     assert agents["u-cy"].division == ""
     members = parse_member_pages(
-        [
+        MemberListing.model_validate(page)
+        for page in [
             {
                 "entities": [
                     {
@@ -83,7 +84,7 @@ def test_queue_tallies_and_golden(fixture, clock, golden):
         queue_states={0: Part({Q1: live}, 0)},
         queue_tallies={0: Part(tallies, 0)},
         agents={"u-ann": Agent("u-ann", "Ann O'Neill", "Home"), "u-bob": Agent("u-bob", "Bob", "Home")},
-        agent_states={0: Part(parse_agent_states(fixture("users_state_page.json")), 0)},
+        agent_states={0: Part(parse_agent_states(UserListing.model_validate(fixture("users_state_page.json"))), 0)},
         agent_tallies={
             0: Part(
                 parse_agent_tallies(

@@ -9,6 +9,7 @@ import pytest
 
 from exporter.genesys.endpoints import USERS, Endpoint
 from exporter.genesys.errors import ServerError
+from exporter.genesys.models import UserListing
 from exporter.pollers.agents import poll_agent_states
 from exporter.pollers.batching import BatchesFailed
 from exporter.snapshot import AgentState
@@ -21,14 +22,14 @@ class FlakyUsersApi:
         self.broken = broken
         self.asked: list[list[str]] = []
 
-    async def get(self, endpoint: Endpoint, *, params: Mapping[str, Any]) -> Any:
+    async def get_as(self, endpoint: Endpoint, model: type[UserListing], *, params: Mapping[str, Any]) -> UserListing:
         assert endpoint is USERS
         ids = list(params["id"])
         assert params["expand"] == "routingStatus,presence" and params["pageSize"] == 100
         self.asked.append(ids)
         if self.broken in ids:
             raise ServerError("users", "Genesys server error", status=503)
-        return {"entities": [{"id": i, "routingStatus": {"status": "IDLE"}} for i in ids]}
+        return model.model_validate({"entities": [{"id": i, "routingStatus": {"status": "IDLE"}} for i in ids]})
 
 
 async def test_a_failed_page_leaves_the_other_pages_published():

@@ -6,7 +6,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.clock import FakeClock
-from exporter.genesys.models import MetricRow, ObservationResponse
+from exporter.genesys.models import MetricRow, ObservationResponse, QueueListing
 from exporter.metrics import render_queues
 from exporter.pollers.batching import batches
 from exporter.pollers.directory import QueueScope, parse_queue_pages
@@ -16,10 +16,12 @@ from exporter.snapshot import Part, Snapshot
 Q1, Q2, Q3 = (f"11111111-aaaa-4000-8000-00000000000{i}" for i in (1, 2, 3))
 
 
+def listings(fixture):
+    return [QueueListing.model_validate(fixture(f"routing_queues_page{n}.json")) for n in (1, 2)]
+
+
 def parsed(fixture, clock: FakeClock):
-    queues = parse_queue_pages(
-        [fixture("routing_queues_page1.json"), fixture("routing_queues_page2.json")], QueueScope()
-    )
+    queues = parse_queue_pages(listings(fixture), QueueScope())
     states = {}
     for name in ("queue_observations_1.json", "queue_observations_2.json"):
         response = ObservationResponse.model_validate(fixture(name))
@@ -90,7 +92,7 @@ def test_golden_exposition(fixture, clock, golden):
 
 
 def test_scope_filters_by_name_glob_division_and_id(fixture):
-    pages = [fixture("routing_queues_page1.json"), fixture("routing_queues_page2.json")]
+    pages = listings(fixture)
     assert set(parse_queue_pages(pages, QueueScope(name_glob="support*"))) == {Q2, Q3}
     assert set(parse_queue_pages(pages, QueueScope(division_ids=("d1",)))) == {Q1}
     assert set(parse_queue_pages(pages, QueueScope(ids=(Q3, "gone")))) == {Q3}

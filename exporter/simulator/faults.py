@@ -1,0 +1,115 @@
+"""Ways the simulated org misbehaves, as the real one does: per route, by rate or for a time window.
+
+A fault is armed for a route name (`queue_observations`, `oauth_token`, ... or `*` for every API
+route), fires on a share of matching requests (`rate`, drawn from its own seeded generator so the
+model's randomness is untouched), optionally only between two clock readings, and takes one form:
+
+- `status`: an ErrorBody with that HTTP status (429 carries `Retry-After`, 180+ s is a daily cap);
+- `slow`: the answer is held back `delay` seconds (real time: client timeouts are real time);
+- `reset`: the connection is cut halfway through the body;
+- `malformed`: a 200 whose body is not JSON;
+- `wrong_shape`: a 200 of valid JSON in the wrong shape (nulls, strings for counts, missing keys);
+- `drift`: the real answer plus fields and enum values the exporter has never seen (must be fine);
+- `revoke`: every issued token is revoked first (the request then gets a 401);
+- `forbid`: 403 `missing.permissions` for the route's permission.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+FaultKind = Literal["status", "slow", "reset", "malformed", "wrong_shape", "drift", "revoke", "forbid"]
+KINDS: tuple[FaultKind, ...] = ("status", "slow", "reset", "malformed", "wrong_shape", "drift", "revoke", "forbid")
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    kind: FaultKind
+    route: str = "*"
+    rate: float = 1.0
+    status: int = 503
+    retry_after: float | None = None
+    delay: float = 0.0
+    start: float = -math.inf  # clock.monotonic() bounds of the window it is active in
+    end: float = math.inf
+    limit: int | None = None  # fire at most this many times
+
+    def matches(self, route: str, now: float) -> bool:
+        return (self.route in ("*", route) if route != "oauth_token" else self.route == route) and (
+            self.start <= now < self.end
+        )
+
+
+def parse_fault(spec: str) -> Fault:
+    """`ROUTE:KIND[:key=value,...]` from the command line, e.g. `queue_observations:status:status=503,rate=0.2`."""
+    parts = spec.split(":", 2)
+    if len(parts) < 2 or parts[1] not in KINDS:
+        raise ValueError(f"invalid fault {spec!r}: use ROUTE:KIND[:key=value,...], KIND one of {', '.join(KINDS)}")
+    options: dict[str, Any] = {}
+    for item in filter(None, (parts[2] if len(parts) == 3 else "").split(",")):
+        key, _, value = item.partition("=")
+        if key not in ("rate", "status", "retry_after", "delay", "start", "end", "limit"):
+            raise ValueError(f"invalid fault option {key!r} in {spec!r}")
+        options[key] = int(value) if key in ("status", "limit") else float(value)
+    return Fault(parts[1], parts[0], **options)
+
+
+@dataclass
+class Faults:
+    """The armed faults; the first that matches and draws its rate wins."""
+
+    seed: int = 0
+    armed: list[Fault] = field(default_factory=list)
+    fired: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+        self._uses: dict[int, int] = {}
+
+    def arm(self, *faults: Fault) -> None:
+        self.armed.extend(faults)
+
+    def clear(self) -> None:
+        self.armed.clear()
+        self._uses.clear()
+
+    def pick(self, route: str, now: float) -> Fault | None:
+        for index, fault in enumerate(self.armed):
+            if fault.limit is not None and self._uses.get(index, 0) >= fault.limit:
+                continue
+            if fault.matches(route, now) and (fault.rate >= 1 or self._rng.random() < fault.rate):
+                self._uses[index] = self._uses.get(index, 0) + 1
+                self.fired[fault.kind] = self.fired.get(fault.kind, 0) + 1
+                return fault
+        return None
+
+
+def wrong_shape(_: Any) -> Any:
+    """Valid JSON that no Genesys response looks like: a group missing, a count that is a word."""
+    return {
+        "results": [
+            {"data": [{"metric": "oWaiting", "stats": {"count": "many"}}]},
+            {"group": None, "data": None},
+        ],
+        "entities": "none",
+        "pageCount": "x",
+    }
+
+
+def drifted(body: Any) -> Any:
+    """The same answer with fields and enum values from a future API version."""
+    if isinstance(body, dict):
+        out = {key: drifted(value) for key, value in body.items()}
+        out["someFutureField"] = {"nested": [1, 2, 3]}
+        rows = out.get("data")
+        if isinstance(rows, list) and any(
+            isinstance(r, dict) and r.get("metric") == "oUserRoutingStatuses" for r in rows
+        ):
+            rows.append({"metric": "oUserRoutingStatuses", "qualifier": "SOME_NEW_STATUS", "stats": {"count": 1}})
+        return out
+    if isinstance(body, list):
+        return [drifted(item) for item in body]
+    return body
