@@ -26,6 +26,7 @@ from exporter.pollers.queues import poll_queues
 from exporter.scheduler import Job, Scheduler
 from exporter.server import create_app
 from exporter.snapshot import Store
+from exporter.webconfig import BasicAuth, WebConfig, load_web_config
 
 log = structlog.get_logger(__name__)
 
@@ -79,6 +80,7 @@ class Exporter:
             ],
         )
         self.page = MetricsPage(self.store, self.telemetry)
+        self.web = load_web_config(settings.web_config_file) if settings.web_config_file else WebConfig()
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -139,17 +141,18 @@ class Exporter:
             asyncio.create_task(self.page.run(), name="metrics-page"),
         ]
         self._runner = web.AppRunner(
-            create_app(self.page, self.store),
+            create_app(self.page, self.store, BasicAuth(self.web.users) if self.web.users else None),
             access_log=None,
             handle_signals=False,
             shutdown_timeout=2.0,
         )
         await self._runner.setup()
         listen = self.settings.listen
-        site = web.TCPSite(self._runner, listen.host, listen.port)
+        tls = self.web.ssl_context()
+        site = web.TCPSite(self._runner, listen.host, listen.port, ssl_context=tls)
         await site.start()
         host, port = self._runner.addresses[0][:2]
-        self.url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+        self.url = f"{'https' if tls else 'http'}://{'[' + host + ']' if ':' in host else host}:{port}"
         log.info("serving", url=f"{self.url}/metrics", api=self.settings.api_base)
         return self
 

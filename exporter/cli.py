@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="export a real Genesys Cloud org (settings from env, .env, --config)")
     common(run)
     run.add_argument("--listen", help=f"HOST:PORT to serve /metrics on (default 0.0.0.0:{DEFAULT_PORT})")
+    run.add_argument("--web.config.file", dest="web_config_file", type=Path, help="TLS and basic auth config")
 
     check = commands.add_parser("check", help="log in, call each endpoint once, report missing permissions")
     common(check)
@@ -99,7 +100,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _bench(args)
     logging_overrides = {"log_format": args.log_format, "log_level": args.log_level}
     if args.command in ("run", "check"):
-        overrides: dict[str, Any] = {**logging_overrides, "listen": getattr(args, "listen", None)}
+        overrides: dict[str, Any] = {
+            **logging_overrides,
+            "listen": getattr(args, "listen", None),
+            "web_config_file": getattr(args, "web_config_file", None),
+        }
         settings = load_settings(args.config, overrides)
         exporter_logging.configure(settings.log_format, settings.log_level)
         exporter_logging.redact(settings.client_secret.get_secret_value())

@@ -158,6 +158,9 @@ class Settings(BaseSettings):
     concurrency: int = _setting("GENESYS_CONCURRENCY", 8, "requests in flight at most")
     request_timeout: Duration = _setting("GENESYS_REQUEST_TIMEOUT", 30.0, "timeout of one API request")
     listen: Listen = _setting("EXPORTER_LISTEN", ListenAddress(ALL_INTERFACES, DEFAULT_PORT), "HOST:PORT to serve on")
+    web_config_file: Path | None = _setting(
+        "EXPORTER_WEB_CONFIG", None, "TLS and basic auth for /metrics (exporter-toolkit web config format)"
+    )
     log_format: Literal["json", "console", "auto"] = _setting(
         "EXPORTER_LOG_FORMAT", "auto", "json, console, or auto (console on a terminal)"
     )

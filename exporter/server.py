@@ -14,6 +14,7 @@ from aiohttp import web
 from exporter import __version__
 from exporter.metrics import MetricsPage
 from exporter.snapshot import Store, merged
+from exporter.webconfig import BasicAuth
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 MAX_REQUEST_BYTES = 64 * 1024  # nothing we serve takes a body
@@ -27,7 +28,7 @@ def wants_gzip(request: web.Request) -> bool:
     return False
 
 
-def create_app(page: MetricsPage, store: Store) -> web.Application:
+def create_app(page: MetricsPage, store: Store, auth: BasicAuth | None = None) -> web.Application:
     async def metrics(request: web.Request) -> web.Response:
         if wants_gzip(request):
             return web.Response(
@@ -48,7 +49,7 @@ def create_app(page: MetricsPage, store: Store) -> web.Application:
     async def landing(_: web.Request) -> web.Response:
         return web.Response(text=landing_page(store, time.time()), content_type="text/html")
 
-    app = web.Application(client_max_size=MAX_REQUEST_BYTES)
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[auth.middleware] if auth else [])
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
