@@ -139,3 +139,41 @@ def test_fault_specs_from_the_command_line():
     )
     with pytest.raises(ValueError, match="invalid fault"):
         parse_fault("queues:explode")
+
+
+async def test_a_missing_permission_fails_only_its_poller_and_names_it(stack, clock):
+    org, exporter = stack
+    org.faults.arm(Fault("forbid", route="conversation_aggregates"))
+    await run_for(exporter, clock, 61)
+    performance = exporter.store.status("performance")
+    assert performance is not None and performance.up is False
+    assert "lacks analytics:conversationAggregate:view" in (performance.last_error or "")
+    assert exporter.store.status("queues").up is True
+    assert org.requests[("conversation_aggregates", 403)] == 2  # one cycle, two queries, no retry of a 403
+
+
+async def test_token_endpoint_down_then_back(stack, clock):
+    org, exporter = stack
+    org.faults.arm(
+        Fault("revoke", route="queue_observations", limit=1), Fault("status", route="oauth_token", status=503)
+    )
+    await run_for(exporter, clock, 15)
+    assert exporter.store.status("queues").up is False
+    org.faults.clear()
+    await run_for(exporter, clock, 25)
+    assert exporter.store.status("queues").up is True
+
+
+async def test_429_storm_pauses_everyone_and_a_daily_cap_is_not_waited_out(stack, clock):
+    org, exporter = stack
+    org.faults.arm(Fault("status", route="queue_observations", status=429, retry_after=5, limit=3))
+    await run_for(exporter, clock, 30)
+    assert exporter.budget.rate_limited_total == 3
+    assert exporter.store.status("queues").up is True  # retried after the Retry-After, then fine
+    org.faults.clear()
+    org.faults.arm(Fault("status", route="queue_observations", status=429, retry_after=3600, limit=1))
+    failures_before = exporter.store.status("queues").consecutive_failures
+    await run_for(exporter, clock, 10)
+    status = exporter.store.status("queues")
+    assert status.consecutive_failures == failures_before + 1
+    assert "daily cap" in (status.last_error or "")
