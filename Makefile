@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: demo test lint typecheck unit tools grafana-tools clean prometheusrule
+.PHONY: demo test lint typecheck unit tools grafana-tools clean prometheusrule chaos bench
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit("genesys-exporter needs Python >= 3.11, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -52,6 +52,12 @@ test: tools unit lint typecheck
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage
+
+chaos: $(VENV)/.installed
+	$(BIN)/genesys-exporter chaos
+
+bench: $(VENV)/.installed
+	$(BIN)/genesys-exporter bench cycle-cost
 
 prometheusrule: $(VENV)/.installed-test
 	$(BIN)/python deploy/kubernetes/prometheusrule.py

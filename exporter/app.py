@@ -54,7 +54,7 @@ def client_from_settings(settings: Settings, clock: Clock, *, max_retries: int =
 
 
 class Exporter:
-    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
+    def __init__(self, settings: Settings, *, clock: Clock | None = None, render_debounce: float = 0.05) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.store = Store(
@@ -79,7 +79,7 @@ class Exporter:
                 Job("performance", settings.performance_interval, self._poll_performance, after="directory"),
             ],
         )
-        self.page = MetricsPage(self.store, self.telemetry)
+        self.page = MetricsPage(self.store, self.telemetry, debounce=render_debounce)
         self.web = load_web_config(settings.web_config_file) if settings.web_config_file else WebConfig()
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None

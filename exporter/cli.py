@@ -63,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     common(simulate, config=False)
     simulate.add_argument("--listen", default="127.0.0.1:8089", help="HOST:PORT for the simulated API")
     _simulation_args(simulate)
+    chaos = commands.add_parser("chaos", help="every fault of the simulated org, and what held (a table)")
+    chaos.add_argument("--duration", type=float, default=40.0, help="seconds each fault lasts (fake clock)")
     bench = commands.add_parser("bench", help="print cost and speed figures against a simulated org")
     bench.add_argument("mode", choices=("cycle-cost",), help="cycle-cost: API requests per poller cycle")
     bench.add_argument("--sizes", default="20x1000,2000x50000", help="QUEUESxAGENTS,... to measure")
@@ -98,6 +100,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "bench":
         return _bench(args)
+    if args.command == "chaos":
+        from exporter.chaos import print_chaos
+
+        exporter_logging.configure("json", "critical")
+        return 0 if print_chaos(args.duration) else 1
     logging_overrides = {"log_format": args.log_format, "log_level": args.log_level}
     if args.command in ("run", "check"):
         overrides: dict[str, Any] = {

@@ -84,6 +84,7 @@ class SimulatedOrg:
     faults: Faults = field(default_factory=Faults)
     tokens: dict[str, _Token] = field(default_factory=dict)
     requests: collections.Counter[tuple[str, int]] = field(default_factory=collections.Counter)
+    rate_limited: int = 0  # requests refused by the real per-token limit (injected 429s not counted)
     url: str = ""
 
     @property
@@ -215,6 +216,7 @@ class SimulatedOrg:
             token.window_start, token.window_count = now, 0
         reset = max(1, math.ceil(token.window_start + WINDOW_SECONDS - now))
         if token.window_count >= self.rate_limit:
+            self.rate_limited += 1
             raise ApiError(
                 429,
                 "too.many.requests.retry.after",
