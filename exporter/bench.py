@@ -1,5 +1,9 @@
 """`genesys-exporter bench`: figures that speed and cost targets are judged by (printed, never asserted).
 
+`scrape-load` runs the exporter against a simulated org in real time and lets many scrapers hit
+`/metrics` at once while it polls: it reports latency percentiles, errors, and the API requests
+the scrapes caused (there should be none beyond the pollers' own).
+
 `cycle-cost` counts the API requests one cycle of each poller sends, against a simulated org of the
 given size: it is what the rate budget must fit, so it decides how fresh each kind of data can be.
 The rate limit is lifted for the count (cost does not depend on it) and time is frozen, so every
@@ -61,3 +65,76 @@ def print_cycle_costs(sizes: list[tuple[int, int]], scope: str) -> None:
             f"{queues:>7} {agents:>7} | {directory:>9} {costs.get('queue_observations', 0):>7} {users:>7} "
             f"{costs.get('conversation_aggregates', 0):>11} | {time.perf_counter() - started:.1f} s"
         )
+
+
+async def scrape_load(scrapers: int, seconds: float, queues: int, agents: int) -> dict[str, float]:
+    """Concurrent scrapers in a closed loop for `seconds` while the exporter polls in real time."""
+    import aiohttp
+
+    async with serve_simulator(queues=queues, agents=agents, seed=1) as org:
+        settings = Settings(
+            client_id=org.client_id,
+            client_secret=org.client_secret,
+            api_url=org.url,
+            listen="127.0.0.1:0",
+            log_level="error",
+            log_format="json",
+        )
+        async with Exporter(settings) as exporter:
+            version = 0
+            while not exporter.page.ready:
+                version = await exporter.store.wait_changed(version)
+                await asyncio.sleep(0.1)  # the page renders a moment after the snapshot changes
+            latencies: list[float] = []
+            errors = 0
+            polls_before = org.api_requests()
+            deadline = time.perf_counter() + seconds
+            connector = aiohttp.TCPConnector(limit=scrapers)
+            async with aiohttp.ClientSession(connector=connector) as http:
+
+                async def scraper() -> None:
+                    nonlocal errors
+                    while time.perf_counter() < deadline:
+                        started = time.perf_counter()
+                        try:
+                            async with http.get(f"{exporter.url}/metrics", headers={"Accept-Encoding": "gzip"}) as r:
+                                await r.read()
+                                errors += r.status != 200
+                        except aiohttp.ClientError:
+                            errors += 1
+                        latencies.append(time.perf_counter() - started)
+
+                await asyncio.gather(*(scraper() for _ in range(scrapers)))
+            # The pollers keep polling meanwhile; what matters is that scrapes add nothing to it.
+            expected = _poller_requests(exporter, seconds)
+            caused = org.api_requests() - polls_before
+    latencies.sort()
+    return {
+        "scrapes": len(latencies),
+        "errors": errors,
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
+        "api_requests": caused,
+        "api_requests_expected": expected,
+        "page_bytes": len(exporter.page.plain),
+    }
+
+
+def _poller_requests(exporter: Exporter, seconds: float) -> float:
+    """What the pollers alone send in `seconds`: one cycle's cost times the cycles that fit."""
+    costs = {"queues": 1, "agents": -(-len(exporter.store.snapshot.agents) // 100), "performance": 2}
+    intervals = {name: status.interval for name, status in exporter.store.snapshot.pollers.items()}
+    return sum(cost * (seconds // intervals[name] + 1) for name, cost in costs.items())
+
+
+def print_scrape_load(scrapers: int, seconds: float) -> None:
+    figures = asyncio.run(scrape_load(scrapers, seconds, queues=20, agents=1000))
+    print(f"scrape load: {scrapers} concurrent scrapers for {seconds:.0f} s (gzip), 20 queues, 1,000 agents")
+    print(
+        f"  scrapes {figures['scrapes']:.0f}, errors {figures['errors']:.0f}, "
+        f"p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms, page {figures['page_bytes']:.0f} bytes"
+    )
+    print(
+        f"  API requests meanwhile: {figures['api_requests']:.0f} "
+        f"(the pollers' own schedule allows up to {figures['api_requests_expected']:.0f})"
+    )
