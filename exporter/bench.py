@@ -138,3 +138,50 @@ def print_scrape_load(scrapers: int, seconds: float) -> None:
         f"  API requests meanwhile: {figures['api_requests']:.0f} "
         f"(the pollers' own schedule allows up to {figures['api_requests_expected']:.0f})"
     )
+
+
+async def soak(cycles: int) -> list[tuple[int, float, int, int]]:
+    """Queue cycles on a fake clock against the simulated org: (cycle, RSS MiB, tasks, open fds) samples."""
+    import os
+
+    from exporter.chaos import rss_mib
+
+    clock = FakeClock(start=time.time())
+    samples: list[tuple[int, float, int, int]] = []
+    async with serve_simulator(queues=20, agents=200, seed=3, clock=clock) as org:
+        settings = Settings(
+            client_id=org.client_id,
+            client_secret=org.client_secret,
+            api_url=org.url,
+            listen="127.0.0.1:0",
+            log_level="error",
+            log_format="json",
+        )
+        async with Exporter(settings, clock=clock, render_debounce=0.0) as exporter:
+            version = 0
+            while not exporter.scheduler.ready:
+                version = await exporter.store.wait_changed(version)
+            step = max(1, cycles // 10)
+            for cycle in range(cycles + 1):
+                if cycle % step == 0:
+                    samples.append((cycle, rss_mib(), len(asyncio.all_tasks()), len(os.listdir("/proc/self/fd"))))
+                target = exporter.store.status("queues").last_success or 0  # type: ignore[union-attr]
+                await clock.advance(10)
+                for _ in range(400):  # the cycle's request lands in real time
+                    status = exporter.store.status("queues")
+                    if status is not None and (status.last_success or 0) > target:
+                        break
+                    await asyncio.sleep(0.001)
+    return samples
+
+
+def print_soak(cycles: int) -> None:
+    started = time.perf_counter()
+    samples = asyncio.run(soak(cycles))
+    print(
+        f"soak: {cycles} queue cycles (fake clock, 10 s cadence = {cycles * 10 / 3600:.1f} simulated hours), "
+        f"20 queues, 200 agents, {time.perf_counter() - started:.0f} s of wall time"
+    )
+    print(f"{'cycle':>7} {'RSS MiB':>8} {'tasks':>6} {'open fds':>9}")
+    for cycle, rss, tasks, fds in samples:
+        print(f"{cycle:>7} {rss:>8.1f} {tasks:>6} {fds:>9}")

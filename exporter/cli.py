@@ -67,8 +67,11 @@ def _parser() -> argparse.ArgumentParser:
     chaos.add_argument("--duration", type=float, default=40.0, help="seconds each fault lasts (fake clock)")
     bench = commands.add_parser("bench", help="print cost and speed figures against a simulated org")
     bench.add_argument(
-        "mode", choices=("cycle-cost", "scrape-load"), help="cycle-cost: API requests per poller cycle; scrape-load"
+        "mode",
+        choices=("cycle-cost", "scrape-load", "soak"),
+        help="cycle-cost: API requests per poller cycle; scrape-load: concurrent scrapers; soak: memory over cycles",
     )
+    bench.add_argument("--cycles", type=int, default=5000, help="soak: queue cycles to run")
     bench.add_argument("--scrapers", type=int, default=50, help="scrape-load: concurrent scrapers")
     bench.add_argument("--seconds", type=float, default=60.0, help="scrape-load: how long")
     bench.add_argument("--sizes", default="20x1000,2000x50000", help="QUEUESxAGENTS,... to measure")
@@ -129,11 +132,14 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from exporter.bench import print_cycle_costs, print_scrape_load
+    from exporter.bench import print_cycle_costs, print_scrape_load, print_soak
 
     exporter_logging.configure("console", "error")
     if args.mode == "scrape-load":
         print_scrape_load(args.scrapers, args.seconds)
+        return 0
+    if args.mode == "soak":
+        print_soak(args.cycles)
         return 0
     try:
         sizes = [(int(q), int(a)) for q, a in (size.split("x") for size in args.sizes.split(","))]
