@@ -5,6 +5,7 @@ Time is a fake clock, so a 40 s outage takes milliseconds; the network is real (
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -177,3 +178,24 @@ async def test_429_storm_pauses_everyone_and_a_daily_cap_is_not_waited_out(stack
     status = exporter.store.status("queues")
     assert status.consecutive_failures == failures_before + 1
     assert "daily cap" in (status.last_error or "")
+
+
+async def test_answers_slower_than_the_timeout_fail_the_cycle_then_recover(clock):
+    async with (
+        serve_simulator(queues=3, agents=10, seed=6, clock=clock) as org,
+        Exporter(settings_for(org, request_timeout=0.2), clock=clock) as exporter,
+    ):
+        await eventually(lambda: exporter.scheduler.ready)
+        org.faults.arm(Fault("slow", route="queue_observations", delay=0.4))
+        for _ in range(200):  # timeouts are real time, backoffs fake: move both until the cycle gives up
+            await clock.advance(1)
+            await asyncio.sleep(0.05)
+            if exporter.store.status("queues").up is False:
+                break
+        status = exporter.store.status("queues")
+        assert status is not None and status.up is False
+        assert "no answer from Genesys" in (status.last_error or "")
+        assert exporter.client.stats.requests[("queue_observations", "error")] >= 4
+        org.faults.clear()
+        await run_for(exporter, clock, 20)
+        assert exporter.store.status("queues").up is True
