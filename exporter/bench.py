@@ -15,26 +15,26 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from typing import Any
 
 from exporter.app import Exporter
 from exporter.clock import FakeClock
 from exporter.config import Settings
-from exporter.simulator.api import serve_simulator
+from exporter.simulator.api import SimulatedOrg, serve_simulator
+
+
+def settings_for(org: SimulatedOrg, **overrides: Any) -> Settings:
+    """Exporter settings pointing at a simulated org on loopback, quiet unless told otherwise."""
+    values: dict[str, Any] = {"listen": "127.0.0.1:0", "log_level": "error", "log_format": "json", **overrides}
+    return Settings(client_id=org.client_id, client_secret=org.client_secret, api_url=org.url, **values)
 
 
 async def cycle_cost(queues: int, agents: int, scope: str = "members") -> dict[str, int]:
     """Requests per route for one cycle of every poller."""
     clock = FakeClock(start=time.time())
     async with serve_simulator(queues=queues, agents=agents, seed=1, clock=clock, rate_limit=10**9) as org:
-        settings = Settings(
-            client_id=org.client_id,
-            client_secret=org.client_secret,
-            api_url=org.url,
-            listen="127.0.0.1:0",
-            agent_scope=scope,
-            rate_limit_per_minute=10**9,
-            concurrency=32,
-            request_timeout=300,
+        settings = settings_for(
+            org, agent_scope=scope, rate_limit_per_minute=10**9, concurrency=32, request_timeout=300
         )
         async with Exporter(settings, clock=clock) as exporter:
             version = 0
@@ -72,14 +72,7 @@ async def scrape_load(scrapers: int, seconds: float, queues: int, agents: int) -
     import aiohttp
 
     async with serve_simulator(queues=queues, agents=agents, seed=1) as org:
-        settings = Settings(
-            client_id=org.client_id,
-            client_secret=org.client_secret,
-            api_url=org.url,
-            listen="127.0.0.1:0",
-            log_level="error",
-            log_format="json",
-        )
+        settings = settings_for(org)
         async with Exporter(settings) as exporter:
             version = 0
             while not exporter.page.ready:
@@ -149,14 +142,7 @@ async def soak(cycles: int) -> list[tuple[int, float, int, int]]:
     clock = FakeClock(start=time.time())
     samples: list[tuple[int, float, int, int]] = []
     async with serve_simulator(queues=20, agents=200, seed=3, clock=clock) as org:
-        settings = Settings(
-            client_id=org.client_id,
-            client_secret=org.client_secret,
-            api_url=org.url,
-            listen="127.0.0.1:0",
-            log_level="error",
-            log_format="json",
-        )
+        settings = settings_for(org)
         async with Exporter(settings, clock=clock, render_debounce=0.0) as exporter:
             version = 0
             while not exporter.scheduler.ready:

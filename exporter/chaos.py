@@ -19,8 +19,8 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.app import Exporter
+from exporter.bench import settings_for
 from exporter.clock import FakeClock
-from exporter.config import Settings
 from exporter.simulator.api import serve_simulator
 from exporter.simulator.faults import Fault
 
@@ -128,15 +128,7 @@ async def run_scenario(scenario: Scenario, duration: float) -> Row:
     clock = FakeClock(start=time.time())
     rss_before = rss_mib()
     async with serve_simulator(queues=20, agents=200, seed=5, clock=clock) as org:
-        settings = Settings(
-            client_id=org.client_id,
-            client_secret=org.client_secret,
-            api_url=org.url,
-            listen="127.0.0.1:0",
-            request_timeout=1.0,
-            log_level="error",
-            log_format="json",
-        )
+        settings = settings_for(org, request_timeout=1.0)
         async with Exporter(settings, clock=clock, render_debounce=0.0) as exporter:
             while not exporter.page.ready:
                 await _step(exporter, clock)

@@ -16,6 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.app import Exporter
+from exporter.bench import settings_for as bench_settings
 from exporter.clock import FakeClock
 from exporter.config import Settings
 from exporter.simulator.api import SimulatedOrg, serve_simulator
@@ -31,14 +32,7 @@ async def eventually(check: Callable[[], bool], within: float = 10.0) -> None:
 
 
 def settings_for(org: SimulatedOrg, **overrides: Any) -> Settings:
-    return Settings(
-        client_id=org.client_id,
-        client_secret=org.client_secret,
-        api_url=org.url,
-        listen="127.0.0.1:0",
-        log_format="json",
-        **overrides,
-    )
+    return bench_settings(org, log_level="info", **overrides)
 
 
 @pytest.fixture
