@@ -73,10 +73,11 @@ class Exporter:
             self.store,
             self.clock,
             [
-                Job("directory", settings.directory_interval, lambda: self._refresh_directory(scope)),
+                Job("directory", settings.directory_interval, lambda: self._refresh_queues(scope)),
                 Job("queues", settings.queue_interval, self._poll_queues, after="directory"),
-                Job("agents", settings.agent_interval, self._poll_agents, after="directory"),
-                Job("performance", settings.performance_interval, self._poll_performance, after="directory"),
+                Job("agent_directory", settings.directory_interval, self._refresh_agents, after="directory"),
+                Job("agents", settings.agent_interval, self._poll_agents, after="agent_directory"),
+                Job("performance", settings.performance_interval, self._poll_performance, after="agent_directory"),
             ],
         )
         self.page = MetricsPage(self.store, self.telemetry, debounce=render_debounce)
@@ -93,18 +94,21 @@ class Exporter:
             parse_errors=dict(self.client.stats.parse_errors),
         )
 
-    async def _refresh_directory(self, scope: QueueScope) -> None:
-        """Queues in scope, then their agents: every series' labels come from here."""
+    async def _refresh_queues(self, scope: QueueScope) -> None:
+        """The queues in scope and their names. Separate from the agents so queue data comes first."""
         queues = await discover_queues(self.client, scope)
         if not queues:
             log.warning(
                 "no queue in scope", queue_ids=len(scope.ids), name=scope.name_glob, divisions=scope.division_ids
             )
         self.store.set_queues(queues)
+
+    async def _refresh_agents(self) -> None:
+        """The agents in scope: members of the queues in scope (a request per queue), or every active user."""
         if self.settings.agent_scope == "users":
             agents = await discover_users(self.client)
         else:
-            agents = await discover_members(self.client, queues)
+            agents = await discover_members(self.client, self.store.snapshot.queues)
         self.store.set_agents(agents)
 
     async def _poll_agents(self) -> None:

@@ -49,21 +49,24 @@ async def cycle_cost(queues: int, agents: int, scope: str = "members") -> dict[s
 
 def print_cycle_costs(sizes: list[tuple[int, int]], scope: str) -> None:
     print(f"requests per cycle (agent scope: {scope})")
-    print(
-        f"{'queues':>7} {'agents':>7} | {'directory':>9} {'queues':>7} {'agents':>7} {'performance':>11} | measured in"
-    )
+    columns = ("directory", "queues", "agent_directory", "agents", "performance")
+    print(f"{'queues':>7} {'agents':>7} | " + " ".join(f"{c:>15}" for c in columns) + " | measured in")
     for queues, agents in sizes:
         started = time.perf_counter()
         costs = asyncio.run(cycle_cost(queues, agents, scope))
-        directory = costs.get("routing_queues", 0) + (costs.get("queue_members", 0) if scope == "members" else 0)
         users = costs.get("users", 0)
-        if scope == "users":  # the directory lists users too; live state is the rest
-            directory_users = -(-agents // 100)
-            directory += directory_users
-            users -= directory_users
+        listing = -(-agents // 100) if scope == "users" else 0  # the users scope lists users too
+        per_poller = {
+            "directory": costs.get("routing_queues", 0),
+            "queues": costs.get("queue_observations", 0),
+            "agent_directory": costs.get("queue_members", 0) + listing,
+            "agents": users - listing,
+            "performance": costs.get("conversation_aggregates", 0),
+        }
         print(
-            f"{queues:>7} {agents:>7} | {directory:>9} {costs.get('queue_observations', 0):>7} {users:>7} "
-            f"{costs.get('conversation_aggregates', 0):>11} | {time.perf_counter() - started:.1f} s"
+            f"{queues:>7} {agents:>7} | "
+            + " ".join(f"{per_poller[c]:>15}" for c in columns)
+            + f" | {time.perf_counter() - started:.1f} s"
         )
 
 
