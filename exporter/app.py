@@ -91,6 +91,7 @@ class Exporter:
             requests=dict(self.client.stats.requests),
             rate_limit_remaining=self.budget.remaining,
             rate_limited_total=self.budget.rate_limited_total,
+            budget_per_minute=self.budget.requests_per_minute,
             parse_errors=dict(self.client.stats.parse_errors),
         )
 

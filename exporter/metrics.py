@@ -32,6 +32,7 @@ class Telemetry:
     requests: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (endpoint, code) -> count
     rate_limit_remaining: int | None = None
     rate_limited_total: int = 0
+    budget_per_minute: int | None = None
     parse_errors: Mapping[str, int] = field(default_factory=dict)  # endpoint -> responses of the wrong shape
 
 
@@ -277,6 +278,12 @@ def render_self(snapshot: Snapshot, telemetry: Telemetry) -> str:
                 "counter",
                 "HTTP 429 responses received from Genesys Cloud.",
                 [("", telemetry.rate_limited_total)],
+            ),
+            family(
+                "genesys_exporter_budget_requests_per_minute",
+                "gauge",
+                "Requests the exporter allows itself in any 60 s: the rate limit less headroom, tightened by the server.",
+                [] if telemetry.budget_per_minute is None else [("", telemetry.budget_per_minute)],
             ),
             family(
                 "genesys_exporter_rate_limit_remaining",
