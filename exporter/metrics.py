@@ -282,7 +282,7 @@ def render_self(snapshot: Snapshot, telemetry: Telemetry) -> str:
             family(
                 "genesys_exporter_budget_requests_per_minute",
                 "gauge",
-                "Requests the exporter allows itself in any 60 s: the rate limit less headroom, tightened by the server.",
+                "Requests the exporter allows itself in any 60 s: rate limit less headroom, tightened by the server.",
                 [] if telemetry.budget_per_minute is None else [("", telemetry.budget_per_minute)],
             ),
             family(
