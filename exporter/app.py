@@ -30,8 +30,6 @@ from exporter.webconfig import BasicAuth, WebConfig, load_web_config
 
 log = structlog.get_logger(__name__)
 
-STALE_AFTER_INTERVALS = 3  # a measurement older than this many cadences is dropped, not shown
-
 
 def client_from_settings(settings: Settings, clock: Clock, *, max_retries: int = 3) -> GenesysClient:
     """The API client and its budget, as the settings describe them."""
@@ -57,28 +55,31 @@ class Exporter:
     def __init__(self, settings: Settings, *, clock: Clock | None = None, render_debounce: float = 0.05) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.store = Store(
-            self.clock,
-            {
-                "queue_states": STALE_AFTER_INTERVALS * settings.queue_interval,
-                "agent_states": STALE_AFTER_INTERVALS * settings.agent_interval,
-                "agent_tallies": STALE_AFTER_INTERVALS * settings.performance_interval,
-                "queue_tallies": STALE_AFTER_INTERVALS * settings.performance_interval,
-            },
-        )
+        self.store = Store(self.clock)
         self.client = client_from_settings(settings, self.clock)
         self.budget = self.client.budget
         scope = QueueScope(settings.queue_ids, settings.queue_name, settings.division_ids)
         self.scheduler = Scheduler(
             self.store,
             self.clock,
+            # Priorities: live queue data first, then today's figures, agent states, and the directories,
+            # which change least and stretch first when the budget cannot feed every cadence.
             [
-                Job("directory", settings.directory_interval, lambda: self._refresh_queues(scope)),
-                Job("queues", settings.queue_interval, self._poll_queues, after="directory"),
-                Job("agent_directory", settings.directory_interval, self._refresh_agents, after="directory"),
-                Job("agents", settings.agent_interval, self._poll_agents, after="agent_directory"),
-                Job("performance", settings.performance_interval, self._poll_performance, after="agent_directory"),
+                Job("directory", settings.directory_interval, lambda: self._refresh_queues(scope), priority=3),
+                Job("queues", settings.queue_interval, self._poll_queues, "directory", 0, ("queue_states",)),
+                Job("agent_directory", settings.directory_interval, self._refresh_agents, "directory", 4),
+                Job("agents", settings.agent_interval, self._poll_agents, "agent_directory", 2, ("agent_states",)),
+                Job(
+                    "performance",
+                    settings.performance_interval,
+                    self._poll_performance,
+                    "agent_directory",
+                    1,
+                    ("agent_tallies", "queue_tallies"),
+                ),
             ],
+            self.budget,
+            jitter=settings.jitter,
         )
         self.page = MetricsPage(self.store, self.telemetry, debounce=render_debounce)
         self.web = load_web_config(settings.web_config_file) if settings.web_config_file else WebConfig()

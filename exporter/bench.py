@@ -24,8 +24,17 @@ from exporter.simulator.api import SimulatedOrg, serve_simulator
 
 
 def settings_for(org: SimulatedOrg, **overrides: Any) -> Settings:
-    """Exporter settings pointing at a simulated org on loopback, quiet unless told otherwise."""
-    values: dict[str, Any] = {"listen": "127.0.0.1:0", "log_level": "error", "log_format": "json", **overrides}
+    """Exporter settings pointing at a simulated org on loopback, quiet and without jitter unless told otherwise.
+
+    No jitter: cycles start on a fake clock's exact seconds, so tests can compare a scrape with the org.
+    """
+    values: dict[str, Any] = {
+        "listen": "127.0.0.1:0",
+        "log_level": "error",
+        "log_format": "json",
+        "jitter": 0.0,
+        **overrides,
+    }
     return Settings(client_id=org.client_id, client_secret=org.client_secret, api_url=org.url, **values)
 
 

@@ -156,6 +156,7 @@ class Settings(BaseSettings):
     rate_limit_per_minute: float = _setting("GENESYS_RATE_LIMIT", 300.0, "requests/minute the OAuth client may use")
     rate_headroom: float = _setting("GENESYS_RATE_HEADROOM", 0.10, "fraction of the rate limit left unused")
     concurrency: int = _setting("GENESYS_CONCURRENCY", 8, "requests in flight at most")
+    jitter: float = _setting("GENESYS_JITTER", 0.1, "fraction of each cadence by which its cycles are offset at random")
     request_timeout: Duration = _setting("GENESYS_REQUEST_TIMEOUT", 30.0, "timeout of one API request")
     listen: Listen = _setting("EXPORTER_LISTEN", ListenAddress(ALL_INTERFACES, DEFAULT_PORT), "HOST:PORT to serve on")
     web_config_file: Path | None = _setting(
@@ -204,6 +205,13 @@ class Settings(BaseSettings):
     def _positive_rate(cls, value: float) -> float:
         if value <= 0:
             raise ValueError("must be a positive number of requests per minute")
+        return value
+
+    @field_validator("jitter")
+    @classmethod
+    def _jitter(cls, value: float) -> float:
+        if not 0 <= value <= 0.5:
+            raise ValueError("must be a fraction from 0 to 0.5 (e.g. 0.1 for 10% of each cadence)")
         return value
 
     @field_validator("rate_headroom")

@@ -258,8 +258,20 @@ def render_self(snapshot: Snapshot, telemetry: Telemetry) -> str:
             family(
                 "genesys_exporter_poller_interval_seconds",
                 "gauge",
-                "The poller's configured cadence.",
+                "The poller's effective cadence: the configured one, or longer when the rate budget cannot fit it.",
                 ((labels(poller=name), s.interval) for name, s in pollers),
+            ),
+            family(
+                "genesys_exporter_poller_configured_interval_seconds",
+                "gauge",
+                "The poller's configured cadence.",
+                ((labels(poller=name), s.configured_interval) for name, s in pollers if s.configured_interval),
+            ),
+            family(
+                "genesys_exporter_poller_requests_per_cycle",
+                "gauge",
+                "API requests the poller's last successful cycle sent: what the planner fits into the budget.",
+                ((labels(poller=name), s.cost) for name, s in pollers if s.cost is not None),
             ),
             family(
                 "genesys_exporter_api_requests_total",

@@ -1,23 +1,31 @@
-"""Runs every poller on its own cadence and records how each cycle went.
+"""Runs every poller on the cadence the budget allows and records how each cycle went.
 
-A job is a coroutine function plus a cadence. Cycles start on a fixed grid (start + n x interval),
-so a slow cycle does not push every later one back; an overrun skips to the next slot rather than
-firing twice. A job can wait for another's first success (queue observations need the queue list).
-Failures are logged once per cycle with the Genesys code and contextId; the job keeps its cadence
-and its last good data, which the store expires when it grows too old.
+A job is a coroutine function, a configured cadence and a priority. The requests each cycle sends
+are counted (the budget knows which job a request belongs to), and after every cycle the planner
+refits all cadences into the budget with the costs just learned: a job the budget cannot feed at its
+configured cadence runs on a longer, effective one, which the self-metrics show and its data's stale
+limit follows. Cycles start every interval from a random phase (so several exporters, or jobs with
+the same cadence, do not fire on the same second); a cycle longer than its interval is followed at
+once by the next (a failed one waits for its next slot). A job can wait for another's first success
+(queue observations need the queue list). Failures are logged once per cycle with the Genesys code
+and contextId; the job keeps its cadence and its last good data, which the store expires when it
+grows too old.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 import structlog
 
 from exporter.clock import Clock
-from exporter.snapshot import PollerStatus, Store
+from exporter.genesys.budget import Caller, RateBudget, current_caller
+from exporter.planner import Demand, Plan, plan
+from exporter.snapshot import Kind, PollerStatus, Store
 
 log = structlog.get_logger(__name__)
 
@@ -28,6 +36,11 @@ class Job:
     interval: float
     run: Callable[[], Awaitable[object]]
     after: str | None = None  # name of a job whose first success this one waits for
+    priority: int = 1  # 0 first; the planner stretches the highest numbers first
+    kinds: tuple[Kind, ...] = ()  # the measurements it refreshes: their stale limit follows its cadence
+
+
+STALE_AFTER_INTERVALS = 3  # a measurement older than this many cadences is dropped, not shown
 
 
 def describe_failure(error: BaseException) -> dict[str, object]:
@@ -48,14 +61,28 @@ def describe_failure(error: BaseException) -> dict[str, object]:
 
 
 class Scheduler:
-    def __init__(self, store: Store, clock: Clock, jobs: list[Job], *, sweep_every: float = 1.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        jobs: list[Job],
+        budget: RateBudget | None = None,
+        *,
+        sweep_every: float = 1.0,
+        jitter: float = 0.1,
+    ) -> None:
         self._store = store
         self._clock = clock
         self._jobs = jobs
+        self._budget = budget or RateBudget(clock)
         self._sweep_every = sweep_every
+        self._jitter = jitter
         self._succeeded: dict[str, asyncio.Event] = {job.name: asyncio.Event() for job in jobs}
+        self._costs: dict[str, int] = {job.name: 1 for job in jobs}  # a guess until a cycle has run
+        self.plan = Plan({job.name: job.interval for job in jobs}, {})
         for job in jobs:
-            store.set_status(job.name, PollerStatus(interval=job.interval))
+            store.set_status(job.name, PollerStatus(interval=job.interval, configured_interval=job.interval))
+        self._replan()
 
     @property
     def ready(self) -> bool:
@@ -68,18 +95,37 @@ class Scheduler:
                 group.create_task(self._loop(job), name=f"poller-{job.name}")
             group.create_task(self._sweep(), name="expire-stale")
 
+    def _replan(self) -> None:
+        demands = [Demand(j.name, j.interval, self._costs[j.name], j.priority) for j in self._jobs]
+        self.plan = plan(demands, self._budget.per_second)
+        urgent = sum(self.plan.shares.get(j.name, 0.0) for j in self._jobs if j.priority == 0)
+        self._budget.set_shares(self.plan.shares, reserve_per_second=urgent)
+        for job in self._jobs:
+            interval = self.plan.intervals[job.name]
+            status = self._store.status(job.name)
+            if status is not None and status.interval != interval:
+                self._store.set_status(job.name, replace(status, interval=interval))
+            for kind in job.kinds:
+                self._store.set_stale_after(kind, STALE_AFTER_INTERVALS * interval)
+
     async def _loop(self, job: Job) -> None:
         if job.after:
             await self._succeeded[job.after].wait()
-        first = self._clock.monotonic()
+        next_start = self._clock.monotonic() + random.uniform(0, job.interval * self._jitter)
         while True:
-            await self.run_once(job)
-            elapsed = self._clock.monotonic() - first
-            await self._clock.sleep((math.floor(elapsed / job.interval) + 1) * job.interval - elapsed)
+            succeeded = await self.run_once(job)
+            interval = self.plan.intervals[job.name]
+            next_start += interval
+            now = self._clock.monotonic()
+            if next_start < now:  # it overran: a budget-bound job goes again now; a failed one waits a slot
+                next_start = now if succeeded else next_start + math.ceil((now - next_start) / interval) * interval
+            await self._clock.sleep(next_start - now)
 
     async def run_once(self, job: Job) -> bool:
         started = self._clock.monotonic()
         previous = self._store.status(job.name) or PollerStatus(interval=job.interval)
+        spent_before = self._budget.spent[job.name]
+        caller = current_caller.set(Caller(job.name, job.priority))  # its requests, and its children's
         try:
             await job.run()
         except Exception as error:
@@ -98,10 +144,14 @@ class Scheduler:
                 **describe_failure(error),
             )
             return False
+        finally:
+            current_caller.reset(caller)
+        self._costs[job.name] = self._budget.spent[job.name] - spent_before
         self._store.set_status(
             job.name,
             replace(
                 previous,
+                cost=self._costs[job.name],
                 up=True,
                 last_success=self._clock.time(),
                 last_duration=self._clock.monotonic() - started,
@@ -111,6 +161,7 @@ class Scheduler:
         )
         if previous.consecutive_failures:
             log.info("poll recovered", poller=job.name, after_failures=previous.consecutive_failures)
+        self._replan()
         self._succeeded[job.name].set()
         return True
 

@@ -96,7 +96,9 @@ class Part(Generic[T]):
 class PollerStatus:
     """What `/`, `/readyz` and the self-metrics say about one poller."""
 
-    interval: float
+    interval: float  # effective cadence: the configured one, or longer when the budget cannot fit it
+    configured_interval: float | None = None
+    cost: int | None = None  # requests its last successful cycle sent
     up: bool | None = None  # None until the first cycle ends
     last_success: float | None = None  # wall-clock epoch seconds of the last fully good cycle
     last_duration: float | None = None  # seconds the last cycle took
@@ -133,9 +135,9 @@ def merged(parts: Mapping[Hashable, Part[T]], scope: Mapping[str, Any]) -> dict[
 class Store:
     """Holds the current `Snapshot`, swaps in changes, and wakes whoever waits for one."""
 
-    def __init__(self, clock: Clock, stale_after: Mapping[Kind, float]) -> None:
+    def __init__(self, clock: Clock, stale_after: Mapping[Kind, float] | None = None) -> None:
         self._clock = clock
-        self._stale_after = dict(stale_after)
+        self._stale_after = dict(stale_after or {})
         self._snapshot = Snapshot()
         self._changed = asyncio.Event()
 
@@ -156,6 +158,10 @@ class Store:
 
     def set_status(self, poller: str, status: PollerStatus) -> None:
         self._swap(pollers={**self._snapshot.pollers, poller: status})
+
+    def set_stale_after(self, kind: Kind, seconds: float) -> None:
+        """Measurements follow their poller's effective cadence: a stretched poller's data lives longer."""
+        self._stale_after[kind] = seconds
 
     def status(self, poller: str) -> PollerStatus | None:
         return self._snapshot.pollers.get(poller)

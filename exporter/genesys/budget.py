@@ -1,4 +1,4 @@
-"""One request budget shared by every request of every poller.
+"""One request budget shared by every request of every poller, and the order requests get it in.
 
 Genesys Cloud allows an OAuth client's token 300 requests a minute (brief §3). The budget keeps the
 start time of each request in a sliding 60 s log and admits a request only while fewer than
@@ -6,19 +6,42 @@ start time of each request in a sliding 60 s log and admits a request only while
 holds more than `limit`. The server's `inin-ratelimit-*` headers can only make it stricter: when
 they show the window nearly spent (another client shares the token), every request waits for the
 server's reset; a 429 pauses every request for its Retry-After.
+
+Within the limit, who starts next: priority 0 jobs (live queue data) first, then the other jobs in
+proportion to the shares the planner gave them (self-clocked fair queueing), so a backlogged job
+gets its share and no job starves. Priority 0 also has a reserve: the others may fill the window
+only up to `limit - reserve` starts of their own, so a job with hundreds of pages cannot spend the whole minute in two
+seconds and leave the next queue poll waiting for the window to slide. The job a request belongs to
+travels in a context variable set by the scheduler, so pollers and the client never pass it around.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
+import itertools
 import math
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 
 from exporter.clock import Clock
 
 WINDOW_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The job a request is sent for: its name (for accounting), priority and planned share."""
+
+    name: str
+    priority: int = 1
+
+
+current_caller: ContextVar[Caller] = ContextVar("current_caller", default=Caller("other"))  # noqa: B039 (frozen)
 
 
 def _header_int(headers: Mapping[str, str], name: str) -> int | None:
@@ -29,6 +52,13 @@ def _header_int(headers: Mapping[str, str], name: str) -> int | None:
         return None
 
 
+def _until_room(starts: deque[float], room: int, now: float) -> float:
+    """Forget starts older than the window; seconds until it holds fewer than `room` of them."""
+    while starts and starts[0] + WINDOW_SECONDS <= now:
+        starts.popleft()
+    return starts[len(starts) - room] + WINDOW_SECONDS - now if len(starts) >= room else 0.0
+
+
 class RateBudget:
     def __init__(
         self, clock: Clock, requests_per_minute: float = 300, headroom: float = 0.10, concurrency: int = 8
@@ -37,17 +67,30 @@ class RateBudget:
         self._headroom = headroom
         self._limit = max(1, math.floor(requests_per_minute * (1 - headroom)))
         self._starts: deque[float] = deque()
+        self._others: deque[float] = deque()  # starts of the jobs that are not priority 0
         self._paused_until = 0.0
         self._server_remaining: int | None = None
         self._server_seen_until = 0.0  # when the server's last reported window ends
-        self._admission = asyncio.Lock()  # first come, first served
-        self._in_flight = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
+        self._in_flight = 0
+        self._reserve = 0  # requests in any 60 s only priority 0 may use
+        self._waiting: list[tuple[int, float, int]] = []  # (priority class, fair-queueing tag, sequence)
+        self._sequence = itertools.count()
+        self._virtual_time = 0.0
+        self._finish: dict[str, float] = {}  # job -> tag of its last request
+        self._shares: dict[str, float] = {}  # job -> planned requests/second
+        self._wakers: dict[tuple[int, float, int], asyncio.Event] = {}
+        self.spent: Counter[str] = Counter()  # requests admitted per job, since start
         self.rate_limited_total = 0
 
     @property
     def requests_per_minute(self) -> int:
         """The most requests that may start in any 60 s."""
         return self._limit
+
+    @property
+    def per_second(self) -> float:
+        return self._limit / WINDOW_SECONDS
 
     @property
     def remaining(self) -> int:
@@ -58,26 +101,87 @@ class RateBudget:
             return max(0, min(ours, self._server_remaining))
         return max(0, ours)
 
+    def set_shares(self, shares: Mapping[str, float], reserve_per_second: float = 0.0) -> None:
+        """The planner's requests/second per job (the weights of the fair queue) and priority 0's reserve."""
+        self._shares = {name: share for name, share in shares.items() if share > 0}
+        self._reserve = min(self._limit - 1, math.ceil(reserve_per_second * WINDOW_SECONDS))
+
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        """Hold a place for one request: wait for the window, any pause, and a concurrency place."""
-        async with self._in_flight:
-            await self._admit()
+        """Hold a place for one request: wait for the window, any pause and a concurrency place."""
+        await self._admit(current_caller.get())
+        try:
             yield
+        finally:
+            self._in_flight -= 1
+            self._wake_head()
 
-    async def _admit(self) -> None:
-        async with self._admission:
+    async def _admit(self, caller: Caller) -> None:
+        tag = max(self._virtual_time, self._finish.get(caller.name, 0.0)) + 1.0 / self._shares.get(caller.name, 1.0)
+        self._finish[caller.name] = tag
+        ticket = (0 if caller.priority == 0 else 1, tag, next(self._sequence))
+        woken = self._wakers[ticket] = asyncio.Event()  # set when this ticket may have become the head
+        heapq.heappush(self._waiting, ticket)
+        try:
             while True:
-                now = self._clock.monotonic()
-                while self._starts and self._starts[0] + WINDOW_SECONDS <= now:
-                    self._starts.popleft()
-                wait = self._paused_until - now
-                if len(self._starts) >= self._limit:
-                    wait = max(wait, self._starts[0] + WINDOW_SECONDS - now)
+                woken.clear()
+                if self._waiting[0] != ticket:
+                    await woken.wait()
+                    continue
+                wait = self._wait(self._clock.monotonic(), ticket[0])
                 if wait <= 0:
-                    self._starts.append(now)
+                    heapq.heappop(self._waiting)
+                    self._take(caller, tag)
                     return
-                await self._clock.sleep(wait)
+                await self._sleep_or_woken(wait, woken)
+        except BaseException:
+            if ticket in self._waiting:
+                self._waiting.remove(ticket)
+                heapq.heapify(self._waiting)
+            raise
+        finally:
+            del self._wakers[ticket]
+            self._wake_head()
+
+    def _wait(self, now: float, priority_class: int) -> float:
+        """Seconds until the head of the queue may start; inf while every concurrency place is taken.
+
+        Any request waits for the window to hold fewer than `limit` starts; one of a lower class also
+        for fewer than `limit - reserve` starts of its class, so priority 0 always finds its reserve.
+        """
+        if self._in_flight >= self._concurrency:
+            return math.inf
+        wait = max(self._paused_until - now, _until_room(self._starts, self._limit, now))
+        if priority_class != 0:
+            wait = max(wait, _until_room(self._others, max(1, self._limit - self._reserve), now))
+        return wait
+
+    def _take(self, caller: Caller, tag: float) -> None:
+        self._starts.append(self._clock.monotonic())
+        if caller.priority != 0:
+            self._others.append(self._clock.monotonic())
+        self._in_flight += 1
+        self._virtual_time = tag
+        self.spent[caller.name] += 1
+
+    def _wake_head(self) -> None:
+        """Only the head of the queue can start next: wake it alone (not every waiter) to look again."""
+        if self._waiting:
+            self._wakers[self._waiting[0]].set()
+
+    async def _sleep_or_woken(self, seconds: float, woken: asyncio.Event) -> None:
+        if math.isinf(seconds):
+            await woken.wait()
+            return
+        sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
+        waker = asyncio.ensure_future(woken.wait())
+        try:
+            await asyncio.wait((sleeper, waker), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, waker):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     def observe(self, headers: Mapping[str, str]) -> None:
         """Read `inin-ratelimit-allowed/-count/-reset` (any case); wait for the reset if the window is spent."""

@@ -74,7 +74,7 @@ async def test_failures_keep_cadence_and_status_tells_the_truth(clock: FakeClock
         if fail["now"]:
             raise RuntimeError("boom")
 
-    scheduler = Scheduler(store, clock, [Job("queues", 10, work)])
+    scheduler = Scheduler(store, clock, [Job("queues", 10, work)], jitter=0)
     task = asyncio.create_task(scheduler.run())
     await clock.advance(25)
     assert calls == [0, 10, 20]  # on the grid, not drifting by the 2 s a cycle takes
@@ -106,7 +106,9 @@ async def test_a_job_waits_for_its_dependency(clock: FakeClock):
     async def queues() -> None:
         order.append("queues")
 
-    scheduler = Scheduler(store, clock, [Job("directory", 5, directory), Job("queues", 1, queues, after="directory")])
+    scheduler = Scheduler(
+        store, clock, [Job("directory", 5, directory), Job("queues", 1, queues, after="directory")], jitter=0
+    )
     task = asyncio.create_task(scheduler.run())
     await clock.advance(3)
     assert order == ["directory"] and not scheduler.ready

@@ -1,0 +1,60 @@
+"""Fits every job's cadence into one request budget, stretching the least important first.
+
+A job wants `cost` requests every `interval` seconds: a demand of cost/interval requests a second.
+When the demands add up to more than the budget, something must give, and what gives is the
+cadence, never the budget: the planner hands out requests/second in priority order (queues
+first), after setting aside a small share for every job so that none waits forever. A job that
+gets less than it asks for runs on a longer effective interval, cost/share: the floor the budget
+physically allows it. The shares also weight the budget's fair queue, so a job's requests really
+get the rate its cadence was planned on.
+
+Pure arithmetic, no I/O: the scheduler calls it after every cycle with the costs it just learned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+MIN_SHARE = 0.05  # of the budget, set aside for each job before the important ones take the rest
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    name: str
+    interval: float  # the configured cadence, seconds
+    cost: float  # requests one cycle sends (learned from the last cycle)
+    priority: int  # 0 is the most important; the highest number stretches first
+
+    @property
+    def rate(self) -> float:
+        return self.cost / self.interval
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    intervals: dict[str, float]  # effective cadence per job, never below the configured one
+    shares: dict[str, float]  # requests/second each job can count on
+
+    def floor(self, name: str, cost: float) -> float:
+        """The shortest cycle the job's share allows: its requests divided by its rate."""
+        share = self.shares.get(name, 0.0)
+        return cost / share if share > 0 else float("inf")
+
+
+def plan(demands: Iterable[Demand], per_second: float) -> Plan:
+    ordered = sorted(demands, key=lambda d: d.priority)  # stable: ties keep their listed order
+    reserved = {d.name: min(d.rate, per_second * MIN_SHARE) for d in ordered}
+    total_reserved = sum(reserved.values())
+    if total_reserved > per_second:  # so many jobs that even the reserves do not fit: scale them down
+        reserved = {name: share * per_second / total_reserved for name, share in reserved.items()}
+    shares = dict(reserved)
+    left = per_second - sum(shares.values())
+    for demand in ordered:
+        top_up = min(demand.rate - shares[demand.name], left)
+        shares[demand.name] += max(0.0, top_up)
+        left -= max(0.0, top_up)
+    intervals = {
+        d.name: max(d.interval, d.cost / shares[d.name]) if shares[d.name] > 0 else d.interval for d in ordered
+    }
+    return Plan(intervals, shares)
