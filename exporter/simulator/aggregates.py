@@ -87,9 +87,7 @@ def aggregate(model: OrgModel, body: Any) -> dict[str, Any]:
         raise bad_request("metrics must list known conversation metrics")
     wanted = _filters(body)
     groups: dict[tuple[str, ...], dict[int, list[LedgerEntry]]] = defaultdict(lambda: defaultdict(list))
-    for entry in model.ledger:
-        if not start <= entry.at < end:
-            continue
+    for entry in model.ledger_between(start, end, wanted):
         values = {"queueId": entry.queue_id, "mediaType": entry.media, "userId": entry.user_id}
         if any(values[d] not in allowed for d, allowed in wanted.items()):
             continue

@@ -27,7 +27,7 @@ from aiohttp import web
 from exporter.clock import Clock, SystemClock
 from exporter.simulator.aggregates import aggregate
 from exporter.simulator.faults import Fault, Faults, drifted, wrong_shape
-from exporter.simulator.model import MEDIA_SETTING_KEY, PRESENCE_NAMES, OrgModel, SimAgent, SimConfig
+from exporter.simulator.model import MEDIA_SETTING_KEY, PRESENCE_NAMES, OrgModel, SimAgent, SimConfig, SimQueue
 from exporter.simulator.observations import LongestStyle, observe
 from exporter.simulator.wire import (
     MAX_BODY_BYTES,
@@ -287,38 +287,15 @@ class SimulatedOrg:
         queues = sorted(
             self.model.queues.values(), key=lambda q: q.name.lower(), reverse=request.query.get("sortOrder") == "desc"
         )
-        entities = []
+        selected = []
         for queue in queues:
             lowered = queue.name.lower()
             if (ids and queue.id not in ids) or (divisions and queue.division[0] not in divisions):
                 continue
             if name and not _name_matches(lowered, name):
                 continue
-            joined = sum(1 for a in queue.members if self.model.agents[a].queues[queue.id])
-            entities.append(
-                {
-                    "id": queue.id,
-                    "name": queue.name,
-                    "division": {
-                        "id": queue.division[0],
-                        "name": queue.division[1],
-                        "selfUri": f"/api/v2/authorization/divisions/{queue.division[0]}",
-                    },
-                    "memberCount": len(queue.members),
-                    "userMemberCount": len(queue.members),
-                    "joinedMemberCount": joined,
-                    "mediaSettings": {
-                        MEDIA_SETTING_KEY[m]: {
-                            "alertingTimeoutSeconds": 8,
-                            "serviceLevel": {"percentage": 0.8, "durationMs": 20000},
-                        }
-                        for m in queue.media
-                    },
-                    "dateCreated": "2025-01-06T09:00:00.000Z",
-                    "selfUri": f"/api/v2/routing/queues/{queue.id}",
-                }
-            )
-        return web.json_response(numbered_listing(request, entities, size, number))
+            selected.append(queue)
+        return web.json_response(numbered_listing(request, selected, size, number, self._queue))
 
     async def _observations(self, request: web.Request) -> web.Response:
         return web.json_response(observe(self.model, await self._json_body(request), self.longest_style))
@@ -353,6 +330,30 @@ class SimulatedOrg:
             }
         return body
 
+    def _queue(self, queue: SimQueue) -> dict[str, Any]:
+        joined = sum(1 for a in queue.members if self.model.agents[a].queues[queue.id])
+        return {
+            "id": queue.id,
+            "name": queue.name,
+            "division": {
+                "id": queue.division[0],
+                "name": queue.division[1],
+                "selfUri": f"/api/v2/authorization/divisions/{queue.division[0]}",
+            },
+            "memberCount": len(queue.members),
+            "userMemberCount": len(queue.members),
+            "joinedMemberCount": joined,
+            "mediaSettings": {
+                MEDIA_SETTING_KEY[m]: {
+                    "alertingTimeoutSeconds": 8,
+                    "serviceLevel": {"percentage": 0.8, "durationMs": 20000},
+                }
+                for m in queue.media
+            },
+            "dateCreated": "2025-01-06T09:00:00.000Z",
+            "selfUri": f"/api/v2/routing/queues/{queue.id}",
+        }
+
     async def _users(self, request: web.Request) -> web.Response:
         size, number = page_size(request)
         ids = request.query.getall("id", [])
@@ -362,10 +363,9 @@ class SimulatedOrg:
         agents = (
             [self.model.agents[i] for i in dict.fromkeys(ids) if i in self.model.agents]
             if ids
-            else sorted(self.model.agents.values(), key=lambda a: a.name)
+            else self.model.agents_by_name()
         )
-        entities = [self._user(a, expand) for a in agents]
-        return web.json_response(numbered_listing(request, entities, size, number))
+        return web.json_response(numbered_listing(request, agents, size, number, lambda a: self._user(a, expand)))
 
     async def _members(self, request: web.Request) -> web.Response:
         queue = self.model.queues.get(request.match_info["queueId"])

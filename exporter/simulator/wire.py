@@ -6,6 +6,7 @@ exporter misread the API, the simulator should not repeat the misreading.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -112,12 +113,22 @@ def page_uri(request: web.Request, number: int, size: int) -> str:
     return f"{request.path}?{urlencode([('pageSize', size), ('pageNumber', number), *query])}"
 
 
-def numbered_listing(request: web.Request, entities: list[Any], size: int, number: int) -> dict[str, Any]:
-    """Numbered paging with totals, as `/routing/queues` and `/users` answer."""
+def numbered_listing(
+    request: web.Request,
+    entities: Sequence[Any],
+    size: int,
+    number: int,
+    render: Callable[[Any], Any] | None = None,
+) -> dict[str, Any]:
+    """Numbered paging with totals, as `/routing/queues` and `/users` answer.
+
+    `render` builds the wire form of the page's items only: a page of a 50,000-user org costs 100.
+    """
     total = len(entities)
     count = max(1, -(-total // size))
+    page = entities[(number - 1) * size : number * size]
     body: dict[str, Any] = {
-        "entities": entities[(number - 1) * size : number * size],
+        "entities": [render(item) for item in page] if render else list(page),
         "pageSize": size,
         "pageNumber": number,
         "total": total,
