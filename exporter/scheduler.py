@@ -79,6 +79,8 @@ class Scheduler:
         self._jitter = jitter
         self._succeeded: dict[str, asyncio.Event] = {job.name: asyncio.Event() for job in jobs}
         self._costs: dict[str, int] = {job.name: 1 for job in jobs}  # a guess until a cycle has run
+        self._running: dict[str, int] = {}  # job -> requests spent before its running cycle began
+        self._planned_costs: dict[str, int] = {}
         self.plan = Plan({job.name: job.interval for job in jobs}, {})
         for job in jobs:
             store.set_status(job.name, PollerStatus(interval=job.interval, configured_interval=job.interval))
@@ -95,8 +97,16 @@ class Scheduler:
                 group.create_task(self._loop(job), name=f"poller-{job.name}")
             group.create_task(self._sweep(), name="expire-stale")
 
+    def _estimate(self, job: Job) -> int:
+        """The last cycle's cost, or more if the running cycle has already sent or queued more."""
+        if job.name not in self._running:
+            return self._costs[job.name]
+        so_far = self._budget.spent[job.name] - self._running[job.name] + self._budget.waiting(job.name)
+        return max(self._costs[job.name], so_far)
+
     def _replan(self) -> None:
-        demands = [Demand(j.name, j.interval, self._costs[j.name], j.priority) for j in self._jobs]
+        self._planned_costs = {j.name: self._estimate(j) for j in self._jobs}
+        demands = [Demand(j.name, j.interval, self._planned_costs[j.name], j.priority) for j in self._jobs]
         self.plan = plan(demands, self._budget.per_second)
         urgent = sum(self.plan.shares.get(j.name, 0.0) for j in self._jobs if j.priority == 0)
         self._budget.set_shares(self.plan.shares, reserve_per_second=urgent)
@@ -124,7 +134,7 @@ class Scheduler:
     async def run_once(self, job: Job) -> bool:
         started = self._clock.monotonic()
         previous = self._store.status(job.name) or PollerStatus(interval=job.interval)
-        spent_before = self._budget.spent[job.name]
+        spent_before = self._running[job.name] = self._budget.spent[job.name]
         caller = current_caller.set(Caller(job.name, job.priority))  # its requests, and its children's
         try:
             await job.run()
@@ -146,6 +156,7 @@ class Scheduler:
             return False
         finally:
             current_caller.reset(caller)
+            del self._running[job.name]
         self._costs[job.name] = self._budget.spent[job.name] - spent_before
         self._store.set_status(
             job.name,
@@ -166,6 +177,9 @@ class Scheduler:
         return True
 
     async def _sweep(self) -> None:
+        """Expire stale data; replan when a running cycle turns out dearer than planned (a first cycle)."""
         while True:
             await self._clock.sleep(self._sweep_every)
             self._store.expire()
+            if any(self._estimate(job) > self._planned_costs[job.name] for job in self._jobs):
+                self._replan()

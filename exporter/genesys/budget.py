@@ -74,12 +74,12 @@ class RateBudget:
         self._concurrency = concurrency
         self._in_flight = 0
         self._reserve = 0  # requests in any 60 s only priority 0 may use
-        self._waiting: list[tuple[int, float, int]] = []  # (priority class, fair-queueing tag, sequence)
+        self._flows: dict[str, deque[asyncio.Event]] = {}  # job -> its waiting requests, in arrival order
+        self._heads: list[tuple[int, float, int, str]] = []  # each job's first: (priority class, tag, seq, job)
         self._sequence = itertools.count()
         self._virtual_time = 0.0
         self._finish: dict[str, float] = {}  # job -> tag of its last request
         self._shares: dict[str, float] = {}  # job -> planned requests/second
-        self._wakers: dict[tuple[int, float, int], asyncio.Event] = {}
         self.spent: Counter[str] = Counter()  # requests admitted per job, since start
         self.rate_limited_total = 0
 
@@ -117,31 +117,60 @@ class RateBudget:
             self._wake_head()
 
     async def _admit(self, caller: Caller) -> None:
-        tag = max(self._virtual_time, self._finish.get(caller.name, 0.0)) + 1.0 / self._shares.get(caller.name, 1.0)
-        self._finish[caller.name] = tag
-        ticket = (0 if caller.priority == 0 else 1, tag, next(self._sequence))
-        woken = self._wakers[ticket] = asyncio.Event()  # set when this ticket may have become the head
-        heapq.heappush(self._waiting, ticket)
+        """Queue behind the job's earlier requests; start when this job's turn is first in the fair queue.
+
+        Only the first waiting request of each job holds a fair-queueing tag, computed when it gets
+        there, so a weight the planner changes applies to the next request, not to a stale backlog.
+        """
+        woken = asyncio.Event()  # set when this request may have become the first in line
+        flow = self._flows.setdefault(caller.name, deque())
+        flow.append(woken)
+        if len(flow) == 1:
+            self._enter(caller)
         try:
             while True:
                 woken.clear()
-                if self._waiting[0] != ticket:
+                if not self._first_in_line(woken):
                     await woken.wait()
                     continue
-                wait = self._wait(self._clock.monotonic(), ticket[0])
+                priority_class = self._heads[0][0]
+                wait = self._wait(self._clock.monotonic(), priority_class)
                 if wait <= 0:
-                    heapq.heappop(self._waiting)
+                    _, tag, _, _ = heapq.heappop(self._heads)
+                    flow.popleft()
                     self._take(caller, tag)
+                    if flow:
+                        self._enter(caller)
                     return
                 await self._sleep_or_woken(wait, woken)
         except BaseException:
-            if ticket in self._waiting:
-                self._waiting.remove(ticket)
-                heapq.heapify(self._waiting)
+            if woken in flow:
+                was_first = flow[0] is woken
+                flow.remove(woken)
+                if was_first:
+                    self._heads = [head for head in self._heads if head[3] != caller.name]
+                    heapq.heapify(self._heads)
+                    if flow:
+                        self._enter(caller)
             raise
         finally:
-            del self._wakers[ticket]
+            if not flow:
+                self._flows.pop(caller.name, None)
             self._wake_head()
+
+    def _enter(self, caller: Caller) -> None:
+        """Put the job's first waiting request in the fair queue, tagged by the job's current share."""
+        share = self._shares.get(caller.name, 1.0)
+        tag = max(self._virtual_time, self._finish.get(caller.name, 0.0)) + 1.0 / share
+        self._finish[caller.name] = tag
+        heapq.heappush(self._heads, (0 if caller.priority == 0 else 1, tag, next(self._sequence), caller.name))
+
+    def _first_in_line(self, woken: asyncio.Event) -> bool:
+        return bool(self._heads) and self._flows[self._heads[0][3]][0] is woken
+
+    def waiting(self, job: str) -> int:
+        """Requests of the job waiting for a place: the cost still to come of the cycle it is running."""
+        return len(self._flows.get(job, ()))
 
     def _wait(self, now: float, priority_class: int) -> float:
         """Seconds until the head of the queue may start; inf while every concurrency place is taken.
@@ -165,9 +194,9 @@ class RateBudget:
         self.spent[caller.name] += 1
 
     def _wake_head(self) -> None:
-        """Only the head of the queue can start next: wake it alone (not every waiter) to look again."""
-        if self._waiting:
-            self._wakers[self._waiting[0]].set()
+        """Only the first in line can start next: wake it alone (not every waiter) to look again."""
+        if self._heads:
+            self._flows[self._heads[0][3]][0].set()
 
     async def _sleep_or_woken(self, seconds: float, woken: asyncio.Event) -> None:
         if math.isinf(seconds):
