@@ -13,7 +13,9 @@ poller runs exactly one cycle.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+import tracemalloc
 from collections import Counter
 from typing import Any
 
@@ -145,14 +147,32 @@ def print_scrape_load(scrapers: int, seconds: float) -> None:
     )
 
 
-async def soak(cycles: int) -> list[tuple[int, float, int, int]]:
-    """Queue cycles on a fake clock against the simulated org: (cycle, RSS MiB, tasks, open fds) samples."""
-    import os
+def python_heap_mib() -> tuple[float, float]:
+    """Live Python allocations (tracemalloc) made by the exporter's code and by the simulator's, in MiB.
 
+    The soak runs the simulated org in the same process, and the org keeps two days of history: RSS
+    alone would blame the exporter for the simulator's ledger.
+    """
+    exporter = simulator = 0
+    for stat in tracemalloc.take_snapshot().statistics("filename"):
+        name = stat.traceback[0].filename
+        if f"{os.sep}exporter{os.sep}simulator{os.sep}" in name:
+            simulator += stat.size
+        elif f"{os.sep}exporter{os.sep}" in name:
+            exporter += stat.size
+    return exporter / 2**20, simulator / 2**20
+
+
+async def soak(cycles: int) -> list[tuple[int, float, int, int, float, float]]:
+    """Queue cycles on a fake clock against the simulated org.
+
+    Samples: (cycle, RSS MiB, asyncio tasks, open fds, exporter heap MiB, simulator heap MiB).
+    """
     from exporter.chaos import rss_mib
 
+    tracemalloc.start()
     clock = FakeClock(start=time.time())
-    samples: list[tuple[int, float, int, int]] = []
+    samples: list[tuple[int, float, int, int, float, float]] = []
     async with serve_simulator(queues=20, agents=200, seed=3, clock=clock) as org:
         settings = settings_for(org)
         async with Exporter(settings, clock=clock, render_debounce=0.0) as exporter:
@@ -162,7 +182,8 @@ async def soak(cycles: int) -> list[tuple[int, float, int, int]]:
             step = max(1, cycles // 10)
             for cycle in range(cycles + 1):
                 if cycle % step == 0:
-                    samples.append((cycle, rss_mib(), len(asyncio.all_tasks()), len(os.listdir("/proc/self/fd"))))
+                    tasks, fds = len(asyncio.all_tasks()), len(os.listdir("/proc/self/fd"))
+                    samples.append((cycle, rss_mib(), tasks, fds, *python_heap_mib()))
                 target = exporter.store.status("queues").last_success or 0  # type: ignore[union-attr]
                 await clock.advance(10)
                 for _ in range(400):  # the cycle's request lands in real time
@@ -170,6 +191,7 @@ async def soak(cycles: int) -> list[tuple[int, float, int, int]]:
                     if status is not None and (status.last_success or 0) > target:
                         break
                     await asyncio.sleep(0.001)
+    tracemalloc.stop()
     return samples
 
 
@@ -180,6 +202,7 @@ def print_soak(cycles: int) -> None:
         f"soak: {cycles} queue cycles (fake clock, 10 s cadence = {cycles * 10 / 3600:.1f} simulated hours), "
         f"20 queues, 200 agents, {time.perf_counter() - started:.0f} s of wall time"
     )
-    print(f"{'cycle':>7} {'RSS MiB':>8} {'tasks':>6} {'open fds':>9}")
-    for cycle, rss, tasks, fds in samples:
-        print(f"{cycle:>7} {rss:>8.1f} {tasks:>6} {fds:>9}")
+    heading = ("cycle", "RSS MiB", "tasks", "open fds", "exporter heap MiB", "simulator heap MiB")
+    print(" ".join(f"{h:>{w}}" for h, w in zip(heading, (7, 8, 6, 9, 18, 19), strict=True)))
+    for cycle, rss, tasks, fds, ours, simulator in samples:
+        print(f"{cycle:>7} {rss:>8.1f} {tasks:>6} {fds:>9} {ours:>18.2f} {simulator:>19.2f}")
