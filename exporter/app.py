@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 from types import TracebackType
 from zoneinfo import ZoneInfo
 
@@ -19,13 +20,13 @@ from exporter.config import Settings
 from exporter.genesys.budget import RateBudget
 from exporter.genesys.client import GenesysClient
 from exporter.metrics import MetricsPage, Telemetry
-from exporter.pollers.agents import discover_members, discover_users, poll_agent_states
+from exporter.pollers.agents import discover_members, poll_agent_states, poll_users_with_state
 from exporter.pollers.directory import QueueScope, discover_queues
 from exporter.pollers.performance import day_window, iso_interval, poll_performance
 from exporter.pollers.queues import poll_queues
 from exporter.scheduler import Job, Scheduler
 from exporter.server import create_app
-from exporter.snapshot import Store
+from exporter.snapshot import Agent, AgentState, Store
 from exporter.webconfig import BasicAuth, WebConfig, load_web_config
 
 log = structlog.get_logger(__name__)
@@ -59,33 +60,39 @@ class Exporter:
         self.client = client_from_settings(settings, self.clock)
         self.budget = self.client.budget
         scope = QueueScope(settings.queue_ids, settings.queue_name, settings.division_ids)
-        self.scheduler = Scheduler(
-            self.store,
-            self.clock,
-            # Priorities: live queue data first, then today's figures, agent states, and the directories,
-            # which change least and stretch first when the budget cannot feed every cadence.
-            [
-                Job("directory", settings.directory_interval, lambda: self._refresh_queues(scope), priority=3),
-                Job("queues", settings.queue_interval, self._poll_queues, "directory", 0, ("queue_states",)),
-                Job("agent_directory", settings.directory_interval, self._refresh_agents, "directory", 4),
-                Job("agents", settings.agent_interval, self._poll_agents, "agent_directory", 2, ("agent_states",)),
-                Job(
-                    "performance",
-                    settings.performance_interval,
-                    self._poll_performance,
-                    "agent_directory",
-                    1,
-                    ("agent_tallies", "queue_tallies"),
-                ),
-            ],
-            self.budget,
-            jitter=settings.jitter,
-        )
+        self.scheduler = Scheduler(self.store, self.clock, self._jobs(scope), self.budget, jitter=settings.jitter)
         self.page = MetricsPage(self.store, self.telemetry, debounce=render_debounce)
         self.web = load_web_config(settings.web_config_file) if settings.web_config_file else WebConfig()
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
         self.url = ""
+
+    def _jobs(self, scope: QueueScope) -> list[Job]:
+        """Priorities: live queue data first, then today's figures, agent states, and the directories,
+        which change least and stretch first when the budget cannot feed every cadence."""
+        settings = self.settings
+        queue_jobs = [
+            Job("directory", settings.directory_interval, lambda: self._refresh_queues(scope), priority=3),
+            Job("queues", settings.queue_interval, self._poll_queues, "directory", 0, ("queue_states",)),
+        ]
+        if settings.agent_scope == "users":  # the user listing carries the state: one job does both
+            agent_jobs = [Job("agents", settings.agent_interval, self._poll_users, "directory", 2, ("agent_states",))]
+        else:
+            agent_jobs = [
+                Job("agent_directory", settings.directory_interval, self._refresh_members, "directory", 4),
+                Job("agents", settings.agent_interval, self._poll_agents, "agent_directory", 2, ("agent_states",)),
+            ]
+        performance = Job(
+            "performance",
+            settings.performance_interval,
+            self._poll_performance,
+            # It asks for the agents in scope: members wait for the member list; the user listing takes
+            # minutes at 50,000 agents, so there it goes with the agents found so far.
+            "directory" if settings.agent_scope == "users" else "agent_directory",
+            1,
+            ("agent_tallies", "queue_tallies"),
+        )
+        return [*queue_jobs, *agent_jobs, performance]
 
     def telemetry(self) -> Telemetry:
         return Telemetry(
@@ -105,13 +112,18 @@ class Exporter:
             )
         self.store.set_queues(queues)
 
-    async def _refresh_agents(self) -> None:
-        """The agents in scope: members of the queues in scope (a request per queue), or every active user."""
-        if self.settings.agent_scope == "users":
-            agents = await discover_users(self.client)
-        else:
-            agents = await discover_members(self.client, self.store.snapshot.queues)
-        self.store.set_agents(agents)
+    async def _refresh_members(self) -> None:
+        """The agents in scope: members of the queues in scope (a request per queue)."""
+        self.store.set_agents(await discover_members(self.client, self.store.snapshot.queues))
+
+    async def _poll_users(self) -> None:
+        """Users scope: every active user and their state, page by page, from one listing."""
+
+        def publish(index: int, agents: Mapping[str, Agent], states: Mapping[str, AgentState]) -> None:
+            self.store.add_agents(agents)
+            self.store.put("agent_states", index, states)
+
+        self.store.set_agents(await poll_users_with_state(self.client, publish))
 
     async def _poll_agents(self) -> None:
         agent_ids = list(self.store.snapshot.agents)

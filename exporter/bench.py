@@ -65,13 +65,11 @@ def print_cycle_costs(sizes: list[tuple[int, int]], scope: str) -> None:
     for queues, agents in sizes:
         started = time.perf_counter()
         costs = asyncio.run(cycle_cost(queues, agents, scope))
-        users = costs.get("users", 0)
-        listing = -(-agents // 100) if scope == "users" else 0  # the users scope lists users too
-        per_poller = {
+        per_poller = {  # in the users scope the user listing is the agent poll: no agent directory
             "directory": costs.get("routing_queues", 0),
             "queues": costs.get("queue_observations", 0),
-            "agent_directory": costs.get("queue_members", 0) + listing,
-            "agents": users - listing,
+            "agent_directory": costs.get("queue_members", 0),
+            "agents": costs.get("users", 0),
             "performance": costs.get("conversation_aggregates", 0),
         }
         print(

@@ -151,6 +151,12 @@ class Store:
     def set_agents(self, agents: Mapping[str, Agent]) -> None:
         self._swap(agents=dict(agents))
 
+    def add_agents(self, agents: Mapping[str, Agent]) -> None:
+        """Agents found part-way through a listing; `set_agents` at its end drops those who left."""
+        known = self._snapshot.agents
+        if any(known.get(uid) != agent for uid, agent in agents.items()):
+            self._swap(agents={**known, **agents})
+
     def put(self, kind: Kind, key: Hashable, items: Mapping[str, Any]) -> None:
         """Swap in one batch or page of measurements, stamped now."""
         parts = {**getattr(self._snapshot, kind), key: Part(dict(items), self._clock.monotonic())}

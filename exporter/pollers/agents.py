@@ -1,8 +1,9 @@
 """Agents in scope and their live routing status and presence.
 
 Scope: the members of the queues in scope (`GET /routing/queues/{id}/members`, `nextUri` paging
-without totals) or every active user (`GET /users`, numbered paging). Live state comes from
-`GET /users?id=...&expand=routingStatus,presence`, 100 agents a request: one request per 100 agents
+without totals) or every active user (`GET /users`, numbered paging, which in that scope carries
+the state too). Live state comes from `GET /users?id=...&expand=routingStatus,presence`, 100
+agents a request: one request per 100 agents
 however many queues each belongs to, where the routing activity query returns a row per agent *and
 queue* (see the README for the comparison). Each batch is published as soon as it parses, so a slow
 or failed batch never holds back the others.
@@ -87,9 +88,27 @@ async def discover_members(client: GenesysClient, queue_ids: Iterable[str]) -> d
     return parse_member_pages(page for queue_pages in pages for page in queue_pages)
 
 
-async def discover_users(client: GenesysClient) -> dict[str, Agent]:
-    pages = client.pages(USERS, params={"state": "active"}, page_size=100)
-    return parse_user_pages([client.validate(USERS, page, UserListing) async for page in pages])
+async def poll_users_with_state(
+    client: GenesysClient, publish: Callable[[int, Mapping[str, Agent], Mapping[str, AgentState]], None]
+) -> dict[str, Agent]:
+    """Users scope: one pass of the active-user listing with routing status and presence expanded.
+
+    Each page names 100 agents and carries their state, so in this scope the listing is the state
+    poll too: one request per 100 agents a cycle, where listing first and then asking by id would
+    cost two, and the first agents show up with the first page instead of after the whole directory.
+    Pages are published as they arrive (keyed by arrival order); returns every agent listed.
+    """
+    agents: dict[str, Agent] = {}
+    pages = client.pages(USERS, params={"state": "active", "expand": STATE_EXPAND}, page_size=USERS_PER_REQUEST)
+    index = 0
+    async for page in pages:
+        listing = client.validate(USERS, page, UserListing)
+        page_agents = parse_user_pages([listing])
+        states = {uid: state for uid, state in parse_agent_states(listing).items() if uid in page_agents}
+        publish(index, page_agents, states)
+        agents.update(page_agents)
+        index += 1
+    return agents
 
 
 def state_params(user_ids: Sequence[str]) -> dict[str, str | int | Sequence[str]]:

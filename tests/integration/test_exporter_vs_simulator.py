@@ -138,3 +138,17 @@ async def test_promtool_finds_no_problem_in_a_real_page(stack):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == "" and result.stderr.strip() == "", result.stdout + result.stderr
+
+
+async def test_users_scope_lists_every_active_user_with_their_state_in_one_pass(clock):
+    async with (
+        serve_simulator(queues=4, agents=250, seed=5, clock=clock) as org,
+        Exporter(settings_for(org, agent_scope="users"), clock=clock) as exporter,
+    ):
+        await eventually(lambda: exporter.scheduler.ready)
+        await eventually(lambda: exporter.page.version == exporter.store.snapshot.version)
+        _, families = await scrape(exporter.url)
+        assert_matches_simulator(org, families, clock.time())  # every agent's routing status, from the listing
+        assert set(exporter.store.snapshot.pollers) == {"directory", "queues", "agents", "performance"}
+        assert exporter.store.status("agents").cost == 3  # 250 users, 100 a page, state included
+        assert org.api_requests("users") == 3
