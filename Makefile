@@ -57,7 +57,7 @@ chaos: $(VENV)/.installed
 	$(BIN)/genesys-exporter chaos
 
 bench: $(VENV)/.installed
-	$(BIN)/genesys-exporter bench cycle-cost
+	$(BIN)/genesys-exporter bench scale $(ARGS)
 
 prometheusrule: $(VENV)/.installed-test
 	$(BIN)/python deploy/kubernetes/prometheusrule.py

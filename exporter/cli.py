@@ -68,13 +68,16 @@ def _parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="print cost and speed figures against a simulated org")
     bench.add_argument(
         "mode",
-        choices=("cycle-cost", "scrape-load", "soak"),
-        help="cycle-cost: API requests per poller cycle; scrape-load: concurrent scrapers; soak: memory over cycles",
+        choices=("scale", "cycle-cost", "scrape-load", "soak"),
+        help="scale: freshness, budget and cost against a simulated org in its own process (make bench); "
+        "cycle-cost: API requests per poller cycle; scrape-load: concurrent scrapers; soak: memory over cycles",
     )
+    bench.add_argument("--minutes", type=float, default=4.0, help="scale: minutes measured after the warm-up")
+    bench.add_argument("--naive-seconds", type=float, default=60.0, help="scale: how long the naive design runs")
     bench.add_argument("--cycles", type=int, default=5000, help="soak: queue cycles to run")
     bench.add_argument("--scrapers", type=int, default=50, help="scrape-load: concurrent scrapers")
     bench.add_argument("--seconds", type=float, default=60.0, help="scrape-load: how long")
-    bench.add_argument("--sizes", default="20x1000,2000x50000", help="QUEUESxAGENTS,... to measure")
+    bench.add_argument("--sizes", default="2000x50000,40x1000", help="QUEUESxAGENTS,... to measure")
     bench.add_argument("--scope", choices=("members", "users"), default="members", help="agent scope")
     return parser
 
@@ -145,6 +148,11 @@ def _bench(args: argparse.Namespace) -> int:
         sizes = [(int(q), int(a)) for q, a in (size.split("x") for size in args.sizes.split(","))]
     except ValueError:
         raise ConfigError(f"--sizes: expected QUEUESxAGENTS[,...], got {args.sizes!r}") from None
+    if args.mode == "scale":
+        from exporter.bench_scale import main as scale
+
+        scale(sizes, args.minutes, naive_seconds=args.naive_seconds)
+        return 0
     print_cycle_costs(sizes, args.scope)
     return 0
 

@@ -35,11 +35,12 @@ class Demand:
 class Plan:
     intervals: dict[str, float]  # effective cadence per job, never below the configured one
     shares: dict[str, float]  # requests/second each job can count on
+    per_second: float = 0.0  # the whole budget
 
     def floor(self, name: str, cost: float) -> float:
-        """The shortest cycle the job's share allows: its requests divided by its rate."""
-        share = self.shares.get(name, 0.0)
-        return cost / share if share > 0 else float("inf")
+        """The shortest cycle the budget physically allows the job: its requests over the rate others leave it."""
+        left = self.per_second - sum(share for other, share in self.shares.items() if other != name)
+        return cost / left if left > 0 else float("inf")
 
 
 def plan(demands: Iterable[Demand], per_second: float) -> Plan:
@@ -57,4 +58,4 @@ def plan(demands: Iterable[Demand], per_second: float) -> Plan:
     intervals = {
         d.name: max(d.interval, d.cost / shares[d.name]) if shares[d.name] > 0 else d.interval for d in ordered
     }
-    return Plan(intervals, shares)
+    return Plan(intervals, shares, per_second)

@@ -1,0 +1,269 @@
+"""`make bench`: the exporter against a large simulated org in its own process, and the naive design's cost.
+
+The simulated org runs in a child process (its own core, its own per-token limit of 300 a minute);
+the exporter runs here, as `genesys-exporter run` would, while four scrapers fetch `/metrics` every
+5 s. Data age is read from the snapshot the served page shows: for every series, how long ago the
+request that measured it was answered, so render delay counts against freshness. Ages are taken
+once every job has completed a cycle (steady state); the warm-up is reported apart.
+
+Each job's floor is the shortest cycle its share of the budget allows (requests a cycle / requests
+a second the planner gives it): the distance from measured age to floor is the scheduler's fault,
+the floor itself is the API's limit.
+
+The naive row measures, on the same org, the pattern of the usual tutorial scripts: one observation
+request per queue (honouring 429s) and a render of the whole page on every scrape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import resource
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from exporter.app import Exporter, client_from_settings
+from exporter.clock import SystemClock
+from exporter.config import Settings
+from exporter.genesys.endpoints import QUEUE_OBSERVATIONS
+from exporter.genesys.queries import queue_observation_query
+from exporter.metrics import Telemetry, build_page
+from exporter.simulator.api import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from exporter.snapshot import Snapshot
+
+SCRAPERS = 4
+SCRAPE_EVERY = 5.0
+JOB_KINDS = {"queues": ("queue_states",), "agents": ("agent_states",), "performance": ("agent_tallies",)}
+
+
+@dataclass
+class Figures:
+    queues: int
+    agents: int
+    warmup_s: float = 0.0
+    first_queue_data_s: float = math.nan
+    measured_s: float = 0.0
+    ages: dict[str, list[tuple[float, int]]] = field(default_factory=dict)  # job -> (age, series) samples
+    scrape_ms: list[float] = field(default_factory=list)
+    render_s: list[float] = field(default_factory=list)
+    requests: int = 0
+    rate_limited: int = 0
+    cpu_s: float = 0.0
+    peak_rss_mib: float = 0.0
+    plain_bytes: int = 0
+    gzip_bytes: int = 0
+    jobs: dict[str, tuple[float, float, int | None, float]] = field(default_factory=dict)  # conf, eff, cost, floor
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def simulator_process(queues: int, agents: int, rate_limit: int) -> AsyncIterator[str]:
+    """`genesys-exporter simulate` in a child process on 127.0.0.1; yields its base URL once it serves."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "exporter",
+        "simulate",
+        f"--listen=127.0.0.1:{port}",
+        f"--queues={queues}",
+        f"--agents={agents}",
+        f"--rate-limit={rate_limit}",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env={k: v for k, v in os.environ.items() if not k.startswith("GENESYS_")},  # its demo credentials
+    )
+    try:
+        assert process.stdout is not None
+        banner = await asyncio.wait_for(process.stdout.readline(), timeout=600)
+        if not banner:
+            raise RuntimeError("the simulated org exited before serving")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()
+
+
+async def until(condition: Callable[[], bool], every: float = 0.05) -> None:
+    """Poll what the served page shows (it has no event to wait on, and a bench may poll)."""
+    while not condition():  # noqa: ASYNC110
+        await asyncio.sleep(every)
+
+
+def weighted_percentile(samples: Iterable[tuple[float, int]], q: float) -> float:
+    ordered = sorted(samples)
+    total = sum(n for _, n in ordered)
+    if not total:
+        return math.nan
+    seen = 0
+    for value, n in ordered:
+        seen += n
+        if seen >= q * total:
+            return value
+    return ordered[-1][0]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else math.nan
+
+
+def sample_ages(snapshot: Snapshot, now: float, figures: Figures) -> None:
+    for job, kinds in JOB_KINDS.items():
+        for kind in kinds:
+            for part in getattr(snapshot, kind).values():
+                figures.ages.setdefault(job, []).append((now - part.taken_at, len(part.items)))
+
+
+async def measure(
+    url: str, queues: int, agents: int, scope: str, minutes: float, rate_limit: int
+) -> tuple[Figures, Snapshot]:
+    settings = Settings(
+        client_id=DEMO_CLIENT_ID,
+        client_secret=DEMO_CLIENT_SECRET,
+        api_url=url,
+        listen="127.0.0.1:0",
+        agent_scope=scope,
+        rate_limit_per_minute=rate_limit,
+        log_level="error",
+        log_format="json",
+    )
+    figures = Figures(queues, agents)
+    started = time.monotonic()
+    async with Exporter(settings) as exporter:
+        await until(lambda: bool(exporter.page.snapshot.queue_states))
+        figures.first_queue_data_s = time.monotonic() - started
+        await until(lambda: exporter.page.ready)
+        figures.warmup_s = time.monotonic() - started
+        requests_before = sum(exporter.client.stats.requests.values())
+        cpu_before = time.process_time()
+        deadline = time.monotonic() + minutes * 60
+        async with aiohttp.ClientSession(auto_decompress=False) as http:
+
+            async def scraper(offset: float) -> None:
+                await asyncio.sleep(offset)
+                while time.monotonic() < deadline:
+                    began = time.perf_counter()
+                    async with http.get(f"{exporter.url}/metrics", headers={"Accept-Encoding": "gzip"}) as response:
+                        await response.read()
+                        assert response.status == 200
+                    figures.scrape_ms.append((time.perf_counter() - began) * 1000)
+                    sample_ages(exporter.page.snapshot, exporter.clock.monotonic(), figures)
+                    figures.render_s.append(exporter.page.render_seconds)
+                    await asyncio.sleep(SCRAPE_EVERY - (time.perf_counter() - began) % SCRAPE_EVERY)
+
+            await asyncio.gather(*(scraper(i * SCRAPE_EVERY / SCRAPERS) for i in range(SCRAPERS)))
+        figures.measured_s = time.monotonic() - deadline + minutes * 60
+        figures.cpu_s = time.process_time() - cpu_before
+        figures.requests = sum(exporter.client.stats.requests.values()) - requests_before
+        figures.rate_limited = exporter.budget.rate_limited_total
+        figures.peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        figures.plain_bytes, figures.gzip_bytes = len(exporter.page.plain), len(exporter.page.gzipped)
+        plan = exporter.scheduler.plan
+        for name, status in sorted(exporter.store.snapshot.pollers.items()):
+            cost = status.cost
+            floor = plan.floor(name, cost) if cost else math.nan
+            figures.jobs[name] = (status.configured_interval or status.interval, status.interval, cost, floor)
+        return figures, exporter.page.snapshot
+
+
+async def naive(url: str, snapshot: Snapshot, seconds: float) -> dict[str, float]:
+    """One observation request per queue, one after another, as tutorial scripts poll; 429s honoured."""
+    settings = Settings(client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET, api_url=url, log_level="error")
+    client = client_from_settings(settings.model_copy(update={"rate_limit_per_minute": 10**9}), SystemClock())
+    answered = 0
+    deadline = time.monotonic() + seconds
+    try:
+        for queue_id in sorted(snapshot.queues) * 10:
+            if time.monotonic() >= deadline:
+                break
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    client.post(QUEUE_OBSERVATIONS, queue_observation_query([queue_id])), deadline - time.monotonic()
+                )
+                answered += 1
+    finally:
+        await client.close()
+    renders = [build_page(snapshot, Telemetry())[2] for _ in range(3)]
+    rate = answered / seconds
+    return {
+        "requests_per_poll": len(snapshot.queues),
+        "rate_limited": client.budget.rate_limited_total,
+        "answered_per_min": rate * 60,
+        "sweep_s": len(snapshot.queues) / rate if rate else math.inf,
+        "scrape_ms": percentile(renders, 0.5) * 1000,
+    }
+
+
+def print_figures(figures: Figures, rate_limit: int, targets: dict[str, float]) -> None:
+    budget = math.floor(rate_limit * 0.9)
+    print(
+        f"\n{figures.queues:,} queues, {figures.agents:,} agents, {rate_limit}/min limit ({budget} with 10% headroom); "
+        f"{figures.measured_s / 60:.1f} min measured after a {figures.warmup_s:.0f} s warm-up "
+        f"(every job once); {os.cpu_count()} cores"
+    )
+    print(f"  queue data on the page {figures.first_queue_data_s:.1f} s after start")
+    header = ("job", "configured s", "effective s", "req/cycle", "floor s", "age p50", "age p95", "age max", "target")
+    widths = (12, 12, 11, 9, 8, 8, 8, 8, 16)
+    print("  " + " ".join(f"{h:>{w}}" for h, w in zip(header, widths, strict=True)))
+    for job, (configured, effective, cost, floor) in figures.jobs.items():
+        ages = figures.ages.get(job, [])
+        p50, p95 = weighted_percentile(ages, 0.5), weighted_percentile(ages, 0.95)
+        worst = max((a for a, _ in ages), default=math.nan)
+        target = targets.get(job)
+        verdict = ""
+        if target is not None:
+            limit = target * floor if job == "agents" and target < 5 else target
+            verdict = f"p95 <= {limit:.0f} {'ok' if p95 <= limit else 'MISSED'}"
+        cells = (job, f"{configured:.0f}", f"{effective:.1f}", str(cost), f"{floor:.1f}", f"{p50:.1f}", f"{p95:.1f}")
+        print("  " + " ".join(f"{c:>{w}}" for c, w in zip((*cells, f"{worst:.1f}", verdict), widths, strict=True)))
+    per_minute = figures.requests / (figures.measured_s / 60)
+    print(
+        f"  requests/min {per_minute:.0f} ({per_minute / rate_limit:.0%} of {rate_limit}); "
+        f"429s {figures.rate_limited}; "
+        f"CPU {figures.cpu_s / (figures.measured_s / 60):.1f} s/min (exporter and scrapers); "
+        f"peak RSS {figures.peak_rss_mib:.0f} MiB"
+    )
+    print(
+        f"  /metrics {figures.plain_bytes / 1e6:.1f} MB plain, {figures.gzip_bytes / 1e6:.2f} MB gzip; "
+        f"scrape p50 {percentile(figures.scrape_ms, 0.5):.1f} ms, p99 {percentile(figures.scrape_ms, 0.99):.1f} ms "
+        f"({len(figures.scrape_ms)} scrapes); render p50 {percentile(figures.render_s, 0.5):.2f} s, "
+        f"max {max(figures.render_s, default=math.nan):.2f} s (in a worker thread)"
+    )
+
+
+async def run(queues: int, agents: int, scope: str, minutes: float, rate_limit: int, naive_seconds: float) -> None:
+    async with simulator_process(queues, agents, rate_limit) as url:
+        figures, snapshot = await measure(url, queues, agents, scope, minutes, rate_limit)
+        large = agents >= 10_000
+        targets = {"queues": 10.0, "agents": 1.25, "performance": 90.0} if large else {"agents": 30.0}
+        print_figures(figures, rate_limit, targets)
+        if naive_seconds:
+            cost = await naive(url, snapshot, naive_seconds)
+            print(
+                f"  naive design on the same org: {cost['requests_per_poll']:,.0f} requests per queue poll "
+                f"(ours: {figures.jobs['queues'][2]}); in {naive_seconds:.0f} s it got {cost['answered_per_min']:.0f} "
+                f"answers/min and {cost['rate_limited']:.0f} 429s, so one sweep of every queue takes "
+                f"{cost['sweep_s']:.0f} s (ours: {figures.jobs['queues'][1]:.0f} s); a render per scrape makes "
+                f"each scrape take {cost['scrape_ms']:.0f} ms (ours p50: {percentile(figures.scrape_ms, 0.5):.1f} ms)"
+            )
+
+
+def main(sizes: list[tuple[int, int]], minutes: float, rate_limit: int = 300, naive_seconds: float = 60.0) -> None:
+    print("genesys-exporter bench scale: the simulated org in its own process, 4 scrapers every 5 s")
+    for queues, agents in sizes:
+        scope = "users" if agents >= 10_000 else "members"
+        asyncio.run(run(queues, agents, scope, minutes, rate_limit, naive_seconds if agents >= 10_000 else 0))
