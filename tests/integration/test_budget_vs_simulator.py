@@ -14,7 +14,7 @@ from tests.integration.test_exporter_vs_simulator import eventually, settings_fo
 async def test_twenty_minutes_of_cycles_over_budget_end_with_zero_429s(clock: FakeClock):
     # 20 queues, 900 agents, 60 requests/min (54 with headroom). Asked for: queues 1 per 5 s (12/min),
     # agents 9 per 2 s (270/min), today's figures 2 per 30 s, members 20 per 600 s: 5 times the budget.
-    settings = dict(rate_limit_per_minute=60, queue_interval=5, agent_interval=2, performance_interval=30)
+    settings = {"rate_limit_per_minute": 60, "queue_interval": 5, "agent_interval": 2, "performance_interval": 30}
     async with (
         serve_simulator(queues=20, agents=900, seed=2, clock=clock, rate_limit=60) as org,
         Exporter(settings_for(org, **settings), clock=clock) as exporter,
