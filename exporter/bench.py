@@ -121,7 +121,7 @@ async def scrape_load(scrapers: int, seconds: float, queues: int, agents: int) -
         "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
         "api_requests": caused,
         "api_requests_expected": expected,
-        "page_bytes": len(exporter.page.plain),
+        "page_bytes": exporter.page.plain_bytes,
     }
 
 

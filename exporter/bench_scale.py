@@ -171,7 +171,7 @@ async def measure(
         figures.requests = sum(exporter.client.stats.requests.values()) - requests_before
         figures.rate_limited = exporter.budget.rate_limited_total
         figures.peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        figures.plain_bytes, figures.gzip_bytes = len(exporter.page.plain), len(exporter.page.gzipped)
+        figures.plain_bytes, figures.gzip_bytes = exporter.page.plain_bytes, len(exporter.page.gzipped)
         plan = exporter.scheduler.plan
         for name, status in sorted(exporter.store.snapshot.pollers.items()):
             cost = status.cost

@@ -1,7 +1,8 @@
 """Snapshot -> metric families -> cached exposition bytes, rendered once per change.
 
-Scrapes only read `MetricsPage.plain` / `.gzipped`; the page is rebuilt in the background when the
-snapshot changes, so a hundred scrapers cost a hundred memory reads and no API call. Metric names
+Scrapes only read `MetricsPage.gzipped` (or its text, for a client without gzip); the page is
+rebuilt in the background when the snapshot changes, so a hundred scrapers cost a hundred memory
+reads and no API call. Metric names
 here are the public contract (README, dashboards, alert rules depend on them).
 """
 
@@ -11,6 +12,7 @@ import asyncio
 import gzip
 import platform
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -36,16 +38,22 @@ class Telemetry:
     parse_errors: Mapping[str, int] = field(default_factory=dict)  # endpoint -> responses of the wrong shape
 
 
+Families = tuple[str, ...]  # exposition text, one metric family each
+
+
+def families(snapshot: Snapshot, telemetry: Telemetry) -> Iterator[str]:
+    """The page, a family at a time: at 50,000 agents it is 70 MB of text, never held whole as text."""
+    yield from render_queues(snapshot)
+    yield from render_queue_performance(snapshot)
+    yield from render_agents(snapshot)
+    yield from render_self(snapshot, telemetry)
+
+
 def render(snapshot: Snapshot, telemetry: Telemetry) -> str:
-    return (
-        render_queues(snapshot)
-        + render_queue_performance(snapshot)
-        + render_agents(snapshot)
-        + render_self(snapshot, telemetry)
-    )
+    return "".join(families(snapshot, telemetry))
 
 
-def render_queues(snapshot: Snapshot) -> str:
+def render_queues(snapshot: Snapshot) -> Families:
     queues = snapshot.queues
     by_queue = {qid: labels(queue_id=qid, queue_name=q.name) for qid, q in sorted(queues.items())}
     states = [(by_queue[qid], s) for qid, s in sorted(merged(snapshot.queue_states, queues).items())]
@@ -60,63 +68,61 @@ def render_queues(snapshot: Snapshot) -> str:
         yield from known.items()
         yield from sorted((s, n) for s, n in state.agents_by_status.items() if s not in known)
 
-    return "".join(
-        (
-            family(
-                "genesys_queue_info",
-                "gauge",
-                "Queue in scope (value 1), from GET /api/v2/routing/queues.",
-                ((_info_labels(qid, q), 1) for qid, q in sorted(queues.items())),
-            ),
-            family(
-                "genesys_queue_waiting_interactions",
-                "gauge",
-                "Interactions waiting in the queue now (oWaiting observation).",
-                per_media(lambda s: s.waiting),
-            ),
-            family(
-                "genesys_queue_interacting_interactions",
-                "gauge",
-                "Interactions connected to an agent now (oInteracting observation).",
-                per_media(lambda s: s.interacting),
-            ),
-            family(
-                "genesys_queue_alerting_interactions",
-                "gauge",
-                "Interactions ringing an agent now (oAlerting observation).",
-                per_media(lambda s: s.alerting),
-            ),
-            family(
-                "genesys_queue_oldest_waiting_seconds",
-                "gauge",
-                "Age of the oldest waiting interaction when polled (oLongestWaiting observation).",
-                per_media(lambda s: s.oldest_waiting_seconds),
-            ),
-            family(
-                "genesys_queue_available_agents",
-                "gauge",
-                "Agents on queue and idle (oOnQueueUsers observation, qualifier IDLE).",
-                ((block, s.available_agents) for block, s in states),
-            ),
-            family(
-                "genesys_queue_agents",
-                "gauge",
-                "Joined queue members by routing status (oUserRoutingStatuses observation).",
-                ((f'{block},routing_status="{status}"', n) for block, s in states for status, n in per_status(s)),
-            ),
-            family(
-                "genesys_queue_member_agents",
-                "gauge",
-                "Agents who are members of the queue (oMemberUsers observation).",
-                ((block, s.member_agents) for block, s in states),
-            ),
-            family(
-                "genesys_queue_joined_agents",
-                "gauge",
-                "Queue members who have joined the queue (oActiveUsers observation).",
-                ((block, s.joined_agents) for block, s in states),
-            ),
-        )
+    return (
+        family(
+            "genesys_queue_info",
+            "gauge",
+            "Queue in scope (value 1), from GET /api/v2/routing/queues.",
+            ((_info_labels(qid, q), 1) for qid, q in sorted(queues.items())),
+        ),
+        family(
+            "genesys_queue_waiting_interactions",
+            "gauge",
+            "Interactions waiting in the queue now (oWaiting observation).",
+            per_media(lambda s: s.waiting),
+        ),
+        family(
+            "genesys_queue_interacting_interactions",
+            "gauge",
+            "Interactions connected to an agent now (oInteracting observation).",
+            per_media(lambda s: s.interacting),
+        ),
+        family(
+            "genesys_queue_alerting_interactions",
+            "gauge",
+            "Interactions ringing an agent now (oAlerting observation).",
+            per_media(lambda s: s.alerting),
+        ),
+        family(
+            "genesys_queue_oldest_waiting_seconds",
+            "gauge",
+            "Age of the oldest waiting interaction when polled (oLongestWaiting observation).",
+            per_media(lambda s: s.oldest_waiting_seconds),
+        ),
+        family(
+            "genesys_queue_available_agents",
+            "gauge",
+            "Agents on queue and idle (oOnQueueUsers observation, qualifier IDLE).",
+            ((block, s.available_agents) for block, s in states),
+        ),
+        family(
+            "genesys_queue_agents",
+            "gauge",
+            "Joined queue members by routing status (oUserRoutingStatuses observation).",
+            ((f'{block},routing_status="{status}"', n) for block, s in states for status, n in per_status(s)),
+        ),
+        family(
+            "genesys_queue_member_agents",
+            "gauge",
+            "Agents who are members of the queue (oMemberUsers observation).",
+            ((block, s.member_agents) for block, s in states),
+        ),
+        family(
+            "genesys_queue_joined_agents",
+            "gauge",
+            "Queue members who have joined the queue (oActiveUsers observation).",
+            ((block, s.joined_agents) for block, s in states),
+        ),
     )
 
 
@@ -177,7 +183,7 @@ def with_zeros(tallies: Mapping[str, Tally], media_types: Iterable[str]) -> dict
     return {media: tallies.get(media, Tally()) for media in {*tallies, *media_types}}
 
 
-def render_queue_performance(snapshot: Snapshot) -> str:
+def render_queue_performance(snapshot: Snapshot) -> Families:
     queues = snapshot.queues
     served = {qid: state.waiting.keys() for qid, state in merged(snapshot.queue_states, queues).items()}
     tallies = [
@@ -185,46 +191,44 @@ def render_queue_performance(snapshot: Snapshot) -> str:
         for qid, by_media in sorted(merged(snapshot.queue_tallies, queues).items())
         for media, tally in sorted(with_zeros(by_media, served.get(qid, ())).items())
     ]
-    return "".join(_tally_families("genesys_queue", "Per queue and media type", tallies, queue_only=True))
+    return tuple(_tally_families("genesys_queue", "Per queue and media type", tallies, queue_only=True))
 
 
-def render_agents(snapshot: Snapshot) -> str:
+def render_agents(snapshot: Snapshot) -> Families:
     agents = snapshot.agents
     blocks = {uid: labels(user_id=uid, agent_name=a.name) for uid, a in sorted(agents.items())}
     states = sorted(merged(snapshot.agent_states, agents).items())
     tallies = [(blocks[uid], t) for uid, t in sorted(merged(snapshot.agent_tallies, agents).items())]
-    return "".join(
-        (
-            family(
-                "genesys_agent_info",
-                "gauge",
-                "Agent in scope (value 1), from queue members or the user list.",
-                ((labels(user_id=uid, agent_name=a.name, division=a.division), 1) for uid, a in sorted(agents.items())),
+    return (
+        family(
+            "genesys_agent_info",
+            "gauge",
+            "Agent in scope (value 1), from queue members or the user list.",
+            ((labels(user_id=uid, agent_name=a.name, division=a.division), 1) for uid, a in sorted(agents.items())),
+        ),
+        family(
+            "genesys_agent_routing_status",
+            "gauge",
+            "The agent's current routing status (value 1; one series per agent), from GET /api/v2/users.",
+            (
+                (f'{blocks[uid]},routing_status="{escape(s.routing_status)}"', 1)
+                for uid, s in states
+                if s.routing_status
             ),
-            family(
-                "genesys_agent_routing_status",
-                "gauge",
-                "The agent's current routing status (value 1; one series per agent), from GET /api/v2/users.",
-                (
-                    (f'{blocks[uid]},routing_status="{escape(s.routing_status)}"', 1)
-                    for uid, s in states
-                    if s.routing_status
-                ),
-            ),
-            family(
-                "genesys_agent_presence",
-                "gauge",
-                "The agent's current system presence (value 1; one series per agent).",
-                ((f'{blocks[uid]},presence="{escape(s.presence)}"', 1) for uid, s in states if s.presence),
-            ),
-            family(
-                "genesys_agent_status_since_timestamp_seconds",
-                "gauge",
-                "Unix time when the agent's current routing status began.",
-                ((blocks[uid], s.status_since) for uid, s in states if s.status_since is not None),
-            ),
-            *_tally_families("genesys_agent", "Per agent", tallies, queue_only=False),
-        )
+        ),
+        family(
+            "genesys_agent_presence",
+            "gauge",
+            "The agent's current system presence (value 1; one series per agent).",
+            ((f'{blocks[uid]},presence="{escape(s.presence)}"', 1) for uid, s in states if s.presence),
+        ),
+        family(
+            "genesys_agent_status_since_timestamp_seconds",
+            "gauge",
+            "Unix time when the agent's current routing status began.",
+            ((blocks[uid], s.status_since) for uid, s in states if s.status_since is not None),
+        ),
+        *_tally_families("genesys_agent", "Per agent", tallies, queue_only=False),
     )
 
 
@@ -232,94 +236,94 @@ def _info_labels(qid: str, queue: Queue) -> str:
     return labels(queue_id=qid, queue_name=queue.name, division=queue.division)
 
 
-def render_self(snapshot: Snapshot, telemetry: Telemetry) -> str:
+def render_self(snapshot: Snapshot, telemetry: Telemetry) -> Families:
     pollers = sorted(snapshot.pollers.items())
     remaining = telemetry.rate_limit_remaining
-    return "".join(
-        (
-            family(
-                "genesys_exporter_poller_up",
-                "gauge",
-                "1 when the poller's last cycle fully succeeded, 0 when it failed.",
-                ((labels(poller=name), int(bool(s.up))) for name, s in pollers if s.up is not None),
-            ),
-            family(
-                "genesys_exporter_last_success_timestamp_seconds",
-                "gauge",
-                "Unix time of the poller's last fully successful cycle.",
-                ((labels(poller=name), s.last_success) for name, s in pollers if s.last_success is not None),
-            ),
-            family(
-                "genesys_exporter_poller_duration_seconds",
-                "gauge",
-                "Wall time the poller's last cycle took.",
-                ((labels(poller=name), s.last_duration) for name, s in pollers if s.last_duration is not None),
-            ),
-            family(
-                "genesys_exporter_poller_interval_seconds",
-                "gauge",
-                "The poller's effective cadence: the configured one, or longer when the rate budget cannot fit it.",
-                ((labels(poller=name), s.interval) for name, s in pollers),
-            ),
-            family(
-                "genesys_exporter_poller_configured_interval_seconds",
-                "gauge",
-                "The poller's configured cadence.",
-                ((labels(poller=name), s.configured_interval) for name, s in pollers if s.configured_interval),
-            ),
-            family(
-                "genesys_exporter_poller_requests_per_cycle",
-                "gauge",
-                "API requests the poller's last successful cycle sent: what the planner fits into the budget.",
-                ((labels(poller=name), s.cost) for name, s in pollers if s.cost is not None),
-            ),
-            family(
-                "genesys_exporter_api_requests_total",
-                "counter",
-                "Genesys Cloud API responses by endpoint and HTTP status ('error' when no response came).",
-                ((labels(endpoint=e, code=c), n) for (e, c), n in sorted(telemetry.requests.items())),
-            ),
-            family(
-                "genesys_exporter_parse_errors_total",
-                "counter",
-                "Genesys responses that were not JSON or not of the expected shape, by endpoint (none were used).",
-                ((labels(endpoint=e), n) for e, n in sorted(telemetry.parse_errors.items())),
-            ),
-            family(
-                "genesys_exporter_rate_limited_total",
-                "counter",
-                "HTTP 429 responses received from Genesys Cloud.",
-                [("", telemetry.rate_limited_total)],
-            ),
-            family(
-                "genesys_exporter_budget_requests_per_minute",
-                "gauge",
-                "Requests the exporter allows itself in any 60 s: rate limit less headroom, tightened by the server.",
-                [] if telemetry.budget_per_minute is None else [("", telemetry.budget_per_minute)],
-            ),
-            family(
-                "genesys_exporter_rate_limit_remaining",
-                "gauge",
-                "Requests left in the current rate-limit window (inin-ratelimit-* headers, else our count).",
-                [] if remaining is None else [("", remaining)],
-            ),
-            family(
-                "genesys_exporter_build_info",
-                "gauge",
-                "Build information (value 1).",
-                [(labels(version=__version__, python_version=platform.python_version()), 1)],
-            ),
-        )
+    return (
+        family(
+            "genesys_exporter_poller_up",
+            "gauge",
+            "1 when the poller's last cycle fully succeeded, 0 when it failed.",
+            ((labels(poller=name), int(bool(s.up))) for name, s in pollers if s.up is not None),
+        ),
+        family(
+            "genesys_exporter_last_success_timestamp_seconds",
+            "gauge",
+            "Unix time of the poller's last fully successful cycle.",
+            ((labels(poller=name), s.last_success) for name, s in pollers if s.last_success is not None),
+        ),
+        family(
+            "genesys_exporter_poller_duration_seconds",
+            "gauge",
+            "Wall time the poller's last cycle took.",
+            ((labels(poller=name), s.last_duration) for name, s in pollers if s.last_duration is not None),
+        ),
+        family(
+            "genesys_exporter_poller_interval_seconds",
+            "gauge",
+            "The poller's effective cadence: the configured one, or longer when the rate budget cannot fit it.",
+            ((labels(poller=name), s.interval) for name, s in pollers),
+        ),
+        family(
+            "genesys_exporter_poller_configured_interval_seconds",
+            "gauge",
+            "The poller's configured cadence.",
+            ((labels(poller=name), s.configured_interval) for name, s in pollers if s.configured_interval),
+        ),
+        family(
+            "genesys_exporter_poller_requests_per_cycle",
+            "gauge",
+            "API requests the poller's last successful cycle sent: what the planner fits into the budget.",
+            ((labels(poller=name), s.cost) for name, s in pollers if s.cost is not None),
+        ),
+        family(
+            "genesys_exporter_api_requests_total",
+            "counter",
+            "Genesys Cloud API responses by endpoint and HTTP status ('error' when no response came).",
+            ((labels(endpoint=e, code=c), n) for (e, c), n in sorted(telemetry.requests.items())),
+        ),
+        family(
+            "genesys_exporter_parse_errors_total",
+            "counter",
+            "Genesys responses that were not JSON or not of the expected shape, by endpoint (none were used).",
+            ((labels(endpoint=e), n) for e, n in sorted(telemetry.parse_errors.items())),
+        ),
+        family(
+            "genesys_exporter_rate_limited_total",
+            "counter",
+            "HTTP 429 responses received from Genesys Cloud.",
+            [("", telemetry.rate_limited_total)],
+        ),
+        family(
+            "genesys_exporter_budget_requests_per_minute",
+            "gauge",
+            "Requests the exporter allows itself in any 60 s: rate limit less headroom, tightened by the server.",
+            [] if telemetry.budget_per_minute is None else [("", telemetry.budget_per_minute)],
+        ),
+        family(
+            "genesys_exporter_rate_limit_remaining",
+            "gauge",
+            "Requests left in the current rate-limit window (inin-ratelimit-* headers, else our count).",
+            [] if remaining is None else [("", remaining)],
+        ),
+        family(
+            "genesys_exporter_build_info",
+            "gauge",
+            "Build information (value 1).",
+            [(labels(version=__version__, python_version=platform.python_version()), 1)],
+        ),
     )
 
 
 class MetricsPage:
-    """The cached `/metrics` body: plain and gzip, rebuilt when the snapshot changes.
+    """The cached `/metrics` body, rebuilt when the snapshot changes; kept gzip-compressed only.
 
-    At 50,000 agents a page is half a million samples and takes about half a second to build, so
-    the background rebuild runs in a worker thread (the snapshot is immutable: nothing to lock) and
-    waits at least as long as the last build took before starting the next: the event loop keeps
-    serving scrapes meanwhile, and rendering never takes more than about half a core.
+    At 50,000 agents a page is half a million samples (70 MB of text, 5 MB gzip) and takes about a
+    second to build, so the rebuild streams family by family into the compressor in a worker
+    thread (the snapshot is immutable: nothing to lock), and waits at least as long as the last
+    build took before starting the next: the event loop keeps serving scrapes meanwhile, rendering
+    never takes more than about half a core, and the text is never held whole. Prometheus asks for
+    gzip; a client that does not gets the text decompressed for it.
     """
 
     def __init__(self, store: Store, telemetry: Callable[[], Telemetry], *, debounce: float = 0.05) -> None:
@@ -328,16 +332,20 @@ class MetricsPage:
         self._debounce = debounce
         self.version = -1
         self.snapshot = Snapshot()  # the one the page shows
-        self.plain = b""
         self.gzipped = gzip.compress(b"")
+        self.plain_bytes = 0
         self.render_seconds = 0.0
+
+    @property
+    def plain(self) -> bytes:
+        return gzip.decompress(self.gzipped)
 
     def refresh(self) -> None:
         """Rebuild now, on the calling thread."""
         self._show(self._store.snapshot, *build_page(self._store.snapshot, self._telemetry()))
 
-    def _show(self, snapshot: Snapshot, plain: bytes, gzipped: bytes, seconds: float) -> None:
-        self.plain, self.gzipped, self.render_seconds = plain, gzipped, seconds
+    def _show(self, snapshot: Snapshot, gzipped: bytes, plain_bytes: int, seconds: float) -> None:
+        self.gzipped, self.plain_bytes, self.render_seconds = gzipped, plain_bytes, seconds
         self.snapshot, self.version = snapshot, snapshot.version
 
     @property
@@ -359,8 +367,14 @@ class MetricsPage:
             self._show(snapshot, *await asyncio.to_thread(build_page, snapshot, telemetry))
 
 
-def build_page(snapshot: Snapshot, telemetry: Telemetry) -> tuple[bytes, bytes, float]:
-    """The page as plain and gzip bytes, and the seconds it took to build."""
+def build_page(snapshot: Snapshot, telemetry: Telemetry) -> tuple[bytes, int, float]:
+    """The page gzip-compressed, its plain size, and the seconds it took to build."""
     started = time.perf_counter()
-    body = render(snapshot, telemetry).encode()
-    return body, gzip.compress(body, compresslevel=1), time.perf_counter() - started
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # level 1, gzip container
+    chunks, size = [], 0
+    for text in families(snapshot, telemetry):
+        data = text.encode()
+        size += len(data)
+        chunks.append(compressor.compress(data))
+    chunks.append(compressor.flush())
+    return b"".join(chunks), size, time.perf_counter() - started

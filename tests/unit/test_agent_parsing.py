@@ -95,7 +95,7 @@ def test_queue_tallies_and_golden(fixture, clock, golden):
             )
         },
     )
-    text = render_queue_performance(snapshot) + render_agents(snapshot)
+    text = "".join((*render_queue_performance(snapshot), *render_agents(snapshot)))
     golden("agents.prom", text)
     families = {f.name: f for f in text_string_to_metric_families(text)}
     offered = {s.labels["media_type"]: s.value for s in families["genesys_queue_offered_interactions"].samples}

@@ -79,7 +79,7 @@ def test_batches_hold_at_most_100_queues_in_a_stable_order():
 
 def test_golden_exposition(fixture, clock, golden):
     queues, states = parsed(fixture, clock)
-    text = render_queues(Snapshot(queues=queues, queue_states={0: Part(states, clock.monotonic())}))
+    text = "".join(render_queues(Snapshot(queues=queues, queue_states={0: Part(states, clock.monotonic())})))
     golden("queues.prom", text)
     families = {f.name: f for f in text_string_to_metric_families(text)}
     waiting = {
