@@ -1,8 +1,8 @@
 """`make bench`: the exporter against a large simulated org in its own process, and the naive design's cost.
 
 The simulated org runs in a child process (its own core, its own per-token limit of 300 a minute);
-the exporter runs here, as `genesys-exporter run` would, while four scrapers fetch `/metrics` every
-5 s. Data age is read from the snapshot the served page shows: for every series, how long ago the
+the exporter runs here, as `genesys-exporter run` would, while four scrapers in a third process
+fetch `/metrics` every 5 s. Data age is read from the snapshot the served page shows: for every series, how long ago the
 request that measured it was answered, so render delay counts against freshness. Ages are taken
 once every job has completed a cycle (steady state); the warm-up is reported apart.
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import os
 import resource
@@ -60,6 +61,26 @@ class Figures:
     plain_bytes: int = 0
     gzip_bytes: int = 0
     jobs: dict[str, tuple[float, float, int | None, float]] = field(default_factory=dict)  # conf, eff, cost, floor
+
+
+async def scrape(url: str, seconds: float) -> list[float]:
+    """Four scrapers, each every 5 s, asking for gzip as Prometheus does: latencies in ms."""
+    latencies: list[float] = []
+    deadline = time.monotonic() + seconds
+    async with aiohttp.ClientSession(auto_decompress=False) as http:
+
+        async def scraper(offset: float) -> None:
+            await asyncio.sleep(offset)
+            while time.monotonic() < deadline:
+                began = time.perf_counter()
+                async with http.get(url, headers={"Accept-Encoding": "gzip"}) as response:
+                    await response.read()
+                    response.raise_for_status()
+                latencies.append((time.perf_counter() - began) * 1000)
+                await asyncio.sleep(max(0.0, SCRAPE_EVERY - (time.perf_counter() - began)))
+
+        await asyncio.gather(*(scraper(i * SCRAPE_EVERY / SCRAPERS) for i in range(SCRAPERS)))
+    return latencies
 
 
 def free_port() -> int:
@@ -151,21 +172,20 @@ async def measure(
         requests_before = sum(exporter.client.stats.requests.values())
         cpu_before = time.process_time()
         deadline = time.monotonic() + minutes * 60
-        async with aiohttp.ClientSession(auto_decompress=False) as http:
-
-            async def scraper(offset: float) -> None:
-                await asyncio.sleep(offset)
-                while time.monotonic() < deadline:
-                    began = time.perf_counter()
-                    async with http.get(f"{exporter.url}/metrics", headers={"Accept-Encoding": "gzip"}) as response:
-                        await response.read()
-                        assert response.status == 200
-                    figures.scrape_ms.append((time.perf_counter() - began) * 1000)
-                    sample_ages(exporter.page.snapshot, exporter.clock.monotonic(), figures)
-                    figures.render_s.append(exporter.page.render_seconds)
-                    await asyncio.sleep(SCRAPE_EVERY - (time.perf_counter() - began) % SCRAPE_EVERY)
-
-            await asyncio.gather(*(scraper(i * SCRAPE_EVERY / SCRAPERS) for i in range(SCRAPERS)))
+        scrapers = await asyncio.create_subprocess_exec(  # out of process, as Prometheus is
+            sys.executable,
+            "-m",
+            "exporter.bench_scale",
+            f"{exporter.url}/metrics",
+            str(minutes * 60),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        while time.monotonic() < deadline:
+            sample_ages(exporter.page.snapshot, exporter.clock.monotonic(), figures)
+            figures.render_s.append(exporter.page.render_seconds)
+            await asyncio.sleep(SCRAPE_EVERY / SCRAPERS)
+        output, _ = await scrapers.communicate()
+        figures.scrape_ms = json.loads(output)
         figures.measured_s = time.monotonic() - deadline + minutes * 60
         figures.cpu_s = time.process_time() - cpu_before
         figures.requests = sum(exporter.client.stats.requests.values()) - requests_before
@@ -234,7 +254,7 @@ def print_figures(figures: Figures, rate_limit: int, targets: dict[str, float]) 
     print(
         f"  requests/min {per_minute:.0f} ({per_minute / rate_limit:.0%} of {rate_limit}); "
         f"429s {figures.rate_limited}; "
-        f"CPU {figures.cpu_s / (figures.measured_s / 60):.1f} s/min (exporter and scrapers); "
+        f"exporter CPU {figures.cpu_s / (figures.measured_s / 60):.1f} s/min; "
         f"peak RSS {figures.peak_rss_mib:.0f} MiB"
     )
     print(
@@ -267,3 +287,7 @@ def main(sizes: list[tuple[int, int]], minutes: float, rate_limit: int = 300, na
     for queues, agents in sizes:
         scope = "users" if agents >= 10_000 else "members"
         asyncio.run(run(queues, agents, scope, minutes, rate_limit, naive_seconds if agents >= 10_000 else 0))
+
+
+if __name__ == "__main__":  # the scrapers' own process: python -m exporter.bench_scale URL SECONDS
+    print(json.dumps(asyncio.run(scrape(sys.argv[1], float(sys.argv[2])))))

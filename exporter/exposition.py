@@ -34,11 +34,16 @@ def value_text(value: float) -> str:
 
 def family(name: str, kind: Kind, help_text: str, samples: Iterable[tuple[str, float]]) -> str:
     """One metric family: HELP and TYPE, then a line per (label block body, value); '' when empty."""
-    lines = [
+    body = "".join(
         f"{name}{{{block}}} {value_text(value)}\n" if block else f"{name} {value_text(value)}\n"
         for block, value in samples
-    ]
-    if not lines:
+    )
+    return family_text(name, kind, help_text, body)
+
+
+def family_text(name: str, kind: Kind, help_text: str, body: str) -> str:
+    """HELP and TYPE before sample lines written elsewhere (cached ones); '' when there are none."""
+    if not body:
         return ""
     help_line = help_text.replace("\\", "\\\\").replace("\n", "\\n")
-    return f"# HELP {name} {help_line}\n# TYPE {name} {kind}\n" + "".join(lines)
+    return f"# HELP {name} {help_line}\n# TYPE {name} {kind}\n" + body

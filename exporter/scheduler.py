@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 import structlog
 
 from exporter.clock import Clock
-from exporter.genesys.budget import Caller, RateBudget, current_caller
+from exporter.genesys.budget import URGENT_PRIORITY, Caller, RateBudget, current_caller
 from exporter.planner import Demand, Plan, plan
 from exporter.snapshot import Kind, PollerStatus, Store
 
@@ -108,7 +108,7 @@ class Scheduler:
         self._planned_costs = {j.name: self._estimate(j) for j in self._jobs}
         demands = [Demand(j.name, j.interval, self._planned_costs[j.name], j.priority) for j in self._jobs]
         self.plan = plan(demands, self._budget.per_second)
-        urgent = sum(self.plan.shares.get(j.name, 0.0) for j in self._jobs if j.priority == 0)
+        urgent = sum(self.plan.shares.get(j.name, 0.0) for j in self._jobs if j.priority <= URGENT_PRIORITY)
         self._budget.set_shares(self.plan.shares, reserve_per_second=urgent)
         for job in self._jobs:
             interval = self.plan.intervals[job.name]

@@ -7,10 +7,11 @@ holds more than `limit`. The server's `inin-ratelimit-*` headers can only make i
 they show the window nearly spent (another client shares the token), every request waits for the
 server's reset; a 429 pauses every request for its Retry-After.
 
-Within the limit, who starts next: priority 0 jobs (live queue data) first, then the other jobs in
-proportion to the shares the planner gave them (self-clocked fair queueing), so a backlogged job
-gets its share and no job starves. Priority 0 also has a reserve: the others may fill the window
-only up to `limit - reserve` starts of their own, so a job with hundreds of pages cannot spend the whole minute in two
+Within the limit, who starts next: the urgent jobs first, in priority order (live queue data, then
+today's figures, whose few requests should land together), then the other jobs in proportion to the
+shares the planner gave them (self-clocked fair queueing), so a backlogged job gets its share and
+no job starves. The urgent jobs also have a reserve: the others may fill the window only up to
+`limit - reserve` starts of their own, so a job with hundreds of pages cannot spend the whole minute in two
 seconds and leave the next queue poll waiting for the window to slide. The job a request belongs to
 travels in a context variable set by the scheduler, so pollers and the client never pass it around.
 """
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from exporter.clock import Clock
 
 WINDOW_SECONDS = 60.0
+URGENT_PRIORITY = 1  # jobs of priority 0 and 1 are served strictly in that order, ahead of the rest
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +69,7 @@ class RateBudget:
         self._headroom = headroom
         self._limit = max(1, math.floor(requests_per_minute * (1 - headroom)))
         self._starts: deque[float] = deque()
-        self._others: deque[float] = deque()  # starts of the jobs that are not priority 0
+        self._others: deque[float] = deque()  # starts of the jobs that are not urgent
         self._paused_until = 0.0
         self._server_remaining: int | None = None
         self._server_seen_until = 0.0  # when the server's last reported window ends
@@ -75,7 +77,7 @@ class RateBudget:
         self._in_flight = 0
         self._reserve = 0  # requests in any 60 s only priority 0 may use
         self._flows: dict[str, deque[asyncio.Event]] = {}  # job -> its waiting requests, in arrival order
-        self._heads: list[tuple[int, float, int, str]] = []  # each job's first: (priority class, tag, seq, job)
+        self._heads: list[tuple[int, int, float, int, str]] = []  # each job's first: (class, priority, tag, seq, job)
         self._sequence = itertools.count()
         self._virtual_time = 0.0
         self._finish: dict[str, float] = {}  # job -> tag of its last request
@@ -102,7 +104,7 @@ class RateBudget:
         return max(0, ours)
 
     def set_shares(self, shares: Mapping[str, float], reserve_per_second: float = 0.0) -> None:
-        """The planner's requests/second per job (the weights of the fair queue) and priority 0's reserve."""
+        """The planner's requests/second per job (the weights of the fair queue) and the urgent jobs' reserve."""
         self._shares = {name: share for name, share in shares.items() if share > 0}
         self._reserve = min(self._limit - 1, math.ceil(reserve_per_second * WINDOW_SECONDS))
 
@@ -133,10 +135,9 @@ class RateBudget:
                 if not self._first_in_line(woken):
                     await woken.wait()
                     continue
-                priority_class = self._heads[0][0]
-                wait = self._wait(self._clock.monotonic(), priority_class)
+                wait = self._wait(self._clock.monotonic(), self._heads[0][0])
                 if wait <= 0:
-                    _, tag, _, _ = heapq.heappop(self._heads)
+                    tag = heapq.heappop(self._heads)[2]
                     flow.popleft()
                     self._take(caller, tag)
                     if flow:
@@ -148,7 +149,7 @@ class RateBudget:
                 was_first = flow[0] is woken
                 flow.remove(woken)
                 if was_first:
-                    self._heads = [head for head in self._heads if head[3] != caller.name]
+                    self._heads = [head for head in self._heads if head[4] != caller.name]
                     heapq.heapify(self._heads)
                     if flow:
                         self._enter(caller)
@@ -163,10 +164,12 @@ class RateBudget:
         share = self._shares.get(caller.name, 1.0)
         tag = max(self._virtual_time, self._finish.get(caller.name, 0.0)) + 1.0 / share
         self._finish[caller.name] = tag
-        heapq.heappush(self._heads, (0 if caller.priority == 0 else 1, tag, next(self._sequence), caller.name))
+        urgent = caller.priority <= URGENT_PRIORITY
+        ticket = (0 if urgent else 1, caller.priority if urgent else 0, tag, next(self._sequence), caller.name)
+        heapq.heappush(self._heads, ticket)
 
     def _first_in_line(self, woken: asyncio.Event) -> bool:
-        return bool(self._heads) and self._flows[self._heads[0][3]][0] is woken
+        return bool(self._heads) and self._flows[self._heads[0][4]][0] is woken
 
     def waiting(self, job: str) -> int:
         """Requests of the job waiting for a place: the cost still to come of the cycle it is running."""
@@ -187,7 +190,7 @@ class RateBudget:
 
     def _take(self, caller: Caller, tag: float) -> None:
         self._starts.append(self._clock.monotonic())
-        if caller.priority != 0:
+        if caller.priority > URGENT_PRIORITY:
             self._others.append(self._clock.monotonic())
         self._in_flight += 1
         self._virtual_time = tag
@@ -196,7 +199,7 @@ class RateBudget:
     def _wake_head(self) -> None:
         """Only the first in line can start next: wake it alone (not every waiter) to look again."""
         if self._heads:
-            self._flows[self._heads[0][3]][0].set()
+            self._flows[self._heads[0][4]][0].set()
 
     async def _sleep_or_woken(self, seconds: float, woken: asyncio.Event) -> None:
         if math.isinf(seconds):
