@@ -149,7 +149,7 @@ class Settings(BaseSettings):
     agent_scope: Literal["members", "users"] = _setting(
         "GENESYS_AGENT_SCOPE", "members", "members: agents of the queues in scope; users: every active user"
     )
-    queue_interval: Duration = _setting("GENESYS_QUEUE_INTERVAL", 10.0, "queue observation poll cadence")
+    queue_interval: Duration = _setting("GENESYS_QUEUE_INTERVAL", 8.0, "queue observation poll cadence")
     agent_interval: Duration = _setting("GENESYS_AGENT_INTERVAL", 15.0, "agent routing status/presence cadence")
     performance_interval: Duration = _setting("GENESYS_PERFORMANCE_INTERVAL", 60.0, "today's aggregates cadence")
     directory_interval: Duration = _setting("GENESYS_DIRECTORY_INTERVAL", 600.0, "queue and agent list refresh cadence")

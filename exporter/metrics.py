@@ -14,7 +14,9 @@ import platform
 import time
 import zlib
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Literal
 
 import structlog
 
@@ -126,53 +128,46 @@ def render_queues(snapshot: Snapshot) -> Families:
     )
 
 
-def _tally_families(
-    prefix: str, subject: str, tallies: Sequence[tuple[str, Tally]], *, queue_only: bool
-) -> Iterator[str]:
-    """Today's figures, from conversation aggregates; `queue_only` adds offered/answered/abandoned/SLA."""
-    counts: list[tuple[str, str, Callable[[Tally], float]]] = [
-        (
-            "handled_interactions",
-            "Closed conversations today: tHandle count (ends after wrap-up).",
-            lambda t: t.handled,
-        ),
-        (
-            "handle_seconds",
-            "Handle time of today's closed conversations: tHandle sum.",
-            lambda t: t.handle_seconds,
-        ),
-    ]
-    if queue_only:
-        counts = [
-            ("offered_interactions", "Interactions offered today (nOffered).", lambda t: t.offered),
-            ("answered_interactions", "Interactions answered today (tAnswered count).", lambda t: t.answered),
-            (
-                "abandoned_interactions",
-                "Interactions abandoned today (tAbandon count).",
-                lambda t: t.abandoned,
-            ),
-            *counts,
-        ]
-    else:
-        counts.insert(
-            0,
-            ("connected_interactions", "Conversations connected today (nConnected).", lambda t: t.connected),
-        )
-    for suffix, help_text, pick in counts:
-        yield family(f"{prefix}_{suffix}", "gauge", f"{subject}: {help_text}", ((b, pick(t)) for b, t in tallies))
-    yield family(
-        f"{prefix}_average_handle_seconds",
-        "gauge",
-        f"{subject}: average handle time of today's closed conversations; absent when none closed.",
-        ((b, aht) for b, t in tallies if (aht := t.average_handle_seconds) is not None),
-    )
-    if queue_only:
-        yield family(
-            f"{prefix}_service_level_ratio",
-            "gauge",
-            f"{subject}: share of today's answered interactions within the service level (oServiceLevel).",
-            ((b, t.service_level) for b, t in tallies if t.service_level is not None),
-        )
+# Today's figures, from conversation aggregates: (name suffix, help, value, who has it). A value of
+# None (no AHT with nothing closed, no service level) is left out, never written as 0.
+Who = Literal["queue", "agent", "both"]
+TALLY_METRICS: tuple[tuple[str, str, Callable[[Tally], float | None], Who], ...] = (
+    ("offered_interactions", "Interactions offered today (nOffered).", lambda t: t.offered, "queue"),
+    ("answered_interactions", "Interactions answered today (tAnswered count).", lambda t: t.answered, "queue"),
+    ("abandoned_interactions", "Interactions abandoned today (tAbandon count).", lambda t: t.abandoned, "queue"),
+    ("connected_interactions", "Conversations connected today (nConnected).", lambda t: t.connected, "agent"),
+    (
+        "handled_interactions",
+        "Closed conversations today: tHandle count (ends after wrap-up).",
+        lambda t: t.handled,
+        "both",
+    ),
+    ("handle_seconds", "Handle time of today's closed conversations: tHandle sum.", lambda t: t.handle_seconds, "both"),
+    (
+        "average_handle_seconds",
+        "average handle time of today's closed conversations; absent when none closed.",
+        lambda t: t.average_handle_seconds,
+        "both",
+    ),
+    (
+        "service_level_ratio",
+        "share of today's answered interactions within the service level (oServiceLevel).",
+        lambda t: t.service_level,
+        "queue",
+    ),
+)
+AGENT_TALLIES = [
+    (f"genesys_agent_{suffix}", f"Per agent: {text}", pick)
+    for suffix, text, pick, who in TALLY_METRICS
+    if who != "queue"
+]
+
+
+def _tally_families(prefix: str, subject: str, tallies: Sequence[tuple[str, Tally]]) -> Iterator[str]:
+    for suffix, help_text, pick, who in TALLY_METRICS:
+        if who != "agent":
+            samples = ((b, v) for b, t in tallies if (v := pick(t)) is not None)
+            yield family(f"{prefix}_{suffix}", "gauge", f"{subject}: {help_text}", samples)
 
 
 def with_zeros(tallies: Mapping[str, Tally], media_types: Iterable[str]) -> dict[str, Tally]:
@@ -191,7 +186,7 @@ def render_queue_performance(snapshot: Snapshot) -> Families:
         for qid, by_media in sorted(merged(snapshot.queue_tallies, queues).items())
         for media, tally in sorted(with_zeros(by_media, served.get(qid, ())).items())
     ]
-    return tuple(_tally_families("genesys_queue", "Per queue and media type", tallies, queue_only=True))
+    return tuple(_tally_families("genesys_queue", "Per queue and media type", tallies))
 
 
 @dataclass
@@ -210,6 +205,7 @@ class AgentCache:
     tallies_of: object = None
     tallies: Families = ()
     states: dict[Hashable, tuple[Part[AgentState], tuple[str, str, str]]] = field(default_factory=dict)
+    tally_lines: dict[str, tuple[Tally, tuple[str, ...]]] = field(default_factory=dict)  # most agents' stay put
 
 
 STATE_FAMILIES = (
@@ -226,7 +222,7 @@ def render_agents(snapshot: Snapshot, cache: AgentCache | None = None) -> Famili
     cache = AgentCache() if cache is None else cache
     agents = snapshot.agents
     if cache.agents is not agents:
-        cache.agents, cache.states, cache.tallies_of = agents, {}, None
+        cache.agents, cache.states, cache.tallies_of, cache.tally_lines = agents, {}, None, {}
         cache.blocks = {uid: labels(user_id=uid, agent_name=a.name) for uid, a in sorted(agents.items())}
         cache.info = family(
             "genesys_agent_info",
@@ -235,12 +231,34 @@ def render_agents(snapshot: Snapshot, cache: AgentCache | None = None) -> Famili
             ((labels(user_id=uid, agent_name=a.name, division=a.division), 1) for uid, a in sorted(agents.items())),
         )
     if cache.tallies_of is not snapshot.agent_tallies:
-        tallies = [(cache.blocks[uid], t) for uid, t in sorted(merged(snapshot.agent_tallies, agents).items())]
         cache.tallies_of = snapshot.agent_tallies
-        cache.tallies = tuple(_tally_families("genesys_agent", "Per agent", tallies, queue_only=False))
+        cache.tallies = _agent_tally_families(merged(snapshot.agent_tallies, agents), cache)
     bodies = _state_bodies(snapshot.agent_states, cache)
     states = (family_text(name, "gauge", text, body) for (name, text), body in zip(STATE_FAMILIES, bodies, strict=True))
     return (cache.info, *states, *cache.tallies)
+
+
+def _agent_tally_families(tallies: Mapping[str, Tally], cache: AgentCache) -> Families:
+    """Each agent's tally lines, rewritten only for agents whose figures changed since the last render."""
+    kept: dict[str, tuple[Tally, tuple[str, ...]]] = {}
+    for uid in sorted(tallies):
+        tally, hit = tallies[uid], cache.tally_lines.get(uid)
+        if hit is None or hit[0] != tally:
+            block = cache.blocks[uid]
+            values = [pick(tally) for _, _, pick in AGENT_TALLIES]
+            hit = (
+                tally,
+                tuple(
+                    "" if v is None else f"{name}{{{block}}} {value_text(v)}\n"
+                    for (name, _, _), v in zip(AGENT_TALLIES, values, strict=True)
+                ),
+            )
+        kept[uid] = hit
+    cache.tally_lines = kept
+    return tuple(
+        family_text(name, "gauge", help_text, "".join(lines[i] for _, lines in kept.values()))
+        for i, (name, help_text, _) in enumerate(AGENT_TALLIES)
+    )
 
 
 def _state_bodies(parts: Mapping[Hashable, Part[AgentState]], cache: AgentCache) -> tuple[str, str, str]:
@@ -382,6 +400,8 @@ class MetricsPage:
         self.plain_bytes = 0
         self.render_seconds = 0.0
         self._cache = AgentCache()
+        # One thread for every render: big strings freed by many threads leave glibc a heap per thread.
+        self._renderer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
 
     @property
     def plain(self) -> bytes:
@@ -411,7 +431,10 @@ class MetricsPage:
             await self._store.wait_changed(self.version)
             await asyncio.sleep(max(self._debounce, self.render_seconds))
             snapshot, telemetry = self._store.snapshot, self._telemetry()  # read on the loop's thread
-            self._show(snapshot, *await asyncio.to_thread(build_page, snapshot, telemetry, self._cache))
+            built = asyncio.get_running_loop().run_in_executor(
+                self._renderer, build_page, snapshot, telemetry, self._cache
+            )
+            self._show(snapshot, *await built)
 
 
 def build_page(snapshot: Snapshot, telemetry: Telemetry, cache: AgentCache | None = None) -> tuple[bytes, int, float]:

@@ -14,9 +14,10 @@ Pure arithmetic, no I/O: the scheduler calls it after every cycle with the costs
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 MIN_SHARE = 0.05  # of the budget, set aside for each job before the important ones take the rest
+BURST_FRACTION = 0.25  # a job the budget can feed should finish its cycle within this part of its cadence
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,7 @@ class Plan:
     intervals: dict[str, float]  # effective cadence per job, never below the configured one
     shares: dict[str, float]  # requests/second each job can count on
     per_second: float = 0.0  # the whole budget
+    weights: dict[str, float] = field(default_factory=dict)  # for the budget's fair queue
 
     def floor(self, name: str, cost: float) -> float:
         """The shortest cycle the budget physically allows the job: its requests over the rate others leave it."""
@@ -58,4 +60,11 @@ def plan(demands: Iterable[Demand], per_second: float) -> Plan:
     intervals = {
         d.name: max(d.interval, d.cost / shares[d.name]) if shares[d.name] > 0 else d.interval for d in ordered
     }
-    return Plan(intervals, shares, per_second)
+    # A job the budget can feed gets a weight for a quick burst (its few requests land together and
+    # its data is fresh sooner); it is idle the rest of its cadence, when the stretched jobs, weighted
+    # by their share, take up the slack. Fair queueing is work-conserving: no rate is lost either way.
+    weights = {
+        d.name: shares[d.name] if intervals[d.name] > d.interval else max(shares[d.name], d.rate / BURST_FRACTION)
+        for d in ordered
+    }
+    return Plan(intervals, shares, per_second, weights)

@@ -108,8 +108,12 @@ class Scheduler:
         self._planned_costs = {j.name: self._estimate(j) for j in self._jobs}
         demands = [Demand(j.name, j.interval, self._planned_costs[j.name], j.priority) for j in self._jobs]
         self.plan = plan(demands, self._budget.per_second)
-        urgent = sum(self.plan.shares.get(j.name, 0.0) for j in self._jobs if j.priority <= URGENT_PRIORITY)
-        self._budget.set_shares(self.plan.shares, reserve_per_second=urgent)
+        urgent = [j for j in self._jobs if j.priority <= URGENT_PRIORITY]
+        self._budget.set_shares(
+            self.plan.weights,
+            reserve_per_second=sum(self.plan.shares.get(j.name, 0.0) for j in urgent),
+            burst=max((self._planned_costs[j.name] for j in urgent), default=0),
+        )
         for job in self._jobs:
             interval = self.plan.intervals[job.name]
             status = self._store.status(job.name)

@@ -149,7 +149,9 @@ class Store:
         self._swap(queues=dict(queues))
 
     def set_agents(self, agents: Mapping[str, Agent]) -> None:
-        self._swap(agents=dict(agents))
+        """The whole agent list; an unchanged one keeps its identity, which the page's render cache keys on."""
+        if agents != self._snapshot.agents:
+            self._swap(agents=dict(agents))
 
     def add_agents(self, agents: Mapping[str, Agent]) -> None:
         """Agents found part-way through a listing; `set_agents` at its end drops those who left."""

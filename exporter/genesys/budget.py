@@ -7,11 +7,10 @@ holds more than `limit`. The server's `inin-ratelimit-*` headers can only make i
 they show the window nearly spent (another client shares the token), every request waits for the
 server's reset; a 429 pauses every request for its Retry-After.
 
-Within the limit, who starts next: the urgent jobs first, in priority order (live queue data, then
-today's figures, whose few requests should land together), then the other jobs in proportion to the
-shares the planner gave them (self-clocked fair queueing), so a backlogged job gets its share and
-no job starves. The urgent jobs also have a reserve: the others may fill the window only up to
-`limit - reserve` starts of their own, so a job with hundreds of pages cannot spend the whole minute in two
+Within the limit, who starts next: the urgent job first (live queue data), then the other jobs in
+proportion to the weights the planner gave them (self-clocked fair queueing), so a backlogged job
+gets its share and no job starves. The urgent job also has a reserve: the others may fill the window
+only up to `limit - reserve` starts of their own, so a job with hundreds of pages cannot spend the whole minute in two
 seconds and leave the next queue poll waiting for the window to slide. The job a request belongs to
 travels in a context variable set by the scheduler, so pollers and the client never pass it around.
 """
@@ -32,7 +31,7 @@ from dataclasses import dataclass
 from exporter.clock import Clock
 
 WINDOW_SECONDS = 60.0
-URGENT_PRIORITY = 1  # jobs of priority 0 and 1 are served strictly in that order, ahead of the rest
+URGENT_PRIORITY = 0  # jobs of priority 0 (live queue data) are served strictly ahead of the rest
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +74,8 @@ class RateBudget:
         self._server_seen_until = 0.0  # when the server's last reported window ends
         self._concurrency = concurrency
         self._in_flight = 0
-        self._reserve = 0  # requests in any 60 s only priority 0 may use
+        self._reserve = 0  # requests in any 60 s that only the urgent jobs may use
+        self._urgent_cap = 0  # urgent starts in the window up to which they still go first
         self._flows: dict[str, deque[asyncio.Event]] = {}  # job -> its waiting requests, in arrival order
         self._heads: list[tuple[int, int, float, int, str]] = []  # each job's first: (class, priority, tag, seq, job)
         self._sequence = itertools.count()
@@ -103,10 +103,16 @@ class RateBudget:
             return max(0, min(ours, self._server_remaining))
         return max(0, ours)
 
-    def set_shares(self, shares: Mapping[str, float], reserve_per_second: float = 0.0) -> None:
-        """The planner's requests/second per job (the weights of the fair queue) and the urgent jobs' reserve."""
-        self._shares = {name: share for name, share in shares.items() if share > 0}
-        self._reserve = min(self._limit - 1, math.ceil(reserve_per_second * WINDOW_SECONDS))
+    def set_shares(self, weights: Mapping[str, float], reserve_per_second: float = 0.0, burst: int = 0) -> None:
+        """The planner's weights for the fair queue, and the urgent jobs' reserve and largest cycle.
+
+        Urgent requests go strictly first while the window holds fewer than their reserve plus one
+        cycle of them (a cycle landing early, or late, stays first); beyond that they queue fairly, and
+        never take more than half of what the reserve leaves the others.
+        """
+        self._shares = {name: weight for name, weight in weights.items() if weight > 0}
+        self._reserve = min(self._limit - 1, math.floor(reserve_per_second * WINDOW_SECONDS))
+        self._urgent_cap = self._reserve + min(burst, (self._limit - self._reserve) // 2)
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
@@ -135,7 +141,7 @@ class RateBudget:
                 if not self._first_in_line(woken):
                     await woken.wait()
                     continue
-                wait = self._wait(self._clock.monotonic(), self._heads[0][0])
+                wait = self._wait(self._clock.monotonic(), caller.priority > URGENT_PRIORITY)
                 if wait <= 0:
                     tag = heapq.heappop(self._heads)[2]
                     flow.popleft()
@@ -164,9 +170,17 @@ class RateBudget:
         share = self._shares.get(caller.name, 1.0)
         tag = max(self._virtual_time, self._finish.get(caller.name, 0.0)) + 1.0 / share
         self._finish[caller.name] = tag
-        urgent = caller.priority <= URGENT_PRIORITY
+        urgent = caller.priority <= URGENT_PRIORITY and self._urgent_in_window() < self._urgent_cap
         ticket = (0 if urgent else 1, caller.priority if urgent else 0, tag, next(self._sequence), caller.name)
         heapq.heappush(self._heads, ticket)
+
+    def _urgent_in_window(self) -> int:
+        """Starts of the urgent jobs in the window: an urgent job the budget cannot feed (20,000 queues)
+        must not starve every other job, however strictly it goes first."""
+        now = self._clock.monotonic()
+        _until_room(self._starts, self._limit, now)
+        _until_room(self._others, self._limit, now)
+        return len(self._starts) - len(self._others)
 
     def _first_in_line(self, woken: asyncio.Event) -> bool:
         return bool(self._heads) and self._flows[self._heads[0][4]][0] is woken
@@ -175,16 +189,16 @@ class RateBudget:
         """Requests of the job waiting for a place: the cost still to come of the cycle it is running."""
         return len(self._flows.get(job, ()))
 
-    def _wait(self, now: float, priority_class: int) -> float:
+    def _wait(self, now: float, within_room: bool) -> float:
         """Seconds until the head of the queue may start; inf while every concurrency place is taken.
 
-        Any request waits for the window to hold fewer than `limit` starts; one of a lower class also
-        for fewer than `limit - reserve` starts of its class, so priority 0 always finds its reserve.
+        Any request waits for the window to hold fewer than `limit` starts; one of a job that is not
+        urgent also for fewer than `limit - reserve` starts of such jobs, so the reserve stays free.
         """
         if self._in_flight >= self._concurrency:
             return math.inf
         wait = max(self._paused_until - now, _until_room(self._starts, self._limit, now))
-        if priority_class != 0:
+        if within_room:
             wait = max(wait, _until_room(self._others, max(1, self._limit - self._reserve), now))
         return wait
 

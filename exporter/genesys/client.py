@@ -13,7 +13,7 @@ import asyncio
 import collections
 import json
 import random
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from types import TracebackType
@@ -166,7 +166,7 @@ class GenesysClient:
 
     async def pages(
         self, endpoint: Endpoint, *, params: Params | None = None, page_size: int = 100, **path_params: str
-    ) -> AsyncIterator[Any]:
+    ) -> AsyncGenerator[Any, None]:
         """Numbered paging (`pageNumber` -> `pageCount`): page 1, then all the others at once, as they arrive."""
         base = {**(params or {}), "pageSize": page_size}
         first = await self.get(endpoint, params={**base, "pageNumber": 1}, **path_params)

@@ -12,6 +12,7 @@ or failed batch never holds back the others.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 
@@ -99,15 +100,16 @@ async def poll_users_with_state(
     Pages are published as they arrive (keyed by arrival order); returns every agent listed.
     """
     agents: dict[str, Agent] = {}
-    pages = client.pages(USERS, params={"state": "active", "expand": STATE_EXPAND}, page_size=USERS_PER_REQUEST)
-    index = 0
-    async for page in pages:
-        listing = client.validate(USERS, page, UserListing)
-        page_agents = parse_user_pages([listing])
-        states = {uid: state for uid, state in parse_agent_states(listing).items() if uid in page_agents}
-        publish(index, page_agents, states)
-        agents.update(page_agents)
-        index += 1
+    params = {"state": "active", "expand": STATE_EXPAND}
+    async with contextlib.aclosing(client.pages(USERS, params=params, page_size=USERS_PER_REQUEST)) as pages:
+        index = 0  # a cancelled cycle closes the listing at once: its page requests stop with it
+        async for page in pages:
+            listing = client.validate(USERS, page, UserListing)
+            page_agents = parse_user_pages([listing])
+            states = {uid: state for uid, state in parse_agent_states(listing).items() if uid in page_agents}
+            publish(index, page_agents, states)
+            agents.update(page_agents)
+            index += 1
     return agents
 
 

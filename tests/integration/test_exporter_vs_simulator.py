@@ -32,7 +32,8 @@ async def eventually(check: Callable[[], bool], within: float = 10.0) -> None:
 
 
 def settings_for(org: SimulatedOrg, **overrides: Any) -> Settings:
-    return bench_settings(org, log_level="info", **overrides)
+    """Cadences that divide the 30 s steps the tests take, so every poll lands on the instant compared."""
+    return bench_settings(org, log_level="info", **{"queue_interval": 10, **overrides})
 
 
 @pytest.fixture

@@ -168,6 +168,6 @@ def test_no_60s_window_ever_holds_more_than_the_budget_and_no_job_starves(jobs, 
     assert max_in_any_window(api.starts) <= limit
     pages = {"queues": 3} | {f"job{i}": n for i, (n, _, _) in enumerate(jobs)}
     for name, status in store.snapshot.pollers.items():
-        reserve = limit / 60 * MIN_SHARE  # the least any job gets, fair queueing or not
+        reserve = limit / 60 * MIN_SHARE / 2  # the least any job gets: half its reserve if queues overrun theirs
         if pages[name] / reserve + 60 < 900:
             assert status.last_success is not None, f"{name} never completed a cycle"
