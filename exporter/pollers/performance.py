@@ -108,32 +108,48 @@ class _Sums:
         )
 
 
-def _sums_by(responses: Iterable[AggregateResponse], *dimensions: str) -> dict[tuple[str, ...], _Sums]:
-    """Rows summed per group across buckets and responses (counts and sums add; averages don't)."""
-    out: dict[tuple[str, ...], _Sums] = defaultdict(_Sums.empty)
+Sums = dict[tuple[str, ...], _Sums]
+
+
+def add_rows(out: Sums, response: AggregateResponse, *dimensions: str) -> None:
+    """Fold one response's rows into the sums per group (counts and sums add across buckets; averages don't)."""
+    for result in response.results:
+        key = tuple(result.group.get(d, "") for d in dimensions)
+        if not key[0]:
+            continue
+        for bucket in result.data:
+            for row in bucket.metrics:
+                out[key].add(row)
+
+
+def _sums_by(responses: Iterable[AggregateResponse], *dimensions: str) -> Sums:
+    out: Sums = defaultdict(_Sums.empty)
     for response in responses:
-        for result in response.results:
-            key = tuple(result.group.get(d, "") for d in dimensions)
-            if not key[0]:
-                continue
-            for bucket in result.data:
-                for row in bucket.metrics:
-                    out[key].add(row)
+        add_rows(out, response, *dimensions)
     return out
+
+
+def agent_tallies(sums: Sums, agent_ids: Iterable[str]) -> dict[str, Tally]:
+    """Every known agent, zero when the API had no row for them."""
+    return {uid: sums[(uid,)].tally() if (uid,) in sums else Tally() for uid in agent_ids}
+
+
+def queue_tallies(sums: Sums) -> dict[str, dict[str, Tally]]:
+    """Queue -> media type -> today's tally."""
+    out: dict[str, dict[str, Tally]] = defaultdict(dict)
+    for (queue_id, media), by_media in sums.items():
+        out[queue_id][media or "unknown"] = by_media.tally()
+    return dict(out)
 
 
 def parse_agent_tallies(responses: Iterable[AggregateResponse], agent_ids: Iterable[str]) -> dict[str, Tally]:
     """Pure: per-user aggregate responses in; every known agent out, zero when the API had no row."""
-    sums = _sums_by(responses, "userId")
-    return {uid: sums[(uid,)].tally() if (uid,) in sums else Tally() for uid in agent_ids}
+    return agent_tallies(_sums_by(responses, "userId"), agent_ids)
 
 
 def parse_queue_tallies(responses: Iterable[AggregateResponse]) -> dict[str, dict[str, Tally]]:
     """Pure: per queue+media aggregate responses in; queue -> media type -> today's tally out."""
-    out: dict[str, dict[str, Tally]] = defaultdict(dict)
-    for (queue_id, media), sums in _sums_by(responses, "queueId", "mediaType").items():
-        out[queue_id][media or "unknown"] = sums.tally()
-    return dict(out)
+    return queue_tallies(_sums_by(responses, "queueId", "mediaType"))
 
 
 async def poll_performance(
@@ -142,18 +158,23 @@ async def poll_performance(
     queue_ids: Sequence[str],
     agent_ids: Sequence[str],
 ) -> tuple[dict[str, Tally], dict[str, dict[str, Tally]]]:
-    """Agent and queue tallies for today; all batches must succeed (partial agent sums would lie)."""
+    """Agent and queue tallies for today; all batches must succeed (partial agent sums would lie).
 
-    async def query(group_by: Sequence[str], metrics: Sequence[str], batch: Sequence[str]) -> AggregateResponse:
+    Each response is folded into the sums as it arrives and dropped: at 50,000 agents a per-user
+    response is megabytes of models, and twenty of them held until the last one lands cost
+    hundreds of MB.
+    """
+    by_user: Sums = defaultdict(_Sums.empty)
+    by_queue: Sums = defaultdict(_Sums.empty)
+
+    async def query(group_by: Sequence[str], metrics: Sequence[str], batch: Sequence[str], into: Sums) -> None:
         body = aggregate_query(interval, group_by, metrics, batch)
-        return await client.post_as(CONVERSATION_AGGREGATES, body, AggregateResponse)
+        add_rows(into, await client.post_as(CONVERSATION_AGGREGATES, body, AggregateResponse), *group_by)
 
     cut = batches(queue_ids, MAX_FILTER_PREDICATES)
-    calls = [query(["userId"], AGENT_METRICS, b) for b in cut] + [
-        query(["queueId", "mediaType"], QUEUE_METRICS, b) for b in cut
+    calls = [query(["userId"], AGENT_METRICS, b, by_user) for b in cut] + [
+        query(["queueId", "mediaType"], QUEUE_METRICS, b, by_queue) for b in cut
     ]
-    outcomes = await asyncio.gather(*calls, return_exceptions=True)
-    BatchesFailed.raise_for(outcomes)
-    responses = [o for o in outcomes if isinstance(o, AggregateResponse)]
-    by_queue = parse_queue_tallies(responses[len(cut) :])
-    return parse_agent_tallies(responses[: len(cut)], agent_ids), {q: by_queue.get(q, {}) for q in queue_ids}
+    BatchesFailed.raise_for(await asyncio.gather(*calls, return_exceptions=True))
+    queues = queue_tallies(by_queue)
+    return agent_tallies(by_user, agent_ids), {q: queues.get(q, {}) for q in queue_ids}
