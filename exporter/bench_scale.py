@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import math
 import os
@@ -60,6 +61,8 @@ class Figures:
     plain_bytes: int = 0
     gzip_bytes: int = 0
     jobs: dict[str, tuple[float, float, int | None, float]] = field(default_factory=dict)  # conf, eff, cost, floor
+    loop_lag_ms: list[float] = field(default_factory=list)  # how late a 100 ms sleep woke: the loop's stalls
+    gc_pauses_ms: list[float] = field(default_factory=list)  # full (generation 2) collections
 
 
 async def scrape(url: str, seconds: float) -> list[float]:
@@ -179,10 +182,27 @@ async def measure(
             str(minutes * 60),
             stdout=asyncio.subprocess.PIPE,
         )
+        gc_started = 0.0
+
+        def on_gc(phase: str, info: dict[str, int]) -> None:
+            nonlocal gc_started
+            if info.get("generation") == 2:
+                if phase == "start":
+                    gc_started = time.perf_counter()
+                else:
+                    figures.gc_pauses_ms.append((time.perf_counter() - gc_started) * 1000)
+
+        gc.callbacks.append(on_gc)
+        next_sample = time.monotonic()
         while time.monotonic() < deadline:
-            sample_ages(exporter.page.snapshot, exporter.clock.monotonic(), figures)
-            figures.render_s.append(exporter.page.render_seconds)
-            await asyncio.sleep(SCRAPE_EVERY / SCRAPERS)
+            began = time.perf_counter()
+            await asyncio.sleep(0.1)
+            figures.loop_lag_ms.append((time.perf_counter() - began - 0.1) * 1000)
+            if time.monotonic() >= next_sample:
+                sample_ages(exporter.page.snapshot, exporter.clock.monotonic(), figures)
+                figures.render_s.append(exporter.page.render_seconds)
+                next_sample += SCRAPE_EVERY / SCRAPERS
+        gc.callbacks.remove(on_gc)
         output, _ = await scrapers.communicate()
         figures.scrape_ms = json.loads(output)
         figures.measured_s = time.monotonic() - deadline + minutes * 60
@@ -267,6 +287,12 @@ def print_figures(figures: Figures, rate_limit: int, targets: dict[str, float]) 
         f"scrape p50 {percentile(figures.scrape_ms, 0.5):.1f} ms, p99 {percentile(figures.scrape_ms, 0.99):.1f} ms "
         f"({len(figures.scrape_ms)} scrapes); render p50 {percentile(figures.render_s, 0.5):.2f} s, "
         f"max {max(figures.render_s, default=math.nan):.2f} s (in a worker thread)"
+    )
+    lag = figures.loop_lag_ms
+    print(
+        f"  event loop lag p50 {percentile(lag, 0.5):.1f} ms, p99 {percentile(lag, 0.99):.1f} ms, "
+        f"max {max(lag, default=math.nan):.0f} ms; full GC passes {len(figures.gc_pauses_ms)}, "
+        f"longest {max(figures.gc_pauses_ms, default=0.0):.0f} ms"
     )
 
 
