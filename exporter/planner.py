@@ -5,8 +5,9 @@ When the demands add up to more than the budget, something must give, and what g
 cadence, never the budget: the planner hands out requests/second in priority order (queues
 first), after setting aside a small share for every job so that none waits forever. A job that
 gets less than it asks for runs on a longer effective interval, cost/share: the floor the budget
-physically allows it. The shares also weight the budget's fair queue, so a job's requests really
-get the rate its cadence was planned on.
+physically allows it. The plan also gives the budget's fair queue its weights (the share of a
+stretched job, a burst rate for one the budget can feed), so a job's requests really get the rate
+its cadence was planned on.
 
 Pure arithmetic, no I/O: the scheduler calls it after every cycle with the costs it just learned.
 """
@@ -54,9 +55,9 @@ def plan(demands: Iterable[Demand], per_second: float) -> Plan:
     shares = dict(reserved)
     left = per_second - sum(shares.values())
     for demand in ordered:
-        top_up = min(demand.rate - shares[demand.name], left)
-        shares[demand.name] += max(0.0, top_up)
-        left -= max(0.0, top_up)
+        top_up = max(0.0, min(demand.rate - shares[demand.name], left))
+        shares[demand.name] += top_up
+        left -= top_up
     intervals = {
         d.name: max(d.interval, d.cost / shares[d.name]) if shares[d.name] > 0 else d.interval for d in ordered
     }

@@ -81,7 +81,7 @@ class Scheduler:
         self._costs: dict[str, int] = {job.name: 1 for job in jobs}  # a guess until a cycle has run
         self._running: dict[str, int] = {}  # job -> requests spent before its running cycle began
         self._planned_costs: dict[str, int] = {}
-        self.plan = Plan({job.name: job.interval for job in jobs}, {})
+        self.plan: Plan  # set by _replan, below
         for job in jobs:
             store.set_status(job.name, PollerStatus(interval=job.interval, configured_interval=job.interval))
         self._replan()

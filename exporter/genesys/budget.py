@@ -10,8 +10,8 @@ server's reset; a 429 pauses every request for its Retry-After.
 Within the limit, who starts next: the urgent job first (live queue data), then the other jobs in
 proportion to the weights the planner gave them (self-clocked fair queueing), so a backlogged job
 gets its share and no job starves. The urgent job also has a reserve: the others may fill the window
-only up to `limit - reserve` starts of their own, so a job with hundreds of pages cannot spend the whole minute in two
-seconds and leave the next queue poll waiting for the window to slide. The job a request belongs to
+only up to `limit - reserve` starts of their own, so a job with hundreds of pages cannot spend the
+whole minute in two seconds and leave the next queue poll waiting for the window to slide. The job a request belongs to
 travels in a context variable set by the scheduler, so pollers and the client never pass it around.
 """
 
@@ -36,7 +36,7 @@ URGENT_PRIORITY = 0  # jobs of priority 0 (live queue data) are served strictly 
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """The job a request is sent for: its name (for accounting), priority and planned share."""
+    """The job a request is sent for: its name (for accounting and its fair-queue weight) and priority."""
 
     name: str
     priority: int = 1
@@ -53,10 +53,14 @@ def _header_int(headers: Mapping[str, str], name: str) -> int | None:
         return None
 
 
-def _until_room(starts: deque[float], room: int, now: float) -> float:
-    """Forget starts older than the window; seconds until it holds fewer than `room` of them."""
+def _forget_old(starts: deque[float], now: float) -> None:
     while starts and starts[0] + WINDOW_SECONDS <= now:
         starts.popleft()
+
+
+def _until_room(starts: deque[float], room: int, now: float) -> float:
+    """Forget starts older than the window; seconds until it holds fewer than `room` of them."""
+    _forget_old(starts, now)
     return starts[len(starts) - room] + WINDOW_SECONDS - now if len(starts) >= room else 0.0
 
 
@@ -81,7 +85,7 @@ class RateBudget:
         self._sequence = itertools.count()
         self._virtual_time = 0.0
         self._finish: dict[str, float] = {}  # job -> tag of its last request
-        self._shares: dict[str, float] = {}  # job -> planned requests/second
+        self._weights: dict[str, float] = {}  # job -> fair-queue weight, from the planner
         self.spent: Counter[str] = Counter()  # requests admitted per job, since start
         self.rate_limited_total = 0
 
@@ -110,7 +114,7 @@ class RateBudget:
         cycle of them (a cycle landing early, or late, stays first); beyond that they queue fairly, and
         never take more than half of what the reserve leaves the others.
         """
-        self._shares = {name: weight for name, weight in weights.items() if weight > 0}
+        self._weights = {name: weight for name, weight in weights.items() if weight > 0}
         self._reserve = min(self._limit - 1, math.floor(reserve_per_second * WINDOW_SECONDS))
         self._urgent_cap = self._reserve + min(burst, (self._limit - self._reserve) // 2)
 
@@ -166,9 +170,9 @@ class RateBudget:
             self._wake_head()
 
     def _enter(self, caller: Caller) -> None:
-        """Put the job's first waiting request in the fair queue, tagged by the job's current share."""
-        share = self._shares.get(caller.name, 1.0)
-        tag = max(self._virtual_time, self._finish.get(caller.name, 0.0)) + 1.0 / share
+        """Put the job's first waiting request in the fair queue, tagged by the job's current weight."""
+        weight = self._weights.get(caller.name, 1.0)
+        tag = max(self._virtual_time, self._finish.get(caller.name, 0.0)) + 1.0 / weight
         self._finish[caller.name] = tag
         urgent = caller.priority <= URGENT_PRIORITY and self._urgent_in_window() < self._urgent_cap
         ticket = (0 if urgent else 1, caller.priority if urgent else 0, tag, next(self._sequence), caller.name)
@@ -178,8 +182,8 @@ class RateBudget:
         """Starts of the urgent jobs in the window: an urgent job the budget cannot feed (20,000 queues)
         must not starve every other job, however strictly it goes first."""
         now = self._clock.monotonic()
-        _until_room(self._starts, self._limit, now)
-        _until_room(self._others, self._limit, now)
+        _forget_old(self._starts, now)
+        _forget_old(self._others, now)
         return len(self._starts) - len(self._others)
 
     def _first_in_line(self, woken: asyncio.Event) -> bool:
@@ -203,9 +207,10 @@ class RateBudget:
         return wait
 
     def _take(self, caller: Caller, tag: float) -> None:
-        self._starts.append(self._clock.monotonic())
+        now = self._clock.monotonic()
+        self._starts.append(now)
         if caller.priority > URGENT_PRIORITY:
-            self._others.append(self._clock.monotonic())
+            self._others.append(now)
         self._in_flight += 1
         self._virtual_time = tag
         self.spent[caller.name] += 1
