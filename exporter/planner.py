@@ -68,4 +68,29 @@ def plan(demands: Iterable[Demand], per_second: float) -> Plan:
         d.name: shares[d.name] if intervals[d.name] > d.interval else max(shares[d.name], d.rate / BURST_FRACTION)
         for d in ordered
     }
-    return Plan(intervals, shares, per_second, weights)
+    return Plan(intervals, shares, per_second, _keep_reserves(weights, reserved, per_second))
+
+
+def _keep_reserves(weights: dict[str, float], reserved: dict[str, float], per_second: float) -> dict[str, float]:
+    """Raise every weight to at least its reserve's part of the total weight.
+
+    Bursts inflate the total, and a job that bursts for longer than planned (slow pages that hold
+    the concurrency places, a cycle dearer than its learned cost) would shrink a reserve-fed job's
+    part of the starts to a trickle: 73 pages waiting 900 s behind a burst weighted 45 times theirs.
+    A fair queue gives a backlogged job weight/total of the starts, so this floor keeps each job's
+    reserve whatever the others do. Raised jobs weigh floor x total, so the total of the others
+    over 1 - their floors is the new total; a raised job stays raised, hence one pass per job at most.
+    """
+    if per_second <= 0:
+        return weights
+    floors = {name: reserved[name] / per_second for name in weights}
+    raised: set[str] = set()
+    total = sum(weights.values())
+    for _ in range(len(weights)):
+        short = {name for name, weight in weights.items() if name not in raised and weight < floors[name] * total}
+        if not short:
+            break
+        raised |= short
+        rest = sum(weight for name, weight in weights.items() if name not in raised)
+        total = rest / max(1e-9, 1 - sum(floors[name] for name in raised))
+    return {name: floors[name] * total if name in raised else weight for name, weight in weights.items()}
