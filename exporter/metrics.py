@@ -205,7 +205,6 @@ class AgentCache:
     tallies_of: object = None
     tallies: Families = ()
     states: dict[Hashable, tuple[Part[AgentState], tuple[str, str, str]]] = field(default_factory=dict)
-    tally_lines: dict[str, tuple[Tally, tuple[str, ...]]] = field(default_factory=dict)  # most agents' stay put
 
 
 STATE_FAMILIES = (
@@ -222,7 +221,7 @@ def render_agents(snapshot: Snapshot, cache: AgentCache | None = None) -> Famili
     cache = AgentCache() if cache is None else cache
     agents = snapshot.agents
     if cache.agents is not agents:
-        cache.agents, cache.states, cache.tallies_of, cache.tally_lines = agents, {}, None, {}
+        cache.agents, cache.states, cache.tallies_of = agents, {}, None
         cache.blocks = {uid: labels(user_id=uid, agent_name=a.name) for uid, a in sorted(agents.items())}
         cache.info = family(
             "genesys_agent_info",
@@ -232,32 +231,23 @@ def render_agents(snapshot: Snapshot, cache: AgentCache | None = None) -> Famili
         )
     if cache.tallies_of is not snapshot.agent_tallies:
         cache.tallies_of = snapshot.agent_tallies
-        cache.tallies = _agent_tally_families(merged(snapshot.agent_tallies, agents), cache)
+        cache.tallies = _agent_tally_families(merged(snapshot.agent_tallies, agents), cache.blocks)
     bodies = _state_bodies(snapshot.agent_states, cache)
     states = (family_text(name, "gauge", text, body) for (name, text), body in zip(STATE_FAMILIES, bodies, strict=True))
     return (cache.info, *states, *cache.tallies)
 
 
-def _agent_tally_families(tallies: Mapping[str, Tally], cache: AgentCache) -> Families:
-    """Each agent's tally lines, rewritten only for agents whose figures changed since the last render."""
-    kept: dict[str, tuple[Tally, tuple[str, ...]]] = {}
-    for uid in sorted(tallies):
-        tally, hit = tallies[uid], cache.tally_lines.get(uid)
-        if hit is None or hit[0] != tally:
-            block = cache.blocks[uid]
-            values = [pick(tally) for _, _, pick in AGENT_TALLIES]
-            hit = (
-                tally,
-                tuple(
-                    "" if v is None else f"{name}{{{block}}} {value_text(v)}\n"
-                    for (name, _, _), v in zip(AGENT_TALLIES, values, strict=True)
-                ),
-            )
-        kept[uid] = hit
-    cache.tally_lines = kept
+def _agent_tally_families(tallies: Mapping[str, Tally], blocks: Mapping[str, str]) -> Families:
+    """All agents' tally lines: new figures come once a performance cycle, for every agent at once."""
+    rows = [(blocks[uid], tallies[uid]) for uid in sorted(tallies)]
     return tuple(
-        family_text(name, "gauge", help_text, "".join(lines[i] for _, lines in kept.values()))
-        for i, (name, help_text, _) in enumerate(AGENT_TALLIES)
+        family_text(
+            name,
+            "gauge",
+            help_text,
+            "".join(f"{name}{{{block}}} {value_text(v)}\n" for block, tally in rows if (v := pick(tally)) is not None),
+        )
+        for name, help_text, pick in AGENT_TALLIES
     )
 
 

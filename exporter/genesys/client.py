@@ -13,7 +13,7 @@ import asyncio
 import collections
 import json
 import random
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from types import TracebackType
@@ -22,7 +22,7 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 import structlog
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
 
 from exporter import __version__
 from exporter import logging as exporter_logging
@@ -36,6 +36,8 @@ log = structlog.get_logger(__name__)
 
 Params = Mapping[str, str | int | Sequence[str]]
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+Shape = type[T] | TypeAdapter[T]  # a model, or an adapter for plain checked dicts (the large aggregate answers)
 RETRYABLE = frozenset({429, 502, 503, 504})
 DEFAULT_RETRY_AFTER = 3.0  # what the official SDKs wait on a 429 without Retry-After
 MAX_BACKOFF = 30.0
@@ -132,37 +134,47 @@ class GenesysClient:
         await self.close()
 
     async def get(self, endpoint: Endpoint, *, params: Params | None = None, **path_params: str) -> Any:
-        data, _ = await self._send(endpoint, self._url(endpoint, path_params), _query(params), None)
-        return data
+        raw, context_id = await self._send(endpoint, self._url(endpoint, path_params), _query(params), None)
+        return self._json(endpoint, raw, context_id)
 
     async def post(self, endpoint: Endpoint, body: Any, **path_params: str) -> Any:
-        data, _ = await self._send(endpoint, self._url(endpoint, path_params), [], body)
-        return data
+        raw, context_id = await self._send(endpoint, self._url(endpoint, path_params), [], body)
+        return self._json(endpoint, raw, context_id)
 
     async def get_as(
-        self, endpoint: Endpoint, model: type[M], *, params: Params | None = None, **path_params: str
-    ) -> M:
-        """GET, checked against `model`: a page of the wrong shape is counted and raised, never half-read."""
-        data, context_id = await self._send(endpoint, self._url(endpoint, path_params), _query(params), None)
-        return self.validate(endpoint, data, model, context_id)
+        self, endpoint: Endpoint, shape: Shape[T], *, params: Params | None = None, **path_params: str
+    ) -> T:
+        """GET, checked against `shape`: a page of the wrong shape is counted and raised, never half-read."""
+        raw, context_id = await self._send(endpoint, self._url(endpoint, path_params), _query(params), None)
+        return self._checked(endpoint, lambda: _validate_json(shape, raw or b"null"), context_id)
 
-    async def post_as(self, endpoint: Endpoint, body: Any, model: type[M], **path_params: str) -> M:
-        data, context_id = await self._send(endpoint, self._url(endpoint, path_params), [], body)
-        return self.validate(endpoint, data, model, context_id)
+    async def post_as(self, endpoint: Endpoint, body: Any, shape: Shape[T], **path_params: str) -> T:
+        raw, context_id = await self._send(endpoint, self._url(endpoint, path_params), [], body)
+        return self._checked(endpoint, lambda: _validate_json(shape, raw or b"null"), context_id)
 
     def validate(self, endpoint: Endpoint, data: Any, model: type[M], context_id: str | None = None) -> M:
+        """A page already decoded (paging reads its totals first), checked against `model`."""
+        return self._checked(endpoint, lambda: model.model_validate(data), context_id)
+
+    def _checked(self, endpoint: Endpoint, parse: Callable[[], T], context_id: str | None) -> T:
         try:
-            return model.model_validate(data)
+            return parse()
         except ValidationError as error:
             self.stats.parse_errors[endpoint.name] += 1
             first = error.errors(include_input=False, include_url=False)[0]
-            where = ".".join(str(part) for part in first["loc"]) or "the body"
-            raise MalformedResponse(
-                endpoint.name,
-                f"response of the wrong shape at {where}: {first['msg']}",
-                status=200,
-                context_id=context_id,
-            ) from None
+            if first["type"] == "json_invalid":
+                reason = "response is not JSON"
+            else:
+                where = ".".join(str(part) for part in first["loc"]) or "the body"
+                reason = f"response of the wrong shape at {where}: {first['msg']}"
+            raise MalformedResponse(endpoint.name, reason, status=200, context_id=context_id) from None
+
+    def _json(self, endpoint: Endpoint, raw: bytes, context_id: str | None) -> Any:
+        try:
+            return json.loads(raw) if raw else None
+        except ValueError:
+            self.stats.parse_errors[endpoint.name] += 1
+            raise MalformedResponse(endpoint.name, "response is not JSON", status=200, context_id=context_id) from None
 
     async def pages(
         self, endpoint: Endpoint, *, params: Params | None = None, page_size: int = 100, **path_params: str
@@ -205,7 +217,8 @@ class GenesysClient:
             if url in seen or len(seen) >= MAX_PAGES:
                 raise MalformedResponse(endpoint.name, "nextUri paging does not end; stopped")
             seen.add(url)
-            page, _ = await self._send(endpoint, url, [], None)
+            raw, context_id = await self._send(endpoint, url, [], None)
+            page = self._json(endpoint, raw, context_id)
             yield page
 
     def _url(self, endpoint: Endpoint, path_params: Mapping[str, str]) -> str:
@@ -213,8 +226,8 @@ class GenesysClient:
 
     async def _send(
         self, endpoint: Endpoint, url: str, query: list[tuple[str, str]], body: Any
-    ) -> tuple[Any, str | None]:
-        """The decoded JSON of a 2xx answer and its `inin-correlation-id`, after the retry rules."""
+    ) -> tuple[bytes, str | None]:
+        """The body of a 2xx answer and its `inin-correlation-id`, after the retry rules."""
         attempt = 0
         renewed = False
         while True:
@@ -242,13 +255,7 @@ class GenesysClient:
             self.budget.observe(headers)
             context_id = headers.get("inin-correlation-id")
             if 200 <= status < 300:
-                try:
-                    return (json.loads(raw) if raw else None), context_id
-                except ValueError:
-                    self.stats.parse_errors[endpoint.name] += 1
-                    raise MalformedResponse(
-                        endpoint.name, "response is not JSON", status=status, context_id=context_id
-                    ) from None
+                return raw, context_id
             payload = _json_or_none(raw)
             if status == 401 and not renewed:
                 renewed = True
@@ -278,6 +285,13 @@ class GenesysClient:
     async def _wait(self, endpoint: Endpoint, seconds: float, **why: Any) -> None:
         log.warning("request failed, retrying", endpoint=endpoint.name, wait_s=round(seconds, 2), **why)
         await self._clock.sleep(seconds)
+
+
+def _validate_json(shape: Shape[T], raw: bytes) -> T:
+    """Bytes straight to checked objects in pydantic-core: no intermediate dicts from `json.loads`."""
+    if isinstance(shape, TypeAdapter):
+        return shape.validate_json(raw)
+    return shape.model_validate_json(raw)  # type: ignore[attr-defined, no-any-return]
 
 
 def _json_or_none(raw: bytes) -> Any:

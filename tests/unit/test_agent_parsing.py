@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.genesys.models import AggregateResponse, MemberListing, UserListing
+from exporter.genesys.models import AGGREGATE_RESPONSE, AggregateResponse, MemberListing, UserListing
 from exporter.metrics import render_agents, render_queue_performance
 from exporter.pollers.agents import parse_agent_states, parse_member_pages, parse_user_pages
 from exporter.pollers.performance import aggregate_query, day_window, parse_agent_tallies, parse_queue_tallies
@@ -52,7 +52,7 @@ def test_directories_from_users_and_members(fixture):
 
 
 def test_aht_counts_closed_conversations_only_and_is_absent_without_any(fixture):
-    response = AggregateResponse.model_validate(fixture("conversation_aggregates_users.json"))
+    response = AGGREGATE_RESPONSE.validate_python(fixture("conversation_aggregates_users.json"))
     tallies = parse_agent_tallies([response], ["u-ann", "u-bob", "u-idle"])
     ann, bob, idle = tallies["u-ann"], tallies["u-bob"], tallies["u-idle"]
     assert (ann.connected, ann.handled, ann.handle_seconds, ann.average_handle_seconds) == (3, 2, 600.0, 300.0)
@@ -64,7 +64,7 @@ def test_aht_counts_closed_conversations_only_and_is_absent_without_any(fixture)
 def test_tallies_add_up_across_batches_and_buckets():
     def response(count: int, total: int) -> AggregateResponse:
         bucket = {"metrics": [{"metric": "tHandle", "stats": {"count": count, "sum": total}}]}
-        return AggregateResponse.model_validate({"results": [{"group": {"userId": "u"}, "data": [bucket, bucket]}]})
+        return AGGREGATE_RESPONSE.validate_python({"results": [{"group": {"userId": "u"}, "data": [bucket, bucket]}]})
 
     (tally,) = parse_agent_tallies([response(1, 1000), response(2, 5000)], ["u"]).values()
     assert (tally.handled, tally.handle_seconds) == (6, 12.0)
@@ -72,7 +72,7 @@ def test_tallies_add_up_across_batches_and_buckets():
 
 def test_queue_tallies_and_golden(fixture, clock, golden):
     queues = {Q1: Queue(Q1, "Sales", "Home")}
-    response = AggregateResponse.model_validate(fixture("conversation_aggregates_queues.json"))
+    response = AGGREGATE_RESPONSE.validate_python(fixture("conversation_aggregates_queues.json"))
     tallies = parse_queue_tallies([response])
     voice = tallies[Q1]["voice"]
     assert (voice.offered, voice.answered, voice.abandoned, voice.handled) == (12, 10, 2, 5)
@@ -88,7 +88,7 @@ def test_queue_tallies_and_golden(fixture, clock, golden):
         agent_tallies={
             0: Part(
                 parse_agent_tallies(
-                    [AggregateResponse.model_validate(fixture("conversation_aggregates_users.json"))],
+                    [AGGREGATE_RESPONSE.validate_python(fixture("conversation_aggregates_users.json"))],
                     ["u-ann", "u-bob"],
                 ),
                 0,
