@@ -53,7 +53,7 @@ class Figures:
     measured_s: float = 0.0
     ages: dict[str, list[tuple[float, int]]] = field(default_factory=dict)  # job -> (age, series) samples
     scrape_ms: list[float] = field(default_factory=list)
-    render_s: list[float] = field(default_factory=list)
+    render_s: dict[str, list[float]] = field(default_factory=dict)  # page segment -> its last build time, sampled
     requests: int = 0
     rate_limited: int = 0
     cpu_s: float = 0.0
@@ -200,7 +200,8 @@ async def measure(
             figures.loop_lag_ms.append((time.perf_counter() - began - 0.1) * 1000)
             if time.monotonic() >= next_sample:
                 sample_ages(exporter.page.snapshot, exporter.clock.monotonic(), figures)
-                figures.render_s.append(exporter.page.render_seconds)
+                for segment, seconds in exporter.page.segment_seconds.items():
+                    figures.render_s.setdefault(segment, []).append(seconds)
                 next_sample += SCRAPE_EVERY / SCRAPERS
         gc.callbacks.remove(on_gc)
         output, _ = await scrapers.communicate()
@@ -280,13 +281,16 @@ def print_figures(figures: Figures, rate_limit: int, targets: dict[str, float]) 
         f"  requests/min {per_minute:.0f} ({per_minute / rate_limit:.0%} of {rate_limit}); "
         f"429s {figures.rate_limited}; "
         f"exporter CPU {figures.cpu_s / (figures.measured_s / 60):.1f} s/min; "
-        f"peak RSS {figures.peak_rss_mib:.0f} MiB"
+        f"peak RSS {figures.peak_rss_mib:.0f} MiB ({figures.peak_rss_mib * 2**20 / 1e6:.0f} MB)"
     )
     print(
         f"  /metrics {figures.plain_bytes / 1e6:.1f} MB plain, {figures.gzip_bytes / 1e6:.2f} MB gzip; "
         f"scrape p50 {percentile(figures.scrape_ms, 0.5):.1f} ms, p99 {percentile(figures.scrape_ms, 0.99):.1f} ms "
-        f"({len(figures.scrape_ms)} scrapes); render p50 {percentile(figures.render_s, 0.5):.2f} s, "
-        f"max {max(figures.render_s, default=math.nan):.2f} s (in a worker thread)"
+        f"({len(figures.scrape_ms)} scrapes); page segment builds (a worker thread) "
+        + ", ".join(
+            f"{name} p50 {percentile(times, 0.5):.2f} s max {max(times):.2f} s"
+            for name, times in sorted(figures.render_s.items())
+        )
     )
     lag = figures.loop_lag_ms
     print(

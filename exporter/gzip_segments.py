@@ -1,0 +1,85 @@
+"""One gzip stream made of segments compressed on their own, so one can change without the others.
+
+At 50,000 agents the agent families are 50 MB of text and take a third of a second to compress;
+the queue families are a few MB and change every few seconds. Compressed as separate raw deflate
+runs, each ended on a byte boundary by a sync flush and never referring back to another, the
+segments concatenate into one valid deflate stream (as pigz does); the gzip trailer's CRC-32 is
+combined from the segments' CRCs and lengths, so no segment's text is needed again. Clients see
+one ordinary gzip member: Prometheus, curl and browsers alike.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+LEVEL = 1  # the page is mostly repeated label text: level 1 gets ~4x at a fraction of the CPU of 6
+_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # gzip magic, deflate, no flags, no mtime, unknown OS
+_LAST_BLOCK = zlib.compressobj(LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS).flush()  # an empty final block
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    deflated: bytes  # raw deflate blocks, none final, ending on a byte boundary
+    crc: int  # CRC-32 of the text
+    size: int  # bytes of text
+
+
+EMPTY = Segment(b"", 0, 0)
+
+
+def compress(texts: Iterable[str]) -> Segment:
+    """Encode and deflate the texts one by one, so the whole segment is never held as text."""
+    compressor = zlib.compressobj(LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+    chunks, crc, size = [], 0, 0
+    for text in texts:
+        data = text.encode()
+        crc, size = zlib.crc32(data, crc), size + len(data)
+        chunks.append(compressor.compress(data))
+    chunks.append(compressor.flush(zlib.Z_SYNC_FLUSH))
+    return Segment(b"".join(chunks), crc, size)
+
+
+def gzip_stream(segments: Sequence[Segment]) -> bytes:
+    """The segments, in order, as one gzip member."""
+    crc, size = 0, 0
+    for segment in segments:
+        crc, size = crc32_combine(crc, segment.crc, segment.size), size + segment.size
+    trailer = struct.pack("<II", crc, size & 0xFFFFFFFF)
+    return b"".join((_HEADER, *(s.deflated for s in segments), _LAST_BLOCK, trailer))
+
+
+def crc32_combine(crc1: int, crc2: int, length2: int) -> int:
+    """CRC-32 of A+B from CRC-32(A), CRC-32(B) and len(B): zlib's crc32_combine, which Python lacks.
+
+    Appending len(B) zero bytes to A is a linear map on its CRC; the map for 2^k bytes is the
+    square of the map for 2^(k-1), so len(B) takes one matrix square per bit (32x32 over GF(2)).
+    """
+    if length2 <= 0:
+        return crc1
+    operator = [0xEDB88320] + [1 << n for n in range(31)]  # one zero bit
+    for _ in range(3):  # -> one zero byte
+        operator = _square(operator)
+    while length2:
+        if length2 & 1:
+            crc1 = _times(operator, crc1)
+        length2 >>= 1
+        if length2:
+            operator = _square(operator)
+    return crc1 ^ crc2
+
+
+def _times(matrix: list[int], vector: int) -> int:
+    total, row = 0, 0
+    while vector:
+        if vector & 1:
+            total ^= matrix[row]
+        vector >>= 1
+        row += 1
+    return total
+
+
+def _square(matrix: list[int]) -> list[int]:
+    return [_times(matrix, column) for column in matrix]

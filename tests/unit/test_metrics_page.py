@@ -1,0 +1,49 @@
+"""The served page: rebuilt segment by segment, new queue data at once, agent data paced."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from exporter.clock import FakeClock
+from exporter.metrics import MetricsPage, Telemetry, render
+from exporter.snapshot import Agent, AgentState, Queue, QueueState, Store
+
+
+def ann_is(status: str) -> str:
+    return f'genesys_agent_routing_status{{user_id="u1",agent_name="Ann",routing_status="{status}"}} 1'
+
+
+def queue_state(waiting: int) -> QueueState:
+    return QueueState({"voice": waiting}, {}, {}, {}, 1, {"idle": 1}, 2, 1)
+
+
+async def shown(page: MetricsPage, condition: str, seconds: float = 5.0) -> None:
+    deadline = time.perf_counter() + seconds
+    while condition.encode() not in page.plain:
+        assert time.perf_counter() < deadline, f"the page never showed {condition!r}"
+        await asyncio.sleep(0.01)
+
+
+async def test_queue_data_is_shown_at_once_while_agent_data_waits_its_turn(clock: FakeClock):
+    store = Store(clock)
+    store.set_queues({"q1": Queue("q1", "Sales", "Home")})
+    store.set_agents({"u1": Agent("u1", "Ann", "Home")})
+    page = MetricsPage(store, Telemetry, debounce=0.01)
+    task = asyncio.create_task(page.run())
+    store.put("agent_states", 0, {"u1": AgentState("idle", "on_queue", 1.0)})
+    await shown(page, ann_is("idle"))
+    built = page._builder.built["agents"]
+    page._agents_due = time.perf_counter() + 1.5  # as if the last agent build took 0.4 s
+
+    store.put("agent_states", 0, {"u1": AgentState("interacting", "on_queue", 2.0)})
+    store.put("queue_states", 0, {"q1": queue_state(7)})
+    await shown(page, 'genesys_queue_waiting_interactions{queue_id="q1",queue_name="Sales",media_type="voice"} 7')
+    assert page._builder.built["agents"] is built  # the agent segment was not compressed again
+    assert ann_is("idle").encode() in page.plain
+    assert page.plain.decode() == render(page.snapshot, Telemetry())  # the snapshot it says it shows
+    assert page.snapshot.agent_states is not store.snapshot.agent_states
+
+    await shown(page, ann_is("interacting"))  # when due, with no further change
+    assert page.snapshot.agent_states is store.snapshot.agent_states
+    task.cancel()
