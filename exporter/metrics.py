@@ -46,7 +46,8 @@ Families = tuple[str, ...]  # exposition text, one metric family each
 
 def render(snapshot: Snapshot, telemetry: Telemetry) -> str:
     """The page as text, from scratch (the served page is built segment by segment: `PageBuilder`)."""
-    return "".join((*_queue_families(snapshot, telemetry), *render_agents(snapshot), *render_self(snapshot, telemetry)))
+    parts = (render_queues, render_queue_performance, render_agents)
+    return "".join((*(text for part in parts for text in part(snapshot)), *render_self(snapshot, telemetry)))
 
 
 def render_queues(snapshot: Snapshot) -> Families:
@@ -187,18 +188,21 @@ def render_queue_performance(snapshot: Snapshot) -> Families:
 class AgentCache:
     """What one render of the agent families can hand the next, so a page is not rebuilt from scratch.
 
-    At 50,000 agents a state part (100 agents) lands every half second and the rest of the page is
-    unchanged: label blocks are kept while the agent list is the same object, each state part's
-    lines while the part is, and the tally families while the tallies are. Used by one thread at a
-    time (the page's renders never overlap).
+    At 50,000 agents a state part (100 agents) lands every second or so and the rest of the page
+    is unchanged: label blocks are kept while the agent list is the same object, and each state
+    part's lines while the part is. Used by one thread at a time (the page's renders never overlap).
     """
 
     agents: Mapping[str, Agent] | None = None
     blocks: dict[str, str] = field(default_factory=dict)
-    info: str = ""
-    tallies_of: object = None
-    tallies: Families = ()
     states: dict[Hashable, tuple[Part[AgentState], tuple[str, str, str]]] = field(default_factory=dict)
+
+    def blocks_of(self, agents: Mapping[str, Agent]) -> dict[str, str]:
+        """Each agent's label block; a new agent list starts the cache afresh."""
+        if self.agents is not agents:
+            self.agents, self.states = agents, {}
+            self.blocks = {uid: labels(user_id=uid, agent_name=a.name) for uid, a in sorted(agents.items())}
+        return self.blocks
 
 
 STATE_FAMILIES = (
@@ -213,26 +217,33 @@ STATE_FAMILIES = (
 
 def render_agents(snapshot: Snapshot, cache: AgentCache | None = None) -> Families:
     cache = AgentCache() if cache is None else cache
-    agents = snapshot.agents
-    if cache.agents is not agents:
-        cache.agents, cache.states, cache.tallies_of = agents, {}, None
-        cache.blocks = {uid: labels(user_id=uid, agent_name=a.name) for uid, a in sorted(agents.items())}
-        cache.info = family(
+    return (*render_agent_info(snapshot), *render_agent_states(snapshot, cache), *render_agent_tallies(snapshot, cache))
+
+
+def render_agent_info(snapshot: Snapshot) -> Families:
+    agents = sorted(snapshot.agents.items())
+    return (
+        family(
             "genesys_agent_info",
             "gauge",
             "Agent in scope (value 1), from queue members or the user list.",
-            ((labels(user_id=uid, agent_name=a.name, division=a.division), 1) for uid, a in sorted(agents.items())),
-        )
-    if cache.tallies_of is not snapshot.agent_tallies:
-        cache.tallies_of = snapshot.agent_tallies
-        cache.tallies = _agent_tally_families(merged(snapshot.agent_tallies, agents), cache.blocks)
+            ((labels(user_id=uid, agent_name=a.name, division=a.division), 1) for uid, a in agents),
+        ),
+    )
+
+
+def render_agent_states(snapshot: Snapshot, cache: AgentCache) -> Families:
+    cache.blocks_of(snapshot.agents)
     bodies = _state_bodies(snapshot.agent_states, cache)
-    states = (family_text(name, "gauge", text, body) for (name, text), body in zip(STATE_FAMILIES, bodies, strict=True))
-    return (cache.info, *states, *cache.tallies)
+    return tuple(
+        family_text(name, "gauge", text, body) for (name, text), body in zip(STATE_FAMILIES, bodies, strict=True)
+    )
 
 
-def _agent_tally_families(tallies: Mapping[str, Tally], blocks: Mapping[str, str]) -> Families:
+def render_agent_tallies(snapshot: Snapshot, cache: AgentCache) -> Families:
     """All agents' tally lines: new figures come once a performance cycle, for every agent at once."""
+    blocks = cache.blocks_of(snapshot.agents)
+    tallies = merged(snapshot.agent_tallies, snapshot.agents)
     rows = [(blocks[uid], tallies[uid]) for uid in sorted(tallies)]
     return tuple(
         family_text(
@@ -367,8 +378,10 @@ def render_self(snapshot: Snapshot, telemetry: Telemetry) -> Families:
 class PageBuilder:
     """Builds the page segment by segment, compressing again only the segments whose inputs changed.
 
-    The queue segment (a few MB at 2,000 queues) changes every queue poll; the agent segment (50 MB
-    of text at 50,000 agents) with every state page; the exporter's own metrics with every request.
+    At 2,000 queues and 50,000 agents: the queue segment (a few MB of text) changes every queue
+    poll, the agent states (20 MB) with every state page, the agent list (6 MB) with the directory,
+    the agent tallies (23 MB) once a performance cycle, the exporter's own metrics with every
+    request. The text of a segment is dropped once compressed: only the state lines stay, per part.
     Inputs are compared by identity: the snapshot's mappings are replaced, never changed in place.
     Used by one thread at a time.
     """
@@ -377,40 +390,49 @@ class PageBuilder:
     built: dict[str, tuple[tuple[object, ...], Segment]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)  # how long each segment last took
 
-    def build(self, snapshot: Snapshot, telemetry: Telemetry) -> tuple[bytes, int]:
-        """The page gzip-compressed, and its plain size."""
-        parts = (
-            ("queues", (snapshot.queues, snapshot.queue_states, snapshot.queue_tallies), _queue_families),
-            ("agents", (snapshot.agents, snapshot.agent_states, snapshot.agent_tallies), self._agent_families),
-            ("self", (snapshot.pollers, telemetry), render_self),
+    def build(self, snapshot: Snapshot, telemetry: Telemetry) -> tuple[bytes, int, set[str]]:
+        """The page gzip-compressed, its plain size, and the segments compressed afresh for it."""
+        parts: tuple[tuple[str, tuple[object, ...], Callable[[], Iterable[str]]], ...] = (
+            (
+                "queues",
+                (snapshot.queues, snapshot.queue_states, snapshot.queue_tallies),
+                lambda: (*render_queues(snapshot), *render_queue_performance(snapshot)),
+            ),
+            ("agent_info", (snapshot.agents,), lambda: render_agent_info(snapshot)),
+            (
+                "agent_states",
+                (snapshot.agents, snapshot.agent_states),
+                lambda: render_agent_states(snapshot, self.agents),
+            ),
+            (
+                "agent_tallies",
+                (snapshot.agents, snapshot.agent_tallies),
+                lambda: render_agent_tallies(snapshot, self.agents),
+            ),
+            ("self", (snapshot.pollers, telemetry), lambda: render_self(snapshot, telemetry)),
         )
-        segments = []
+        segments, rebuilt = [], set()
         for name, inputs, render in parts:
             kept = self.built.get(name)
             if kept is None or any(a is not b for a, b in zip(kept[0], inputs, strict=True)):
                 started = time.perf_counter()
-                kept = self.built[name] = (inputs, compress(render(snapshot, telemetry)))
+                kept = self.built[name] = (inputs, compress(render()))
                 self.seconds[name] = time.perf_counter() - started
+                rebuilt.add(name)
             segments.append(kept[1])
-        return gzip_stream(segments), sum(segment.size for segment in segments)
-
-    def _agent_families(self, snapshot: Snapshot, _: Telemetry) -> Families:
-        return render_agents(snapshot, self.agents)
-
-
-def _queue_families(snapshot: Snapshot, _: Telemetry) -> Iterator[str]:
-    yield from render_queues(snapshot)
-    yield from render_queue_performance(snapshot)
+        return gzip_stream(segments), sum(segment.size for segment in segments), rebuilt
 
 
 def build_page(snapshot: Snapshot, telemetry: Telemetry) -> tuple[bytes, int, float]:
     """The whole page from scratch, gzip-compressed, its plain size, and the seconds it took."""
     started = time.perf_counter()
-    return *PageBuilder().build(snapshot, telemetry), time.perf_counter() - started
+    gzipped, size, _ = PageBuilder().build(snapshot, telemetry)
+    return gzipped, size, time.perf_counter() - started
 
 
 AGENT_RENDER_SPACING = 4  # the agent segment waits this many times its last build between two builds
-AGENT_FIELDS = ("agents", "agent_states", "agent_tallies")  # what the agent segment shows
+AGENT_FIELDS = ("agents", "agent_states", "agent_tallies")  # what the agent segments show
+AGENT_SEGMENTS = ("agent_info", "agent_states", "agent_tallies")
 
 
 class MetricsPage:
@@ -433,7 +455,6 @@ class MetricsPage:
         self.snapshot = Snapshot()  # the one the page shows
         self.gzipped = gzip.compress(b"")
         self.plain_bytes = 0
-        self.render_seconds = 0.0
         self._builder = PageBuilder()
         self._agents_due = 0.0  # perf_counter time from which the agent segment may be rebuilt
         # One thread for every render: big strings freed by many threads leave glibc a heap per thread.
@@ -450,15 +471,16 @@ class MetricsPage:
 
     def refresh(self) -> None:
         """Rebuild now, every segment up to date, on the calling thread."""
-        self._show(self._store.snapshot, *self._build(self._store.snapshot, self._telemetry()))
+        gzipped, size, _ = self._builder.build(self._store.snapshot, self._telemetry())
+        self._show(self._store.snapshot, gzipped, size)
 
     def _build(self, snapshot: Snapshot, telemetry: Telemetry) -> tuple[bytes, int, float]:
-        started = time.perf_counter()
-        gzipped, size = self._builder.build(snapshot, telemetry)
-        return gzipped, size, time.perf_counter() - started
+        """Build the page; the seconds its agent segments took (0 when none changed)."""
+        gzipped, size, rebuilt = self._builder.build(snapshot, telemetry)
+        return gzipped, size, sum(self._builder.seconds[name] for name in rebuilt & set(AGENT_SEGMENTS))
 
-    def _show(self, snapshot: Snapshot, gzipped: bytes, plain_bytes: int, seconds: float) -> None:
-        self.gzipped, self.plain_bytes, self.render_seconds = gzipped, plain_bytes, seconds
+    def _show(self, snapshot: Snapshot, gzipped: bytes, plain_bytes: int) -> None:
+        self.gzipped, self.plain_bytes = gzipped, plain_bytes
         self.snapshot, self.version = snapshot, snapshot.version
 
     @property
@@ -489,7 +511,7 @@ class MetricsPage:
             snapshot, telemetry = self._store.snapshot, self._telemetry()  # read on the loop's thread
             if time.perf_counter() < self._agents_due:  # show the agents of the page already shown
                 snapshot = replace(snapshot, **{f: getattr(self.snapshot, f) for f in AGENT_FIELDS})
-            agents_before = self._builder.built.get("agents")
-            self._show(snapshot, *await loop.run_in_executor(self._renderer, self._build, snapshot, telemetry))
-            if self._builder.built.get("agents") is not agents_before:
-                self._agents_due = time.perf_counter() + AGENT_RENDER_SPACING * self._builder.seconds["agents"]
+            gzipped, size, agent_seconds = await loop.run_in_executor(self._renderer, self._build, snapshot, telemetry)
+            self._show(snapshot, gzipped, size)
+            if agent_seconds:
+                self._agents_due = time.perf_counter() + AGENT_RENDER_SPACING * agent_seconds

@@ -33,13 +33,13 @@ async def test_queue_data_is_shown_at_once_while_agent_data_waits_its_turn(clock
     task = asyncio.create_task(page.run())
     store.put("agent_states", 0, {"u1": AgentState("idle", "on_queue", 1.0)})
     await shown(page, ann_is("idle"))
-    built = page._builder.built["agents"]
+    built = page._builder.built["agent_states"]
     page._agents_due = time.perf_counter() + 1.5  # as if the last agent build took 0.4 s
 
     store.put("agent_states", 0, {"u1": AgentState("interacting", "on_queue", 2.0)})
     store.put("queue_states", 0, {"q1": queue_state(7)})
     await shown(page, 'genesys_queue_waiting_interactions{queue_id="q1",queue_name="Sales",media_type="voice"} 7')
-    assert page._builder.built["agents"] is built  # the agent segment was not compressed again
+    assert page._builder.built["agent_states"] is built  # the agent segment was not compressed again
     assert ann_is("idle").encode() in page.plain
     assert page.plain.decode() == render(page.snapshot, Telemetry())  # the snapshot it says it shows
     assert page.snapshot.agent_states is not store.snapshot.agent_states
