@@ -43,7 +43,10 @@ def family(name: str, kind: Kind, help_text: str, samples: Iterable[tuple[str, f
 
 def family_text(name: str, kind: Kind, help_text: str, body: str) -> str:
     """HELP and TYPE before sample lines written elsewhere (cached ones); '' when there are none."""
-    if not body:
-        return ""
+    return family_header(name, kind, help_text) + body if body else ""
+
+
+def family_header(name: str, kind: Kind, help_text: str) -> str:
+    """HELP and TYPE: for a family whose lines are streamed after it in pieces."""
     help_line = help_text.replace("\\", "\\\\").replace("\n", "\\n")
-    return f"# HELP {name} {help_line}\n# TYPE {name} {kind}\n" + body
+    return f"# HELP {name} {help_line}\n# TYPE {name} {kind}\n"

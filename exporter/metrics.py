@@ -21,7 +21,7 @@ from typing import Literal
 import structlog
 
 from exporter import __version__
-from exporter.exposition import escape, family, family_text, labels, value_text
+from exporter.exposition import escape, family, family_header, labels, value_text
 from exporter.gzip_segments import Segment, compress, gzip_stream
 from exporter.snapshot import Agent, AgentState, Part, Queue, QueueState, Snapshot, Store, Tally, merged
 
@@ -41,7 +41,7 @@ class Telemetry:
     parse_errors: Mapping[str, int] = field(default_factory=dict)  # endpoint -> responses of the wrong shape
 
 
-Families = tuple[str, ...]  # exposition text, one metric family each
+Families = tuple[str, ...]  # exposition text in family order (one family may come in several pieces)
 
 
 def render(snapshot: Snapshot, telemetry: Telemetry) -> str:
@@ -233,10 +233,18 @@ def render_agent_info(snapshot: Snapshot) -> Families:
 
 
 def render_agent_states(snapshot: Snapshot, cache: AgentCache) -> Families:
+    """The three state families, each as its header and then one piece of lines per state part.
+
+    Pieces, not one joined text: at 50,000 agents a family is 7 MB, and joining it (then encoding
+    it) would hold two more copies of what the compressor reads piece by piece anyway.
+    """
     cache.blocks_of(snapshot.agents)
-    bodies = _state_bodies(snapshot.agent_states, cache)
+    pieces = _state_pieces(snapshot.agent_states, cache)
     return tuple(
-        family_text(name, "gauge", text, body) for (name, text), body in zip(STATE_FAMILIES, bodies, strict=True)
+        text
+        for (name, help_text), lines in zip(STATE_FAMILIES, pieces, strict=True)
+        if any(lines)
+        for text in (family_header(name, "gauge", help_text), *lines)
     )
 
 
@@ -245,19 +253,19 @@ def render_agent_tallies(snapshot: Snapshot, cache: AgentCache) -> Families:
     blocks = cache.blocks_of(snapshot.agents)
     tallies = merged(snapshot.agent_tallies, snapshot.agents)
     rows = [(blocks[uid], tallies[uid]) for uid in sorted(tallies)]
-    return tuple(
-        family_text(
-            name,
-            "gauge",
-            help_text,
-            "".join(f"{name}{{{block}}} {value_text(v)}\n" for block, tally in rows if (v := pick(tally)) is not None),
-        )
-        for name, help_text, pick in AGENT_TALLIES
-    )
+    out: list[str] = []
+    for name, help_text, pick in AGENT_TALLIES:
+        lines = (f"{name}{{{block}}} {value_text(v)}\n" for block, tally in rows if (v := pick(tally)) is not None)
+        body = "".join(lines)
+        if body:
+            out += (family_header(name, "gauge", help_text), body)
+    return tuple(out)
 
 
-def _state_bodies(parts: Mapping[Hashable, Part[AgentState]], cache: AgentCache) -> tuple[str, str, str]:
-    """The three state families' lines, part by part; where parts overlap, the newest part has the agent."""
+def _state_pieces(
+    parts: Mapping[Hashable, Part[AgentState]], cache: AgentCache
+) -> tuple[list[str], list[str], list[str]]:
+    """The three state families' lines, a piece per part; where parts overlap, the newest part has the agent."""
     owner: dict[str, Hashable] = {}
     for key, part in sorted(parts.items(), key=lambda kv: kv[1].taken_at):
         owner.update(dict.fromkeys(part.items, key))
@@ -276,7 +284,7 @@ def _state_bodies(parts: Mapping[Hashable, Part[AgentState]], cache: AgentCache)
         for lines, body in zip(out, bodies, strict=True):
             lines.append(body)
     cache.states = kept
-    return "".join(out[0]), "".join(out[1]), "".join(out[2])
+    return out
 
 
 def _state_lines(uids: list[str], states: Mapping[str, AgentState], blocks: Mapping[str, str]) -> tuple[str, str, str]:
