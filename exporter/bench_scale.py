@@ -85,6 +85,21 @@ async def scrape(url: str, seconds: float) -> list[float]:
     return latencies
 
 
+def reset_peak_rss() -> None:
+    """Start the peak RSS afresh (Linux: clear_refs 5), so each size's run reports its own."""
+    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
+
+
+def peak_rss_mib() -> float:
+    """The peak since `reset_peak_rss` (VmHWM), else since the process started."""
+    with contextlib.suppress(OSError), open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -166,6 +181,7 @@ async def measure(
     )
     figures = Figures(queues, agents)
     started = time.monotonic()
+    reset_peak_rss()
     async with Exporter(settings) as exporter:
         await until(lambda: bool(exporter.page.snapshot.queue_states))
         figures.first_queue_data_s = time.monotonic() - started
@@ -210,8 +226,8 @@ async def measure(
         figures.cpu_s = time.process_time() - cpu_before
         figures.requests = sum(exporter.client.stats.requests.values()) - requests_before
         figures.rate_limited = exporter.budget.rate_limited_total
-        figures.peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        figures.plain_bytes, figures.gzip_bytes = exporter.page.plain_bytes, len(exporter.page.gzipped)
+        figures.peak_rss_mib = peak_rss_mib()
+        figures.plain_bytes, figures.gzip_bytes = exporter.page.plain_bytes, exporter.page.gzip_bytes
         plan = exporter.scheduler.plan
         for name, status in sorted(exporter.store.snapshot.pollers.items()):
             cost = status.cost

@@ -42,13 +42,13 @@ def compress(texts: Iterable[str]) -> Segment:
     return Segment(b"".join(chunks), crc, size)
 
 
-def gzip_stream(segments: Sequence[Segment]) -> bytes:
-    """The segments, in order, as one gzip member."""
+def gzip_pieces(segments: Sequence[Segment]) -> tuple[bytes, ...]:
+    """The segments, in order, as one gzip member in pieces: written one after another, never joined."""
     crc, size = 0, 0
     for segment in segments:
         crc, size = crc32_combine(crc, segment.crc, segment.size), size + segment.size
     trailer = struct.pack("<II", crc, size & 0xFFFFFFFF)
-    return b"".join((_HEADER, *(s.deflated for s in segments), _LAST_BLOCK, trailer))
+    return (_HEADER, *(s.deflated for s in segments if s.deflated), _LAST_BLOCK + trailer)
 
 
 def crc32_combine(crc1: int, crc2: int, length2: int) -> int:

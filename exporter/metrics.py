@@ -1,6 +1,6 @@
 """Snapshot -> metric families -> cached exposition bytes, rendered once per change.
 
-Scrapes only read `MetricsPage.gzipped` (or its text, for a client without gzip); the page is
+Scrapes only read `MetricsPage.body` (or its text, for a client without gzip); the page is
 rebuilt in the background when the snapshot changes, so a hundred scrapers cost a hundred memory
 reads and no API call. Metric names
 here are the public contract (README, dashboards, alert rules depend on them).
@@ -22,7 +22,7 @@ import structlog
 
 from exporter import __version__
 from exporter.exposition import escape, family, family_header, labels, value_text
-from exporter.gzip_segments import Segment, compress, gzip_stream
+from exporter.gzip_segments import Segment, compress, gzip_pieces
 from exporter.snapshot import Agent, AgentState, Part, Queue, QueueState, Snapshot, Store, Tally, merged
 
 log = structlog.get_logger(__name__)
@@ -41,6 +41,7 @@ class Telemetry:
     parse_errors: Mapping[str, int] = field(default_factory=dict)  # endpoint -> responses of the wrong shape
 
 
+Body = tuple[bytes, ...]  # a gzip page in pieces
 Families = tuple[str, ...]  # exposition text in family order (one family may come in several pieces)
 
 
@@ -398,8 +399,8 @@ class PageBuilder:
     built: dict[str, tuple[tuple[object, ...], Segment]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)  # how long each segment last took
 
-    def build(self, snapshot: Snapshot, telemetry: Telemetry) -> tuple[bytes, int, set[str]]:
-        """The page gzip-compressed, its plain size, and the segments compressed afresh for it."""
+    def build(self, snapshot: Snapshot, telemetry: Telemetry) -> tuple[Body, int, set[str]]:
+        """The page gzip-compressed (in pieces), its plain size, and the segments compressed afresh for it."""
         parts: tuple[tuple[str, tuple[object, ...], Callable[[], Iterable[str]]], ...] = (
             (
                 "queues",
@@ -428,14 +429,14 @@ class PageBuilder:
                 self.seconds[name] = time.perf_counter() - started
                 rebuilt.add(name)
             segments.append(kept[1])
-        return gzip_stream(segments), sum(segment.size for segment in segments), rebuilt
+        return gzip_pieces(segments), sum(segment.size for segment in segments), rebuilt
 
 
 def build_page(snapshot: Snapshot, telemetry: Telemetry) -> tuple[bytes, int, float]:
     """The whole page from scratch, gzip-compressed, its plain size, and the seconds it took."""
     started = time.perf_counter()
-    gzipped, size, _ = PageBuilder().build(snapshot, telemetry)
-    return gzipped, size, time.perf_counter() - started
+    body, size, _ = PageBuilder().build(snapshot, telemetry)
+    return b"".join(body), size, time.perf_counter() - started
 
 
 AGENT_RENDER_SPACING = 4  # the agent segment waits this many times its last build between two builds
@@ -461,12 +462,20 @@ class MetricsPage:
         self._debounce = debounce
         self.version = -1
         self.snapshot = Snapshot()  # the one the page shows
-        self.gzipped = gzip.compress(b"")
+        self.body: Body = (gzip.compress(b""),)  # the gzip page in pieces, each written to a scraper in turn
         self.plain_bytes = 0
         self._builder = PageBuilder()
         self._agents_due = 0.0  # perf_counter time from which the agent segment may be rebuilt
         # One thread for every render: big strings freed by many threads leave glibc a heap per thread.
         self._renderer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
+
+    @property
+    def gzipped(self) -> bytes:
+        return b"".join(self.body)
+
+    @property
+    def gzip_bytes(self) -> int:
+        return sum(len(piece) for piece in self.body)
 
     @property
     def plain(self) -> bytes:
@@ -479,16 +488,16 @@ class MetricsPage:
 
     def refresh(self) -> None:
         """Rebuild now, every segment up to date, on the calling thread."""
-        gzipped, size, _ = self._builder.build(self._store.snapshot, self._telemetry())
-        self._show(self._store.snapshot, gzipped, size)
+        body, size, _ = self._builder.build(self._store.snapshot, self._telemetry())
+        self._show(self._store.snapshot, body, size)
 
-    def _build(self, snapshot: Snapshot, telemetry: Telemetry) -> tuple[bytes, int, float]:
+    def _build(self, snapshot: Snapshot, telemetry: Telemetry) -> tuple[Body, int, float]:
         """Build the page; the seconds its agent segments took (0 when none changed)."""
-        gzipped, size, rebuilt = self._builder.build(snapshot, telemetry)
-        return gzipped, size, sum(self._builder.seconds[name] for name in rebuilt & set(AGENT_SEGMENTS))
+        body, size, rebuilt = self._builder.build(snapshot, telemetry)
+        return body, size, sum(self._builder.seconds[name] for name in rebuilt & set(AGENT_SEGMENTS))
 
-    def _show(self, snapshot: Snapshot, gzipped: bytes, plain_bytes: int) -> None:
-        self.gzipped, self.plain_bytes = gzipped, plain_bytes
+    def _show(self, snapshot: Snapshot, body: Body, plain_bytes: int) -> None:
+        self.body, self.plain_bytes = body, plain_bytes
         self.snapshot, self.version = snapshot, snapshot.version
 
     @property
@@ -519,7 +528,7 @@ class MetricsPage:
             snapshot, telemetry = self._store.snapshot, self._telemetry()  # read on the loop's thread
             if time.perf_counter() < self._agents_due:  # show the agents of the page already shown
                 snapshot = replace(snapshot, **{f: getattr(self.snapshot, f) for f in AGENT_FIELDS})
-            gzipped, size, agent_seconds = await loop.run_in_executor(self._renderer, self._build, snapshot, telemetry)
-            self._show(snapshot, gzipped, size)
+            body, size, agent_seconds = await loop.run_in_executor(self._renderer, self._build, snapshot, telemetry)
+            self._show(snapshot, body, size)
             if agent_seconds:
                 self._agents_due = time.perf_counter() + AGENT_RENDER_SPACING * agent_seconds

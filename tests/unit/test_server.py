@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
+from exporter import server
 from exporter.clock import FakeClock
 from exporter.metrics import MetricsPage, Telemetry
 from exporter.server import create_app, wants_gzip
@@ -81,3 +82,14 @@ async def test_unknown_paths_wrong_methods_and_big_bodies_are_refused_plainly(se
 def test_accept_encoding(header, expected):
     request = make_mocked_request("GET", "/metrics", headers={"Accept-Encoding": header})
     assert wants_gzip(request) is expected
+
+
+async def test_the_gzip_page_is_written_in_slices_and_head_gets_none(served, monkeypatch):
+    client, _, page = served
+    monkeypatch.setattr(server, "WRITE_BYTES", 7)  # many slices across the page's pieces
+    zipped = await client.get("/metrics", headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
+    assert int(zipped.headers["Content-Length"]) == page.gzip_bytes
+    assert await zipped.read() == page.gzipped
+    head = await client.head("/metrics", headers={"Accept-Encoding": "gzip"})
+    assert head.status == 200 and head.headers["Content-Encoding"] == "gzip"
+    assert await head.read() == b""
