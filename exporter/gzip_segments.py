@@ -54,20 +54,13 @@ def gzip_pieces(segments: Sequence[Segment]) -> tuple[bytes, ...]:
 def crc32_combine(crc1: int, crc2: int, length2: int) -> int:
     """CRC-32 of A+B from CRC-32(A), CRC-32(B) and len(B): zlib's crc32_combine, which Python lacks.
 
-    Appending len(B) zero bytes to A is a linear map on its CRC; the map for 2^k bytes is the
-    square of the map for 2^(k-1), so len(B) takes one matrix square per bit (32x32 over GF(2)).
+    Appending len(B) zero bytes to A is a linear map on its CRC (a 32x32 matrix over GF(2)); the map
+    for 2^k bytes is the square of the one for 2^(k-1), all computed at import, so a combination costs
+    one matrix-vector product per bit set in len(B).
     """
-    if length2 <= 0:
-        return crc1
-    operator = [0xEDB88320] + [1 << n for n in range(31)]  # one zero bit
-    for _ in range(3):  # -> one zero byte
-        operator = _square(operator)
-    while length2:
-        if length2 & 1:
+    for bit, operator in enumerate(_ZERO_BYTES[: length2.bit_length()]):
+        if length2 >> bit & 1:
             crc1 = _times(operator, crc1)
-        length2 >>= 1
-        if length2:
-            operator = _square(operator)
     return crc1 ^ crc2
 
 
@@ -83,3 +76,17 @@ def _times(matrix: list[int], vector: int) -> int:
 
 def _square(matrix: list[int]) -> list[int]:
     return [_times(matrix, column) for column in matrix]
+
+
+def _zero_byte_operators() -> tuple[list[int], ...]:
+    """[k]: the map that appends 2^k zero bytes to a CRC, for k < 64 (a few ms, once, at import)."""
+    operator = [0xEDB88320] + [1 << n for n in range(31)]  # one zero bit
+    for _ in range(3):
+        operator = _square(operator)  # one zero byte
+    operators = [operator]
+    while len(operators) < 64:
+        operators.append(_square(operators[-1]))
+    return tuple(operators)
+
+
+_ZERO_BYTES = _zero_byte_operators()
