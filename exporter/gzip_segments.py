@@ -42,6 +42,14 @@ def compress(texts: Iterable[str]) -> Segment:
     return Segment(b"".join(chunks), crc, size)
 
 
+def join(segments: Sequence[Segment]) -> Segment:
+    """Segments in order as one: their deflate runs end to end, their CRCs combined."""
+    crc, size = 0, 0
+    for segment in segments:
+        crc, size = crc32_combine(crc, segment.crc, segment.size), size + segment.size
+    return Segment(b"".join(segment.deflated for segment in segments), crc, size)
+
+
 def gzip_pieces(segments: Sequence[Segment]) -> tuple[bytes, ...]:
     """The segments, in order, as one gzip member in pieces: written one after another, never joined."""
     crc, size = 0, 0

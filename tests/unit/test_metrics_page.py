@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import time
 
 from exporter.clock import FakeClock
-from exporter.metrics import MetricsPage, Telemetry, render
+from exporter.metrics import MetricsPage, PageBuilder, Telemetry, render
 from exporter.snapshot import Agent, AgentState, Queue, QueueState, Store
 
 
@@ -47,3 +48,24 @@ async def test_queue_data_is_shown_at_once_while_agent_data_waits_its_turn(clock
     await shown(page, ann_is("interacting"))  # when due, with no further change
     assert page.snapshot.agent_states is store.snapshot.agent_states
     task.cancel()
+
+
+def test_a_new_state_part_recompresses_only_its_run_of_parts(clock: FakeClock):
+    agents = {f"u{i:03}": Agent(f"u{i:03}", f"Agent {i}", "Home") for i in range(600)}
+    store = Store(clock)
+    store.set_agents(agents)
+    ids = sorted(agents)
+    for part in range(60):  # 10 agents a part: three runs of parts
+        store.put("agent_states", part, {uid: AgentState("idle", "on_queue", 1.0) for uid in ids[part * 10 :][:10]})
+    builder = PageBuilder()
+    first, _, _ = builder.build(store.snapshot, Telemetry())
+    assert gzip.decompress(b"".join(first)).decode() == render(store.snapshot, Telemetry())
+    runs = dict(builder.agents.compressed)
+
+    store.put("agent_states", 31, {uid: AgentState("interacting", "on_queue", 2.0) for uid in ids[310:320]})
+    second, _, rebuilt = builder.build(store.snapshot, Telemetry())
+    assert gzip.decompress(b"".join(second)).decode() == render(store.snapshot, Telemetry())
+    assert rebuilt == {"agent_states", "self"}
+    changed = {key for key, run in builder.agents.compressed.items() if runs[key] is not run}
+    # Parts go in key order as text ("0", "1", "10", ...): part 31 is the 26th, in the run from the 25th.
+    assert {first_part for _, first_part in changed} == {25}
