@@ -21,6 +21,7 @@ import contextlib
 import gc
 import json
 import math
+import multiprocessing
 import os
 import resource
 import socket
@@ -83,21 +84,6 @@ async def scrape(url: str, seconds: float) -> list[float]:
 
         await asyncio.gather(*(scraper(i * SCRAPE_EVERY / SCRAPERS) for i in range(SCRAPERS)))
     return latencies
-
-
-def reset_peak_rss() -> None:
-    """Start the peak RSS afresh (Linux: clear_refs 5), so each size's run reports its own."""
-    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as refs:
-        refs.write("5")
-
-
-def peak_rss_mib() -> float:
-    """The peak since `reset_peak_rss` (VmHWM), else since the process started."""
-    with contextlib.suppress(OSError), open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def free_port() -> int:
@@ -181,7 +167,6 @@ async def measure(
     )
     figures = Figures(queues, agents)
     started = time.monotonic()
-    reset_peak_rss()
     async with Exporter(settings) as exporter:
         await until(lambda: bool(exporter.page.snapshot.queue_states))
         figures.first_queue_data_s = time.monotonic() - started
@@ -226,7 +211,7 @@ async def measure(
         figures.cpu_s = time.process_time() - cpu_before
         figures.requests = sum(exporter.client.stats.requests.values()) - requests_before
         figures.rate_limited = exporter.budget.rate_limited_total
-        figures.peak_rss_mib = peak_rss_mib()
+        figures.peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         figures.plain_bytes, figures.gzip_bytes = exporter.page.plain_bytes, exporter.page.gzip_bytes
         plan = exporter.scheduler.plan
         for name, status in sorted(exporter.store.snapshot.pollers.items()):
@@ -334,10 +319,18 @@ async def run(queues: int, agents: int, scope: str, minutes: float, rate_limit: 
 
 
 def main(sizes: list[tuple[int, int]], minutes: float, rate_limit: int = 300, naive_seconds: float = 60.0) -> None:
-    print("genesys-exporter bench scale: the simulated org in its own process, 4 scrapers every 5 s")
-    for queues, agents in sizes:
-        scope = "users" if agents >= 10_000 else "members"
-        asyncio.run(run(queues, agents, scope, minutes, rate_limit, naive_seconds if agents >= 10_000 else 0))
+    print("genesys-exporter bench scale: the simulated org in its own process, 4 scrapers every 5 s", flush=True)
+    for queues, agents in sizes:  # each size in a fresh process: memory one kept must not count in the next's peak
+        args = (queues, agents, minutes, rate_limit, naive_seconds if agents >= 10_000 else 0)
+        child = multiprocessing.get_context("spawn").Process(target=run_size, args=args)
+        child.start()
+        child.join()
+
+
+def run_size(queues: int, agents: int, minutes: float, rate_limit: int, naive_seconds: float) -> None:
+    scope = "users" if agents >= 10_000 else "members"
+    asyncio.run(run(queues, agents, scope, minutes, rate_limit, naive_seconds))
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":  # the scrapers' own process: python -m exporter.bench_scale URL SECONDS
