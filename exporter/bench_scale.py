@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from exporter import logging as exporter_logging
 from exporter.app import Exporter
 from exporter.config import Settings
 from exporter.genesys.endpoints import QUEUE_OBSERVATIONS
@@ -328,6 +329,7 @@ def main(sizes: list[tuple[int, int]], minutes: float, rate_limit: int = 300, na
 
 
 def run_size(queues: int, agents: int, minutes: float, rate_limit: int, naive_seconds: float) -> None:
+    exporter_logging.configure("console", "error")  # a spawned process: the CLI's set-up is not inherited
     scope = "users" if agents >= 10_000 else "members"
     asyncio.run(run(queues, agents, scope, minutes, rate_limit, naive_seconds))
     sys.stdout.flush()
