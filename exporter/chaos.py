@@ -109,7 +109,7 @@ class Watch:
 async def _step(exporter: Exporter, clock: FakeClock, watch: Watch | None = None) -> None:
     await clock.advance(1)
     for _ in range(200):  # let in-flight requests and the re-render land (real time, bounded)
-        if exporter.page.version == exporter.store.snapshot.version:
+        if exporter.page.current:
             break
         await asyncio.sleep(0.005)
     if watch is not None:

@@ -529,6 +529,11 @@ class MetricsPage:
         self.snapshot, self.version = snapshot, snapshot.version
 
     @property
+    def current(self) -> bool:
+        """The page shows all the store holds: the latest change, agent data included (which may wait its turn)."""
+        return self.snapshot is self._store.snapshot
+
+    @property
     def ready(self) -> bool:
         """Every poller has succeeded at least once in the snapshot this page shows."""
         pollers = self.snapshot.pollers.values()

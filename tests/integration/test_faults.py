@@ -35,7 +35,7 @@ async def stack(clock: FakeClock, capsys: pytest.CaptureFixture[str]) -> AsyncIt
         Exporter(settings_for(org), clock=clock) as exporter,
     ):
         await eventually(lambda: exporter.scheduler.ready)
-        await eventually(lambda: exporter.page.version == exporter.store.snapshot.version)
+        await eventually(lambda: exporter.page.current)
         yield org, exporter
     captured = capsys.readouterr()
     assert MARKER not in captured.out + captured.err, "the client secret reached the output"
@@ -43,7 +43,7 @@ async def stack(clock: FakeClock, capsys: pytest.CaptureFixture[str]) -> AsyncIt
 
 
 async def settle(exporter: Exporter) -> None:
-    await eventually(lambda: exporter.page.version == exporter.store.snapshot.version)
+    await eventually(lambda: exporter.page.current)
 
 
 async def run_for(exporter: Exporter, clock: FakeClock, seconds: float) -> None:

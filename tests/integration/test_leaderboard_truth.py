@@ -28,7 +28,7 @@ async def step_until(exporter: Exporter, clock: FakeClock, seconds: float) -> No
     for _ in range(int(seconds // 60)):
         await clock.advance(60)
         await eventually(lambda: exporter.store.status("performance").last_success == clock.time())
-    await eventually(lambda: exporter.page.version == exporter.store.snapshot.version)
+    await eventually(lambda: exporter.page.current)
 
 
 def assert_leaderboard_matches(families: dict, truth: dict[str, tuple[int, float]], agents: set[str]) -> None:
