@@ -467,7 +467,7 @@ def build_page(snapshot: Snapshot, telemetry: Telemetry) -> tuple[bytes, int, fl
     return b"".join(body), size, time.perf_counter() - started
 
 
-AGENT_RENDER_SPACING = 4  # the agent segment waits this many times its last build between two builds
+AGENT_RENDER_SPACING = 4  # the agent segments wait this many times their last build between two builds
 AGENT_FIELDS = ("agents", "agent_states", "agent_tallies")  # what the agent segments show
 AGENT_SEGMENTS = ("agent_info", "agent_states", "agent_tallies")
 
@@ -477,11 +477,11 @@ class MetricsPage:
 
     At 50,000 agents a page is half a million samples (55 MB of text, 14 MB gzip). The rebuild
     runs in a worker thread (the snapshot is immutable: nothing to lock), segment by segment, so
-    new queue data is on the page a few tens of milliseconds after it lands, while the agent
-    segment (a third of a second to build, and a state page lands every second) is rebuilt at
-    most once per four of its build times: the render thread holds the GIL a quarter of the time
-    at most, and agent data, minutes apart at that size, waits a second or so. The text is never
-    held whole. Prometheus asks for gzip; a client that does not gets the text decompressed for it.
+    new queue data is on the page within a tenth of a second of landing, while the agent segments
+    (a state page lands every second or so; the tallies take 0.3 s once a minute) are rebuilt at
+    most once per four of their build times: the render thread holds the GIL a fifth of the time
+    at most, and agent data, minutes apart at that size, waits a moment. The text is never held
+    whole. Prometheus asks for gzip; a client that does not gets the text decompressed for it.
     """
 
     def __init__(self, store: Store, telemetry: Callable[[], Telemetry], *, debounce: float = 0.05) -> None:
@@ -493,7 +493,7 @@ class MetricsPage:
         self.body: Body = (gzip.compress(b""),)  # the gzip page in pieces, each written to a scraper in turn
         self.plain_bytes = 0
         self._builder = PageBuilder()
-        self._agents_due = 0.0  # perf_counter time from which the agent segment may be rebuilt
+        self._agents_due = 0.0  # perf_counter time from which the agent segments may be rebuilt
         # One thread for every render: big strings freed by many threads leave glibc a heap per thread.
         self._renderer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
 
@@ -511,7 +511,7 @@ class MetricsPage:
 
     @property
     def segment_seconds(self) -> dict[str, float]:
-        """How long each segment's last build took (queues, agents, self)."""
+        """How long each segment's last build took, by segment (queues, agent_states, ...)."""
         return dict(self._builder.seconds)
 
     def refresh(self) -> None:
