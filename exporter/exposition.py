@@ -38,11 +38,6 @@ def family(name: str, kind: Kind, help_text: str, samples: Iterable[tuple[str, f
         f"{name}{{{block}}} {value_text(value)}\n" if block else f"{name} {value_text(value)}\n"
         for block, value in samples
     )
-    return family_text(name, kind, help_text, body)
-
-
-def family_text(name: str, kind: Kind, help_text: str, body: str) -> str:
-    """HELP and TYPE before sample lines written elsewhere (cached ones); '' when there are none."""
     return family_header(name, kind, help_text) + body if body else ""
 
 

@@ -152,16 +152,12 @@ TALLY_METRICS: tuple[tuple[str, str, Callable[[Tally], float | None], Who], ...]
         "queue",
     ),
 )
-AGENT_TALLIES = [
-    (f"genesys_agent_{suffix}", f"Per agent: {text}", pick)
-    for suffix, text, pick, who in TALLY_METRICS
-    if who != "queue"
-]
 
 
-def _tally_families(prefix: str, subject: str, tallies: Sequence[tuple[str, Tally]]) -> Iterator[str]:
+def _tally_families(prefix: str, subject: str, tallies: Sequence[tuple[str, Tally]], of: Who) -> Iterator[str]:
+    """The tally families of queues or of agents (`of`), a line per (label block, tally) with a value."""
     for suffix, help_text, pick, who in TALLY_METRICS:
-        if who != "agent":
+        if who in (of, "both"):
             samples = ((b, v) for b, t in tallies if (v := pick(t)) is not None)
             yield family(f"{prefix}_{suffix}", "gauge", f"{subject}: {help_text}", samples)
 
@@ -182,7 +178,7 @@ def render_queue_performance(snapshot: Snapshot) -> Families:
         for qid, by_media in sorted(merged(snapshot.queue_tallies, queues).items())
         for media, tally in sorted(with_zeros(by_media, served.get(qid, ())).items())
     ]
-    return tuple(_tally_families("genesys_queue", "Per queue and media type", tallies))
+    return tuple(_tally_families("genesys_queue", "Per queue and media type", tallies, "queue"))
 
 
 @dataclass
@@ -236,19 +232,8 @@ def render_agent_info(snapshot: Snapshot) -> Families:
 
 
 def render_agent_states(snapshot: Snapshot, cache: AgentCache) -> Families:
-    """The three state families, each as its header and then one piece of lines per state part.
-
-    Pieces, not one joined text: at 50,000 agents a family is 7 MB, and joining it (then encoding
-    it) would hold two more copies of what the compressor reads piece by piece anyway.
-    """
-    cache.blocks_of(snapshot.agents)
-    pieces = _state_pieces(snapshot.agent_states, cache)
-    return tuple(
-        text
-        for (name, help_text), lines in zip(STATE_FAMILIES, pieces, strict=True)
-        if any(lines)
-        for text in (family_header(name, "gauge", help_text), *lines)
-    )
+    """The three state families, each as its header and then one piece of lines per state part."""
+    return tuple(text for _, header, lines in _state_families(snapshot, cache) for text in (header, *lines))
 
 
 STATE_PARTS_PER_RUN = 25  # state parts compressed together: a new part recompresses 2,500 agents, not 50,000
@@ -260,14 +245,9 @@ def agent_state_segment(snapshot: Snapshot, cache: AgentCache) -> Segment:
     A state page lands every second or so at 50,000 agents; compressing the three families whole
     (20 MB of text) each time cost the render thread ~0.1 s; now one run of 25 parts is compressed.
     """
-    cache.blocks_of(snapshot.agents)
     segments = []
-    for index, ((name, help_text), lines) in enumerate(
-        zip(STATE_FAMILIES, _state_pieces(snapshot.agent_states, cache), strict=True)
-    ):
-        if not any(lines):
-            continue
-        segments.append(compress([family_header(name, "gauge", help_text)]))
+    for index, header, lines in _state_families(snapshot, cache):
+        segments.append(compress([header]))
         for first in range(0, len(lines), STATE_PARTS_PER_RUN):
             run = tuple(lines[first : first + STATE_PARTS_PER_RUN])
             kept = cache.compressed.get((index, first))
@@ -277,18 +257,25 @@ def agent_state_segment(snapshot: Snapshot, cache: AgentCache) -> Segment:
     return join(segments)
 
 
+def _state_families(snapshot: Snapshot, cache: AgentCache) -> Iterator[tuple[int, str, list[str]]]:
+    """Each state family with lines: its index, its HELP/TYPE header, and a piece of lines per part.
+
+    Pieces, not one joined text: at 50,000 agents a family is 7 MB, and joining it (then encoding
+    it) would hold two more copies of what the compressor reads piece by piece anyway.
+    """
+    cache.blocks_of(snapshot.agents)
+    pieces = _state_pieces(snapshot.agent_states, cache)
+    for index, ((name, help_text), lines) in enumerate(zip(STATE_FAMILIES, pieces, strict=True)):
+        if any(lines):
+            yield index, family_header(name, "gauge", help_text), lines
+
+
 def render_agent_tallies(snapshot: Snapshot, cache: AgentCache) -> Families:
     """All agents' tally lines: new figures come once a performance cycle, for every agent at once."""
     blocks = cache.blocks_of(snapshot.agents)
     tallies = merged(snapshot.agent_tallies, snapshot.agents)
     rows = [(blocks[uid], tallies[uid]) for uid in sorted(tallies)]
-    out: list[str] = []
-    for name, help_text, pick in AGENT_TALLIES:
-        lines = (f"{name}{{{block}}} {value_text(v)}\n" for block, tally in rows if (v := pick(tally)) is not None)
-        body = "".join(lines)
-        if body:
-            out += (family_header(name, "gauge", help_text), body)
-    return tuple(out)
+    return tuple(_tally_families("genesys_agent", "Per agent", rows, "agent"))
 
 
 def _state_pieces(
