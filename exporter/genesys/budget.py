@@ -11,8 +11,9 @@ Within the limit, who starts next: the urgent job first (live queue data), then 
 proportion to the weights the planner gave them (self-clocked fair queueing), so a backlogged job
 gets its share and no job starves. The urgent job also has a reserve: the others may fill the window
 only up to `limit - reserve` starts of their own, so a job with hundreds of pages cannot spend the
-whole minute in two seconds and leave the next queue poll waiting for the window to slide. The job a request belongs to
-travels in a context variable set by the scheduler, so pollers and the client never pass it around.
+whole minute in two seconds and leave the next queue poll waiting for the window to slide. The job
+a request belongs to travels in a context variable set by the scheduler, so pollers and the client
+never pass it around.
 """
 
 from __future__ import annotations

@@ -7,13 +7,10 @@ fit raises `pydantic.ValidationError`, which the pollers count as a parse error.
 
 from __future__ import annotations
 
-from typing import (
-    Annotated,
-    NotRequired,  # pydantic needs these on Python 3.11
-)
+from typing import Annotated, NotRequired
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
-from typing_extensions import TypedDict
+from typing_extensions import TypedDict  # pydantic refuses typing.TypedDict before Python 3.12
 
 
 def _string_dimensions(value: object) -> object:

@@ -165,7 +165,7 @@ async def poll_performance(
     """Agent and queue tallies for today; all batches must succeed (partial agent sums would lie).
 
     Each response is folded into the sums as it arrives and dropped: at 50,000 agents a per-user
-    response is megabytes of models, and twenty of them held until the last one lands cost
+    response is megabytes of parsed rows, and twenty of them held until the last one lands cost
     hundreds of MB.
     """
     by_user: Sums = defaultdict(_Sums.empty)
