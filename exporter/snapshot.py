@@ -61,6 +61,7 @@ class AgentState:
     routing_status: str | None  # lower-case: idle, interacting, communicating, not_responding, off_queue
     presence: str | None  # lower-case system presence: available, away, on_queue, ...
     status_since: float | None  # epoch seconds when the routing status began
+    presence_since: float | None = None  # epoch seconds the presence was set: orders pushed and polled news
 
 
 @dataclass(frozen=True, slots=True)

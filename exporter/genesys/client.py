@@ -145,12 +145,27 @@ class GenesysClient:
         self, endpoint: Endpoint, shape: Shape[T], *, params: Params | None = None, **path_params: str
     ) -> T:
         """GET, checked against `shape`: a page of the wrong shape is counted and raised, never half-read."""
-        raw, context_id = await self._send(endpoint, self._url(endpoint, path_params), _query(params), None)
-        return self._checked(endpoint, lambda: _validate_json(shape, raw or b"null"), context_id)
+        return await self._send_as(endpoint, shape, None, params, path_params)
 
     async def post_as(self, endpoint: Endpoint, body: Any, shape: Shape[T], **path_params: str) -> T:
-        raw, context_id = await self._send(endpoint, self._url(endpoint, path_params), [], body)
+        return await self._send_as(endpoint, shape, body, None, path_params)
+
+    async def send_as(
+        self, endpoint: Endpoint, shape: Shape[T], *, body: Any = None, params: Params | None = None, **path_params: str
+    ) -> T:
+        """The endpoint's own method with a query and a body, the answer checked against `shape`."""
+        return await self._send_as(endpoint, shape, body, params, path_params)
+
+    async def _send_as(
+        self, endpoint: Endpoint, shape: Shape[T], body: Any, params: Params | None, path_params: Mapping[str, str]
+    ) -> T:
+        raw, context_id = await self._send(endpoint, self._url(endpoint, path_params), _query(params), body)
         return self._checked(endpoint, lambda: _validate_json(shape, raw or b"null"), context_id)
+
+    def websocket(self, url: str, *, heartbeat: float | None = None) -> Any:
+        """A WebSocket on the client's session (a notification channel's `connectUri`), outside the budget:
+        a socket is not a request. Used as `async with client.websocket(url) as ws`."""
+        return self._session.ws_connect(url, heartbeat=heartbeat, timeout=aiohttp.ClientWSTimeout(ws_close=2.0))
 
     def validate(self, endpoint: Endpoint, data: Any, model: type[M], context_id: str | None = None) -> M:
         """A page already decoded (paging reads its totals first), checked against `model`."""

@@ -60,6 +60,25 @@ CONVERSATION_AGGREGATES = Endpoint(
     "today's handled interactions and handle time",
 )
 
+# Notifications (brief §5): channel calls need no permission; each topic kind may (read from Rejected).
+NOTIFICATION_CHANNELS = Endpoint(
+    "notification_channels", "POST", "/api/v2/notifications/channels", (), "push notifications (a channel)"
+)
+NOTIFICATION_CHANNEL_LIST = Endpoint(
+    "notification_channel_list",
+    "GET",
+    "/api/v2/notifications/channels",
+    (),
+    "finding the channels an earlier run left",
+)
+NOTIFICATION_SUBSCRIPTIONS = Endpoint(
+    "notification_subscriptions",
+    "PUT",
+    "/api/v2/notifications/channels/{channelId}/subscriptions",
+    (),
+    "push notifications (topic subscriptions)",
+)
+
 ALL: tuple[Endpoint, ...] = (
     ROUTING_QUEUES,
     QUEUE_OBSERVATIONS,

@@ -18,7 +18,7 @@ from datetime import datetime
 
 from exporter.genesys.client import GenesysClient
 from exporter.genesys.endpoints import QUEUE_MEMBERS, USERS
-from exporter.genesys.models import MemberListing, UserListing
+from exporter.genesys.models import MemberListing, PresencePart, RoutingStatusPart, UserListing
 from exporter.pollers.batching import BatchesFailed, batches
 from exporter.snapshot import Agent, AgentState
 
@@ -58,24 +58,26 @@ def _epoch(timestamp: str | None) -> float | None:
         return None
 
 
-def parse_agent_states(page: UserListing) -> dict[str, AgentState]:
-    """Pure: one `GET /users?expand=routingStatus,presence` page in, a state per user out.
+def agent_state(routing: RoutingStatusPart | None, presence: PresencePart | None) -> AgentState:
+    """Pure: the routing status and presence parts of a user (or of an activity notification) in, a state out.
 
-    The expand is best effort: a user without `routingStatus` or `presence` gets None there, which
-    the metrics leave out; it is never read as off queue or offline.
+    A part left out (the expand is best effort) gives None there, which the metrics leave out; it
+    is never read as off queue or offline.
     """
-    states: dict[str, AgentState] = {}
-    for user in page.entities:
-        routing = user.routing_status
-        definition = user.presence.presence_definition if user.presence else None
-        states[user.id] = AgentState(
-            routing_status=routing.status.lower() if routing and routing.status else None,
-            presence=definition.system_presence.lower().replace(" ", "_")
-            if definition and definition.system_presence
-            else None,
-            status_since=_epoch(routing.start_time) if routing else None,
-        )
-    return states
+    definition = presence.presence_definition if presence else None
+    return AgentState(
+        routing_status=routing.status.lower() if routing and routing.status else None,
+        presence=definition.system_presence.lower().replace(" ", "_")
+        if definition and definition.system_presence
+        else None,
+        status_since=_epoch(routing.start_time) if routing else None,
+        presence_since=_epoch(presence.modified_date) if presence else None,
+    )
+
+
+def parse_agent_states(page: UserListing) -> dict[str, AgentState]:
+    """Pure: one `GET /users?expand=routingStatus,presence` page in, a state per user out."""
+    return {user.id: agent_state(user.routing_status, user.presence) for user in page.entities}
 
 
 async def discover_members(client: GenesysClient, queue_ids: Iterable[str]) -> dict[str, Agent]:

@@ -29,17 +29,81 @@ EPOCH_MS_THRESHOLD = 1e12  # a value this large is a timestamp (2001 onwards), n
 
 
 @dataclass(slots=True)
-class _Draft:
-    """A queue's state while its rows are read; frozen into `QueueState` at the end."""
+class QueueDraft:
+    """A queue's state while rows are read into it, frozen into `QueueState` when wanted.
+
+    A poll reads a whole answer into a fresh draft; push keeps one draft per queue and reads each
+    notification into it, so a notification that carries only some metrics changes only those
+    (the rest keep their last value: merged, never dropped). The oldest wait is kept as the epoch
+    time it began where the API gave one, so its age is right whenever the draft is frozen.
+    """
 
     waiting: dict[str, int] = field(default_factory=dict)
     interacting: dict[str, int] = field(default_factory=dict)
     alerting: dict[str, int] = field(default_factory=dict)
-    oldest: dict[str, float] = field(default_factory=dict)
+    oldest_since: dict[str, float] = field(default_factory=dict)  # media -> epoch seconds the oldest wait began
     on_queue: dict[str, int] = field(default_factory=dict)
     statuses: dict[str, int] = field(default_factory=dict)
     members: int = 0
     joined: int = 0
+
+    @classmethod
+    def of(cls, state: QueueState, now: float) -> QueueDraft:
+        """A draft holding a state already frozen (a poll's), to read notifications into."""
+        return cls(
+            waiting=dict(state.waiting),
+            interacting=dict(state.interacting),
+            alerting=dict(state.alerting),
+            oldest_since={m: now - age for m, age in state.oldest_waiting_seconds.items()},
+            on_queue={"idle": state.available_agents},
+            statuses=dict(state.agents_by_status),
+            members=state.member_agents,
+            joined=state.joined_agents,
+        )
+
+    def read(self, media: str | None, row: MetricRow, now: float) -> None:
+        """One metric row of a `queueId` + `mediaType` group (media) or of the `queueId` group (None)."""
+        if media:
+            self._read_media_row(media, row, now)
+        else:
+            self._read_user_row(row)
+
+    def _read_media_row(self, media: str, row: MetricRow, now: float) -> None:
+        counts = {"oWaiting": self.waiting, "oInteracting": self.interacting, "oAlerting": self.alerting}
+        if row.metric in counts:
+            if row.stats.count is not None:
+                counts[row.metric][media] = row.stats.count
+        elif row.metric == "oLongestWaiting":
+            age = longest_waiting_seconds(row, now)
+            if age is None:
+                self.oldest_since.pop(media, None)
+            else:
+                self.oldest_since[media] = now - age
+
+    def _read_user_row(self, row: MetricRow) -> None:
+        count = row.stats.count or 0
+        if row.metric == "oUserRoutingStatuses" and row.qualifier:
+            self.statuses[row.qualifier.lower()] = count
+        elif row.metric == "oOnQueueUsers" and row.qualifier:
+            self.on_queue[row.qualifier.lower()] = count
+        elif row.metric == "oMemberUsers":
+            self.members = count
+        elif row.metric == "oActiveUsers":
+            self.joined = count
+
+    def freeze(self, now: float) -> QueueState:
+        return QueueState(
+            waiting=dict(self.waiting),
+            interacting=dict(self.interacting),
+            alerting=dict(self.alerting),
+            oldest_waiting_seconds={
+                m: max(0.0, now - since) for m, since in self.oldest_since.items() if self.waiting.get(m, 1) > 0
+            },
+            available_agents=self.on_queue.get("idle", 0),
+            agents_by_status=dict(self.statuses),
+            member_agents=self.members,
+            joined_agents=self.joined,
+        )
 
 
 def longest_waiting_seconds(row: MetricRow, now: float) -> float | None:
@@ -54,35 +118,12 @@ def longest_waiting_seconds(row: MetricRow, now: float) -> float | None:
     return max(0.0, now - value / 1000) if value > EPOCH_MS_THRESHOLD else value / 1000
 
 
-def _read_media_row(draft: _Draft, media: str, row: MetricRow, now: float) -> None:
-    counts = {"oWaiting": draft.waiting, "oInteracting": draft.interacting, "oAlerting": draft.alerting}
-    if row.metric in counts:
-        if row.stats.count is not None:
-            counts[row.metric][media] = row.stats.count
-    elif row.metric == "oLongestWaiting":
-        age = longest_waiting_seconds(row, now)
-        if age is not None:
-            draft.oldest[media] = age
-
-
-def _read_user_row(draft: _Draft, row: MetricRow) -> None:
-    count = row.stats.count or 0
-    if row.metric == "oUserRoutingStatuses" and row.qualifier:
-        draft.statuses[row.qualifier.lower()] = count
-    elif row.metric == "oOnQueueUsers" and row.qualifier:
-        draft.on_queue[row.qualifier.lower()] = count
-    elif row.metric == "oMemberUsers":
-        draft.members = count
-    elif row.metric == "oActiveUsers":
-        draft.joined = count
-
-
 def parse_observations(response: ObservationResponse, now: float) -> dict[str, QueueState]:
     """Pure: one observation response in, a state per queue it mentions out.
 
     `now` is wall-clock epoch seconds, to age oLongestWaiting timestamps.
     """
-    drafts: dict[str, _Draft] = defaultdict(_Draft)
+    drafts: dict[str, QueueDraft] = defaultdict(QueueDraft)
     for result in response.results:
         queue_id = result.group.get("queueId")
         if not queue_id:
@@ -90,23 +131,8 @@ def parse_observations(response: ObservationResponse, now: float) -> dict[str, Q
         draft = drafts[queue_id]
         media = result.group.get("mediaType")
         for row in result.data:
-            if media:
-                _read_media_row(draft, media, row, now)
-            else:
-                _read_user_row(draft, row)
-    return {
-        qid: QueueState(
-            waiting=d.waiting,
-            interacting=d.interacting,
-            alerting=d.alerting,
-            oldest_waiting_seconds={m: age for m, age in d.oldest.items() if d.waiting.get(m, 1) > 0},
-            available_agents=d.on_queue.get("idle", 0),
-            agents_by_status=d.statuses,
-            member_agents=d.members,
-            joined_agents=d.joined,
-        )
-        for qid, d in drafts.items()
-    }
+            draft.read(media, row, now)
+    return {qid: d.freeze(now) for qid, d in drafts.items()}
 
 
 async def poll_queues(
