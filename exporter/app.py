@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 from collections.abc import Mapping
 from types import TracebackType
 from zoneinfo import ZoneInfo
@@ -155,12 +154,6 @@ class Exporter:
             )
 
     async def __aenter__(self) -> Exporter:
-        # At 50,000 agents the heap holds millions of objects and the pollers replace tens of
-        # thousands a minute: with Python's default thresholds (700, 10, 10) the bench saw 145 full
-        # collections in 4 minutes, up to 396 ms each, every one stalling scrapes. Collecting the
-        # young generation every 50,000 allocations instead makes full passes rare; nothing here
-        # relies on prompt cycle collection (the snapshot's data is acyclic and freed by refcount).
-        gc.set_threshold(50_000, 10, 10)
         self._tasks = [
             asyncio.create_task(self.scheduler.run(), name="scheduler"),
             asyncio.create_task(self.page.run(), name="metrics-page"),

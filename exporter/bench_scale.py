@@ -38,6 +38,7 @@ from exporter.config import Settings
 from exporter.genesys.endpoints import QUEUE_OBSERVATIONS
 from exporter.genesys.queries import queue_observation_query
 from exporter.metrics import Telemetry, build_page
+from exporter.process import tune_gc
 from exporter.simulator.api import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from exporter.snapshot import Snapshot
 
@@ -330,6 +331,7 @@ def main(sizes: list[tuple[int, int]], minutes: float, rate_limit: int = 300, na
 
 def run_size(queues: int, agents: int, minutes: float, rate_limit: int, naive_seconds: float) -> None:
     exporter_logging.configure("console", "error")  # a spawned process: the CLI's set-up is not inherited
+    tune_gc()
     scope = "users" if agents >= 10_000 else "members"
     asyncio.run(run(queues, agents, scope, minutes, rate_limit, naive_seconds))
     sys.stdout.flush()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import subprocess
@@ -12,14 +13,19 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
+import structlog
 from pydantic import SecretStr
 
+from exporter import cli
+from exporter.app import Exporter
 from exporter.check import run_checks
 from exporter.clock import FakeClock
 from exporter.genesys.budget import RateBudget
 from exporter.genesys.client import GenesysClient
+from exporter.process import GC_THRESHOLDS
 from exporter.simulator.api import serve_simulator
 from tests.conftest import free_port
+from tests.integration.test_exporter_vs_simulator import settings_for
 
 SECRET = "MARKER-cli-secret-4d1e"
 
@@ -189,3 +195,44 @@ def test_demo_prints_the_metrics_url_and_serves_it():
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=10)
     assert proc.returncode == 0
+
+
+@pytest.fixture
+def default_gc() -> Iterator[None]:
+    """Python's default GC thresholds for the test, the process's own afterwards."""
+    saved = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    yield
+    gc.set_threshold(*saved)
+    structlog.reset_defaults()
+
+
+async def test_an_exporter_leaves_the_process_gc_alone(default_gc, clock):
+    async with (
+        serve_simulator(queues=2, agents=5, seed=1, clock=clock) as org,
+        Exporter(settings_for(org), clock=clock),
+    ):
+        assert gc.get_threshold() == (700, 10, 10)
+
+
+@pytest.mark.parametrize("command", ["run", "demo"])
+def test_run_and_demo_tune_the_gc_of_the_process_they_own(command, request, default_gc, monkeypatch, tmp_path):
+    seen = []
+
+    async def stop_at_once() -> None:
+        seen.append(gc.get_threshold())
+
+    monkeypatch.setattr(cli, "_until_stopped", stop_at_once)
+    monkeypatch.chdir(tmp_path)  # no .env of the working tree
+    for name in os.environ:
+        if name.startswith(("GENESYS_", "EXPORTER_")):
+            monkeypatch.delenv(name)
+    if command == "run":
+        for name, value in {"GENESYS_CLIENT_ID": "cli-client", "GENESYS_CLIENT_SECRET": SECRET}.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("GENESYS_API_URL", request.getfixturevalue("simulator"))
+        argv = ["run", "--listen", "127.0.0.1:0", "--log-format", "json"]
+    else:
+        argv = ["demo", "--listen", "127.0.0.1:0", "--queues", "2", "--agents", "5", "--log-format", "json"]
+    assert cli.main(argv) == 0
+    assert seen == [GC_THRESHOLDS]
