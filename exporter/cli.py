@@ -1,4 +1,4 @@
-"""Command line: `run`, `demo`, `simulate`, `check`.
+"""Command line: `run`, `demo`, `simulate`, `check`; `bench` and `chaos` run the tools in `exporter.tools`.
 
 Every command exits 2 with one line on a bad setting, and stops cleanly on SIGTERM or Ctrl-C.
 """
@@ -112,7 +112,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "bench":
         return _bench(args)
     if args.command == "chaos":
-        from exporter.chaos import print_chaos
+        from exporter.tools.chaos import print_chaos
 
         exporter_logging.configure("json", "critical")
         tune_gc()
@@ -137,7 +137,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from exporter.bench import print_cycle_costs, print_scrape_load, print_soak
+    from exporter.tools.bench import print_cycle_costs, print_scrape_load, print_soak
 
     exporter_logging.configure("console", "error")
     tune_gc()  # the exporters it measures run in this process (scale: in processes of its own, which do the same)
@@ -152,7 +152,7 @@ def _bench(args: argparse.Namespace) -> int:
     except ValueError:
         raise ConfigError(f"--sizes: expected QUEUESxAGENTS[,...], got {args.sizes!r}") from None
     if args.mode == "scale":
-        from exporter.bench_scale import main as scale
+        from exporter.tools.scale import main as scale
 
         scale(sizes, args.minutes, naive_seconds=args.naive_seconds)
         return 0

@@ -16,10 +16,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.app import Exporter
-from exporter.bench import settings_for as bench_settings
 from exporter.clock import FakeClock
 from exporter.config import Settings
 from exporter.simulator.api import SimulatedOrg, serve_simulator
+from exporter.tools.harness import settings_for as tool_settings
 
 
 async def eventually(check: Callable[[], bool], within: float = 10.0) -> None:
@@ -33,7 +33,7 @@ async def eventually(check: Callable[[], bool], within: float = 10.0) -> None:
 
 def settings_for(org: SimulatedOrg, **overrides: Any) -> Settings:
     """Cadences that divide the 30 s steps the tests take, so every poll lands on the instant compared."""
-    return bench_settings(org, log_level="info", **{"queue_interval": 10, **overrides})
+    return tool_settings(org, log_level="info", **{"queue_interval": 10, **overrides})
 
 
 @pytest.fixture

@@ -14,15 +14,14 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.app import Exporter
-from exporter.bench import settings_for
 from exporter.clock import FakeClock
 from exporter.simulator.api import serve_simulator
 from exporter.simulator.faults import Fault
+from exporter.tools.harness import rss_mib, settings_for
 
 CALM_SECONDS = 60
 RECOVERY_LIMIT = 300
@@ -53,13 +52,6 @@ SCENARIOS = (
         "429 with Retry-After 600 s", (Fault("status", "queue_observations", status=429, retry_after=600, limit=1),)
     ),
 )
-
-
-def rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 @dataclass

@@ -17,27 +17,11 @@ import os
 import time
 import tracemalloc
 from collections import Counter
-from typing import Any
 
 from exporter.app import Exporter
 from exporter.clock import FakeClock
-from exporter.config import Settings
-from exporter.simulator.api import SimulatedOrg, serve_simulator
-
-
-def settings_for(org: SimulatedOrg, **overrides: Any) -> Settings:
-    """Exporter settings pointing at a simulated org on loopback, quiet and without jitter unless told otherwise.
-
-    No jitter: cycles start on a fake clock's exact seconds, so tests can compare a scrape with the org.
-    """
-    values: dict[str, Any] = {
-        "listen": "127.0.0.1:0",
-        "log_level": "error",
-        "log_format": "json",
-        "jitter": 0.0,
-        **overrides,
-    }
-    return Settings(client_id=org.client_id, client_secret=org.client_secret, api_url=org.url, **values)
+from exporter.simulator.api import serve_simulator
+from exporter.tools.harness import rss_mib, settings_for
 
 
 async def cycle_cost(queues: int, agents: int, scope: str = "members") -> dict[str, int]:
@@ -166,8 +150,6 @@ async def soak(cycles: int) -> list[tuple[int, float, int, int, float, float]]:
 
     Samples: (cycle, RSS MiB, asyncio tasks, open fds, exporter heap MiB, simulator heap MiB).
     """
-    from exporter.chaos import rss_mib
-
     tracemalloc.start()
     clock = FakeClock(start=time.time())
     samples: list[tuple[int, float, int, int, float, float]] = []

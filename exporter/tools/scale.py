@@ -180,7 +180,7 @@ async def measure(
         scrapers = await asyncio.create_subprocess_exec(  # out of process, as Prometheus is
             sys.executable,
             "-m",
-            "exporter.bench_scale",
+            "exporter.tools.scale",
             f"{exporter.url}/metrics",
             str(minutes * 60),
             stdout=asyncio.subprocess.PIPE,
@@ -337,5 +337,5 @@ def run_size(queues: int, agents: int, minutes: float, rate_limit: int, naive_se
     sys.stdout.flush()
 
 
-if __name__ == "__main__":  # the scrapers' own process: python -m exporter.bench_scale URL SECONDS
+if __name__ == "__main__":  # the scrapers' own process: python -m exporter.tools.scale URL SECONDS
     print(json.dumps(asyncio.run(scrape(sys.argv[1], float(sys.argv[2])))))
