@@ -13,7 +13,7 @@ Directories (queues and agents in scope, with their names) are reference data an
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Generic, Literal, TypeVar
 
@@ -164,6 +164,22 @@ class Store:
         """Swap in one batch or page of measurements, stamped now."""
         parts = {**getattr(self._snapshot, kind), key: Part(dict(items), self._clock.monotonic())}
         self._swap(**{kind: parts})
+
+    def put_many(self, kind: Kind, parts: Mapping[Hashable, Mapping[str, Any]]) -> None:
+        """Several parts at once, one swap: a push flush lands as one change, not one per part."""
+        if parts:
+            now = self._clock.monotonic()
+            new = {key: Part(dict(items), now) for key, items in parts.items()}
+            self._swap(**{kind: {**getattr(self._snapshot, kind), **new}})
+
+    def restamp(self, kind: Kind, keys: Iterable[Hashable]) -> None:
+        """Mark parts as current without new items: what a healthy notification channel says of its
+        data (no event means no change). The items keep their identity, so the page reuses their lines."""
+        now = self._clock.monotonic()
+        current: Mapping[Hashable, Part[Any]] = getattr(self._snapshot, kind)
+        new = {key: Part(current[key].items, now) for key in keys if key in current}
+        if new:
+            self._swap(**{kind: {**current, **new}})
 
     def set_status(self, poller: str, status: PollerStatus) -> None:
         self._swap(pollers={**self._snapshot.pollers, poller: status})

@@ -1,0 +1,310 @@
+"""One channel slot of the pool: its channel's whole life, from opening to the next one.
+
+A slot carries the topics the plan gave it. It opens a channel (or takes over one an earlier run
+left), subscribes, connects, and polls its items once (what they did before the subscription is
+unknown); from then on its items are pushed and the pollers leave them alone. When the socket dies
+(silence, a close, an eviction, revoked tokens) its items go back to the pollers at once, and the
+slot opens a channel again, backing off while that fails; once back, the reconciliation poll
+repairs what the gap lost. A maintenance notice (`socket_closing`) or the channel's coming
+24 h expiry is met without a gap: a new channel is opened, subscribed and connected first, and
+only then is the old one let go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from exporter.clock import Clock
+from exporter.genesys.client import GenesysClient
+from exporter.genesys.errors import GenesysError
+from exporter.genesys.notifications import (
+    AgentActivity,
+    Channel,
+    ChannelSocket,
+    Closing,
+    Ended,
+    Envelope,
+    QueueStats,
+    TopicKind,
+    TopicState,
+    create_channel,
+    item_of,
+    subscribe,
+    topic_for,
+)
+from exporter.push.plan import Item
+from exporter.push.state import PushedData
+
+log = structlog.get_logger(__name__)
+
+RENEW_BEFORE_SECONDS = 3600.0  # a channel lives 24 h: a new one is opened an hour before
+MAX_BACKOFF_SECONDS = 60.0
+
+Reconcile = Callable[[TopicKind, Sequence[str]], Awaitable[None]]  # polls items into the pushed data
+Fallback = Callable[[TopicKind, Sequence[str]], None]  # the pollers take these items over now
+
+
+@dataclass
+class SlotReport:
+    """What the pool exports about a slot."""
+
+    connected: bool = False
+    malformed: int = 0  # events of the wrong shape, ignored
+    rejected: dict[Item, str] = field(default_factory=dict)  # item -> the missing permission or reason
+
+
+class ChannelSource:
+    """Where a slot's channels come from: first those an earlier run left (so a restart does not push
+    the client past 20), then new ones."""
+
+    def __init__(self, client: GenesysClient, leftovers: Sequence[Channel] = ()) -> None:
+        self._client = client
+        self._leftovers = list(leftovers)
+
+    async def take(self) -> Channel:
+        if self._leftovers:
+            return self._leftovers.pop()
+        return await create_channel(self._client)
+
+
+@dataclass
+class _Generation:
+    """One channel of the slot, and the task reading its socket (set once it is started)."""
+
+    channel: Channel
+    socket: ChannelSocket
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
+    notice: Closing | None = None
+    task: asyncio.Task[Closing | Ended] | None = None
+
+    @property
+    def reader(self) -> asyncio.Task[Closing | Ended]:
+        assert self.task is not None
+        return self.task
+
+
+class ChannelSlot:
+    def __init__(
+        self,
+        index: int,
+        client: GenesysClient,
+        clock: Clock,
+        data: PushedData,
+        source: ChannelSource,
+        reconcile: Reconcile,
+        fallback: Fallback,
+        reconnects: Counter[str],
+        *,
+        ping_after: float = 20.0,
+        dead_after: float = 60.0,
+    ) -> None:
+        self.index = index
+        self._client = client
+        self._clock = clock
+        self._data = data
+        self._source = source
+        self._reconcile = reconcile
+        self._fallback = fallback
+        self._reconnects = reconnects
+        self._ping_after = ping_after
+        self._dead_after = dead_after
+        self._items: tuple[Item, ...] = ()
+        self._subscribed: tuple[Item, ...] = ()
+        self._changed = asyncio.Event()
+        self.report = SlotReport()
+        self.on_rejected: Callable[[dict[Item, str]], None] = lambda _: None
+
+    def set_items(self, items: Sequence[Item]) -> None:
+        """The plan's items for this slot; a live channel re-subscribes to them."""
+        if tuple(items) != self._items:
+            self._items = tuple(items)
+            self._changed.set()
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            if not self._items:
+                self._changed.clear()
+                await self._changed.wait()
+                continue
+            try:
+                generation = await self._open()
+            except (GenesysError, ValidationError) as error:
+                failures += 1
+                self._reconnects["open_failed"] += 1
+                wait = min(MAX_BACKOFF_SECONDS, 2.0**failures) * random.uniform(0.5, 1.0)
+                log.warning("notification channel not opened", slot=self.index, error=str(error), retry_in_s=wait)
+                await self._clock.sleep(wait)
+                continue
+            failures = 0
+            reason = await self._follow(generation)
+            self._lost(reason)
+            await self._clock.sleep(random.uniform(0.5, 1.5))
+
+    def _lost(self, reason: str) -> None:
+        """The socket is gone: the pollers take the items at once; the gap is repaired after the reconnect."""
+        self.report.connected = False
+        self._data.set_live(self.index, False)
+        self._data.unsettle(self.index)
+        self._reconnects[reason] += 1
+        for kind in ("queues", "agents"):
+            ids = self._data.items_of(self.index, kind)
+            if ids:
+                self._fallback(kind, ids)
+
+    async def _open(self) -> _Generation:
+        """A channel subscribed to the slot's topics, its socket connected and being read."""
+        channel = await self._source.take()
+        items = await self._subscribe(channel, self._items)
+        socket = ChannelSocket(
+            self._client, channel, self._clock, ping_after=self._ping_after, dead_after=self._dead_after
+        )
+        connected = asyncio.Event()
+        generation = _Generation(channel, socket)
+        generation.task = asyncio.create_task(self._read(generation, connected), name=f"channel-{self.index}")
+        waiter = asyncio.ensure_future(connected.wait())
+        await asyncio.wait((waiter, generation.reader), return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if not connected.is_set():
+            raise _NotConnected(generation.reader.result().reason)
+        self._data.assign(self.index, items)
+        self.report.connected = True
+        return generation
+
+    async def _subscribe(self, channel: Channel, items: Sequence[Item]) -> tuple[Item, ...]:
+        states = await subscribe(self._client, channel, [topic_for(kind, item) for kind, item in items])
+        rejected = _rejected(states)
+        if rejected:
+            self.report.rejected.update(rejected)
+            log.warning(
+                "notification topics rejected; polled instead",
+                slot=self.index,
+                topics=len(rejected),
+                first=next(iter(rejected.values())),
+            )
+            self.on_rejected(rejected)
+        self._subscribed = tuple(item for item in items if item not in rejected)
+        return self._subscribed
+
+    async def _read(self, generation: _Generation, connected: asyncio.Event) -> Closing | Ended:
+        """Feed every event to the pushed data; return how the socket ended."""
+        async for message in generation.socket.messages(on_open=connected.set):
+            if isinstance(message, Closing):
+                generation.notice = message
+                generation.closing.set()
+                if message.reason != "maintenance":  # evicted or revoked: the close follows at once
+                    continue
+            elif isinstance(message, Envelope):
+                self._event(message)
+        notice = generation.notice
+        if notice is not None and notice.reason != "maintenance":
+            return notice  # evicted or revoked: that is why it ended
+        return generation.socket.ended or Ended("closed")
+
+    def _event(self, envelope: Envelope) -> None:
+        found = item_of(envelope.topic_name)
+        if found is None:
+            return
+        try:
+            if found[0] == "agents":
+                self._data.activity(AgentActivity.model_validate(envelope.event_body))
+            else:
+                self._data.queue_stats(QueueStats.model_validate(envelope.event_body))
+        except ValidationError:
+            self.report.malformed += 1
+            log.warning("notification event of the wrong shape ignored", slot=self.index, kind=found[0])
+
+    async def _follow(self, generation: _Generation) -> str:
+        """Run the slot on its channel until the socket is lost; returns why. Handovers happen in here."""
+        await self._settle(generation)
+        while True:
+            renew_at = generation.channel.expires_at()
+            wait_for = None if renew_at is None else max(0.0, renew_at - RENEW_BEFORE_SECONDS - self._clock.time())
+            waiters: dict[asyncio.Future[Any], str] = {
+                asyncio.ensure_future(generation.closing.wait()): "closing",
+                asyncio.ensure_future(self._changed.wait()): "changed",
+            }
+            if wait_for is not None:
+                waiters[asyncio.ensure_future(self._clock.sleep(wait_for))] = "renewal"
+            watched: list[asyncio.Future[Any]] = [generation.reader, *waiters]
+            done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+            if generation.reader in done:
+                ended = generation.reader.result()
+                log.warning("notification channel lost", slot=self.index, reason=ended.reason)
+                return ended.reason
+            why = next(waiters[w] for w in done if w in waiters)
+            if why == "changed":
+                self._changed.clear()
+                await self._resubscribe(generation)
+                continue
+            notice = generation.notice
+            if why == "closing" and notice is not None and notice.reason != "maintenance":
+                log.warning("notification channel closing", slot=self.index, reason=notice.reason, detail=notice.detail)
+                with contextlib.suppress(asyncio.CancelledError):
+                    ended = await generation.reader
+                return notice.reason
+            generation = await self._hand_over(generation, why)
+
+    async def _settle(self, generation: _Generation) -> None:
+        """Poll the pending items once: from then on their events alone keep them current."""
+        self._data.set_live(self.index, True)
+        pending = self._data.pending(self.index)
+        for kind in ("queues", "agents"):
+            ids = [item for k, item in pending if k == kind]
+            if ids:
+                try:
+                    await self._reconcile(kind, ids)
+                except Exception as error:  # left pending: the pollers keep them; the next change retries
+                    log.warning("reconciliation poll failed", slot=self.index, kind=kind, error=str(error))
+                    continue
+                self._data.settle((kind, item) for item in ids)
+
+    async def _resubscribe(self, generation: _Generation) -> None:
+        try:
+            items = await self._subscribe(generation.channel, self._items)
+        except GenesysError as error:
+            log.warning("re-subscription failed; keeping the current topics", slot=self.index, error=str(error))
+            return
+        self._data.assign(self.index, items)
+        await self._settle(generation)
+
+    async def _hand_over(self, old: _Generation, why: str) -> _Generation:
+        """Open the next channel before letting the old one go: no gap, no reconciliation needed."""
+        self._reconnects[why if why == "renewal" else "maintenance"] += 1
+        try:
+            new = await self._open()
+        except (GenesysError, ValidationError) as error:
+            log.warning("replacement channel not opened; staying on the old one", slot=self.index, error=str(error))
+            old.closing.clear()
+            await self._clock.sleep(5.0)
+            return old
+        old.reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await old.reader
+        log.info("notification channel replaced", slot=self.index, why=why)
+        return new
+
+
+class _NotConnected(GenesysError):
+    def __init__(self, reason: str) -> None:
+        super().__init__("notification_socket", f"the socket did not connect ({reason})")
+
+
+def _rejected(states: Sequence[TopicState]) -> dict[Item, str]:
+    out: dict[Item, str] = {}
+    for state in states:
+        item = item_of(state.id)
+        if item is not None and not state.permitted:
+            out[item] = ", ".join(state.missing_permissions) or state.rejection_reason or "rejected"
+    return out

@@ -1,0 +1,92 @@
+"""Topic capacity is a budget too: which items ride which channel, and which are left to polling.
+
+An OAuth client holds 20 channels of 1,000 topics. One channel is kept spare, so that a channel the
+service is about to close (maintenance, the 24 h renewal) can be replaced before it goes without a
+21st evicting one of our own. Queues go first: 2,000 queue topics relieve 20 observation requests
+every 8 s, 150 a minute, and a queue topic carries the wallboard's most urgent numbers. Agents take
+what is left; whatever does not fit is polled as before, on the budget push has freed.
+
+Plans are stable: an item keeps its channel from one plan to the next while it stays in scope,
+so a new agent in the directory changes one subscription, not twenty. Pure, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from exporter.genesys.notifications import MAX_CHANNELS_PER_CLIENT, MAX_TOPICS_PER_CHANNEL, TopicKind
+
+KINDS: tuple[TopicKind, ...] = ("queues", "agents")  # the order capacity is handed out in
+
+Item = tuple[TopicKind, str]
+
+
+@dataclass(frozen=True, slots=True)
+class TopicPlan:
+    channels: tuple[tuple[Item, ...], ...] = ()  # per channel slot: the items it pushes
+    polled: Mapping[TopicKind, frozenset[str]] = field(default_factory=dict)  # in scope, no room for a topic
+
+    def pushed(self, kind: TopicKind) -> frozenset[str]:
+        return frozenset(item for slot in self.channels for k, item in slot if k == kind)
+
+    @property
+    def capacity(self) -> int:
+        return len(self.channels) * MAX_TOPICS_PER_CHANNEL
+
+
+def usable_channels(channels_per_client: int = MAX_CHANNELS_PER_CLIENT) -> int:
+    """Channels that carry topics: all but one, which a replacement channel uses while the old one closes."""
+    return max(0, min(channels_per_client, MAX_CHANNELS_PER_CLIENT) - 1)
+
+
+def plan_topics(
+    scope: Mapping[TopicKind, Collection[str]],
+    *,
+    channels: int,
+    per_channel: int = MAX_TOPICS_PER_CHANNEL,
+    previous: TopicPlan | None = None,
+    excluded: Mapping[TopicKind, Collection[str]] | None = None,
+) -> TopicPlan:
+    """Fit the items in scope into `channels` channels of `per_channel` topics, queues first.
+
+    `excluded` items (topics the service rejected) are never planned: they stay polled.
+    """
+    excluded = excluded or {}
+    wanted: list[Item] = []
+    for kind in KINDS:
+        skip = excluded.get(kind, ())
+        wanted.extend((kind, item) for item in sorted(scope.get(kind, ())) if item not in skip)
+    previous_slots = previous.channels if previous else ()
+    before = {item: index for index, slot in enumerate(previous_slots) for item in slot}
+    room = channels * per_channel
+    # Items already pushed keep their place in the queue for capacity, within their kind.
+    chosen = _take(wanted, before, room)
+    slots: list[list[Item]] = [[] for _ in range(channels)]
+    newcomers: list[Item] = []
+    for item in chosen:
+        index = before.get(item)
+        if index is not None and index < channels and len(slots[index]) < per_channel:
+            slots[index].append(item)
+        else:
+            newcomers.append(item)
+    free = (i for i in range(channels) for _ in range(per_channel - len(slots[i])))
+    for item, index in zip(newcomers, free, strict=False):
+        slots[index].append(item)
+    taken = set(chosen)
+    polled = {kind: frozenset(i for k, i in wanted if k == kind and (k, i) not in taken) for kind in KINDS}
+    for kind in KINDS:
+        polled[kind] = polled[kind] | frozenset(excluded.get(kind, ())) & frozenset(scope.get(kind, ()))
+    while slots and not slots[-1]:  # an empty slot in the middle keeps its place: indices are channels
+        slots.pop()
+    return TopicPlan(channels=tuple(tuple(slot) for slot in slots), polled=polled)
+
+
+def _take(wanted: Sequence[Item], before: Mapping[Item, int], room: int) -> list[Item]:
+    """The first `room` items in kind order; within a kind, those pushed before come first."""
+    out: list[Item] = []
+    for kind in KINDS:
+        of_kind = [item for item in wanted if item[0] == kind]
+        of_kind.sort(key=lambda item: item not in before)  # stable: sorted ids within each group
+        out.extend(of_kind[: max(0, room - len(out))])
+    return out

@@ -1,0 +1,234 @@
+"""What the notification channels have told us, merged newest-first and fed to the store in batches.
+
+Events and polls of pushed items (the reconciliation after a gap, the slow sweep) meet here, and
+the rule between them is the API's own clock, not arrival order: an agent's routing status is
+taken from whichever report has the later `startTime`, their presence from the later
+`modifiedDate`, so a late, repeated or reordered event never overwrites newer data. A queue event
+may carry only some metrics (Unconfirmed), so it is read into the queue's draft, changing what it
+names and keeping the rest; a poll of the queue is a whole picture and replaces the draft.
+
+50,000 agents change status hundreds of times a second: events only mark items dirty, and every
+`flush_every` seconds the dirty groups (100 items each, the page's unit of re-rendering) land in
+the store in one swap. While a channel is live its data is current (no event means no change), so
+its groups are re-stamped now and then; when it dies they are left to age like any poll's data,
+and the pollers take its items over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import replace
+
+from exporter.clock import Clock
+from exporter.genesys.notifications import AgentActivity, QueueStats, TopicKind
+from exporter.pollers.agents import agent_state
+from exporter.pollers.queues import QueueDraft
+from exporter.push.plan import Item
+from exporter.snapshot import AgentState, Kind, QueueState, Store
+
+GROUP_SIZE = 100  # items per store part: what one poll page holds, and what the page re-renders at once
+STORE_KIND: dict[TopicKind, Kind] = {"agents": "agent_states", "queues": "queue_states"}
+
+
+def newer(old: AgentState | None, new: AgentState) -> AgentState:
+    """Field by field, the later of two reports about one agent (a report without a time counts as newer)."""
+    if old is None:
+        return new
+    routing_is_newer = new.status_since is None or old.status_since is None or new.status_since >= old.status_since
+    presence_is_newer = (
+        new.presence_since is None or old.presence_since is None or new.presence_since >= old.presence_since
+    )
+    merged = old
+    if routing_is_newer and new.routing_status is not None:
+        merged = replace(merged, routing_status=new.routing_status, status_since=new.status_since)
+    if presence_is_newer and new.presence is not None:
+        merged = replace(merged, presence=new.presence, presence_since=new.presence_since)
+    return merged
+
+
+class PushedData:
+    """Pushed items' latest state, which channel slot each belongs to, and which slots are live."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        flush_every: float = 0.5,
+        age_every: float = 2.0,
+        restamp_every: float = 10.0,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._flush_every = flush_every
+        self._restamp_every = restamp_every
+        self._age_every = age_every
+        self._last_aged = clock.monotonic()
+        self._agents: dict[str, AgentState] = {}
+        self._queues: dict[str, QueueDraft] = {}
+        self._group: dict[Item, tuple[TopicKind, int, int]] = {}  # item -> its store part key
+        self._members: dict[tuple[TopicKind, int, int], list[str]] = {}
+        self._live: set[int] = set()
+        self._pending: set[Item] = set()  # assigned, but not yet reconciled by a poll: still the pollers'
+        self._dirty: set[tuple[TopicKind, int, int]] = set()
+        self._ticking: set[tuple[TopicKind, int, int]] = set()  # queue groups with an oldest wait, which ages
+        self._owned: dict[TopicKind, frozenset[str]] = {"agents": frozenset(), "queues": frozenset()}
+        self._last_restamp = clock.monotonic()
+        self.events: dict[TopicKind, int] = {"agents": 0, "queues": 0}
+        self.last_event: float | None = None  # wall-clock epoch seconds
+
+    # ----- which items, on which slot, live or not --------------------------------------------
+    def assign(self, slot: int, items: Sequence[Item]) -> None:
+        """The items a channel slot carries (in plan order): their groups are the slot's store parts.
+
+        Items new to the slot are pending: events about them are kept, but they stay the pollers'
+        until `settled`, after one poll of them (what they did before the subscription is unknown).
+        """
+        known = {item for item, key in self._group.items() if key[1] == slot}
+        self._pending |= {item for item in items if item not in known}
+        self._pending &= set(self._group) | set(items)
+        for item, key in list(self._group.items()):
+            if key[1] == slot:
+                del self._group[item]
+        for key in [k for k in self._members if k[1] == slot]:
+            del self._members[key]
+        for kind in STORE_KIND:
+            ids = [i for k, i in items if k == kind]
+            for position, item_id in enumerate(ids):
+                key = (kind, slot, position // GROUP_SIZE)
+                self._group[(kind, item_id)] = key
+                self._members.setdefault(key, []).append(item_id)
+        self._drop_unassigned()
+        self._recount()
+
+    def set_live(self, slot: int, live: bool) -> None:
+        """A live slot's items are pushed (the pollers leave them alone); a dead one's go back to polling."""
+        if live == (slot in self._live):
+            return
+        if live:
+            self._live.add(slot)
+            self._dirty.update(k for k in self._members if k[1] == slot)
+        else:
+            self._live.discard(slot)
+        self._recount()
+
+    def unsettle(self, slot: int) -> None:
+        """The slot's items missed events (a gap): pending again until a poll has repaired them."""
+        self._pending |= {item for item, key in self._group.items() if key[1] == slot}
+        self._recount()
+
+    def settle(self, items: Iterable[Item]) -> None:
+        """A poll of these items has landed here: from now on their data is pushed."""
+        settled = set(items) & self._pending
+        self._pending -= settled
+        self._dirty.update(self._group[item] for item in settled if item in self._group)
+        self._recount()
+
+    def pending(self, slot: int) -> list[Item]:
+        return sorted(item for item in self._pending if self._group.get(item, (None, -1))[1] == slot)
+
+    def owned(self, kind: TopicKind) -> frozenset[str]:
+        """Items whose data is current through a live channel: the pollers skip them."""
+        return self._owned[kind]
+
+    def items_of(self, slot: int, kind: TopicKind) -> list[str]:
+        return [i for key, ids in self._members.items() if key[1] == slot and key[0] == kind for i in ids]
+
+    def _recount(self) -> None:
+        for kind in STORE_KIND:
+            self._owned[kind] = frozenset(
+                i
+                for key, ids in self._members.items()
+                if key[0] == kind and key[1] in self._live
+                for i in ids
+                if (kind, i) not in self._pending
+            )
+
+    def _drop_unassigned(self) -> None:
+        for uid in [u for u in self._agents if ("agents", u) not in self._group]:
+            del self._agents[uid]
+        for qid in [q for q in self._queues if ("queues", q) not in self._group]:
+            del self._queues[qid]
+
+    # ----- what arrives -------------------------------------------------------------------------
+    def activity(self, event: AgentActivity) -> None:
+        self._count("agents")
+        self.agents_polled({event.id: agent_state(event.routing_status, event.presence)})
+
+    def queue_stats(self, event: QueueStats) -> None:
+        self._count("queues")
+        queue_id = event.group.get("queueId")
+        key = self._group.get(("queues", queue_id)) if queue_id else None
+        if queue_id is None or key is None:
+            return
+        draft = self._queues.setdefault(queue_id, QueueDraft())
+        media, now = event.group.get("mediaType"), self._clock.time()
+        for row in event.rows():
+            draft.read(media, row, now)
+        self._dirty.add(key)
+
+    def agents_polled(self, states: Mapping[str, AgentState]) -> None:
+        """Reports from a poll or an event: each field kept from whichever report is newer."""
+        for uid, state in states.items():
+            key = self._group.get(("agents", uid))
+            if key is None:
+                continue
+            old = self._agents.get(uid)
+            merged = newer(old, state)
+            if merged != old:
+                self._agents[uid] = merged
+                self._dirty.add(key)
+
+    def queues_polled(self, states: Mapping[str, QueueState]) -> None:
+        """A poll answers every metric of a queue: it replaces what events built up."""
+        now = self._clock.time()
+        for qid, state in states.items():
+            key = self._group.get(("queues", qid))
+            if key is not None:
+                self._queues[qid] = QueueDraft.of(state, now)
+                self._dirty.add(key)
+
+    def _count(self, kind: TopicKind) -> None:
+        self.events[kind] += 1
+        self.last_event = self._clock.time()
+
+    # ----- into the store -----------------------------------------------------------------------
+    def flush(self) -> None:
+        """Land the live slots' dirty groups in the store, one swap per kind; re-stamp the rest now and then."""
+        now = self._clock.time()
+        due = {key for key in self._dirty if key[1] in self._live}
+        if self._clock.monotonic() - self._last_aged >= self._age_every:  # the oldest waits have aged
+            self._last_aged = self._clock.monotonic()
+            due |= {key for key in self._ticking if key[1] in self._live}
+        self._dirty -= due
+        for kind, store_kind in STORE_KIND.items():
+            parts = {("push", *key[1:]): self._items(key, now) for key in due if key[0] == kind}
+            self._store.put_many(store_kind, {k: v for k, v in parts.items() if v})
+        self._ticking = {
+            key
+            for key in self._members
+            if key[0] == "queues" and any(self._queues.get(q, _EMPTY).oldest_since for q in self._members[key])
+        }
+        if self._clock.monotonic() - self._last_restamp >= self._restamp_every:
+            self._last_restamp = self._clock.monotonic()
+            for kind, store_kind in STORE_KIND.items():
+                keys = [("push", *k[1:]) for k in self._members if k[0] == kind and k[1] in self._live]
+                self._store.restamp(store_kind, keys)
+
+    def _items(self, key: tuple[TopicKind, int, int], now: float) -> dict[str, AgentState] | dict[str, QueueState]:
+        kind, pending = key[0], self._pending
+        ids = [i for i in self._members.get(key, []) if (kind, i) not in pending]
+        if kind == "agents":
+            return {uid: self._agents[uid] for uid in ids if uid in self._agents}
+        return {qid: self._queues[qid].freeze(now) for qid in ids if qid in self._queues}
+
+    async def run(self) -> None:
+        while True:
+            await self._clock.sleep(self._flush_every)
+            self.flush()
+
+    def part_keys(self) -> Iterable[Hashable]:
+        return (("push", *key[1:]) for key in self._members)
+
+
+_EMPTY = QueueDraft()
