@@ -26,8 +26,24 @@ from aiohttp import web
 
 from exporter.clock import Clock, SystemClock
 from exporter.simulator.aggregates import aggregate
-from exporter.simulator.faults import Fault, Faults, drifted, wrong_shape
-from exporter.simulator.model import MEDIA_SETTING_KEY, PRESENCE_NAMES, OrgModel, SimAgent, SimConfig, SimQueue
+from exporter.simulator.faults import REQUEST_KINDS, Fault, Faults, drifted, wrong_shape
+from exporter.simulator.model import (
+    MEDIA_SETTING_KEY,
+    PRESENCE_NAMES,
+    SYSTEM_PRESENCES,
+    OrgModel,
+    SimAgent,
+    SimConfig,
+    SimQueue,
+)
+from exporter.simulator.notifications import (
+    CLIENT_KEY,
+    FAULT_KEY,
+    ROUTE_PERMISSIONS,
+    SOCKET_ROUTE,
+    Notifications,
+    ObservationStyle,
+)
 from exporter.simulator.observations import LongestStyle, observe
 from exporter.simulator.wire import (
     MAX_BODY_BYTES,
@@ -64,6 +80,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @dataclass
 class _Token:
     expires_at: float
+    client_id: str = DEMO_CLIENT_ID  # whose channels the token's notification calls see
     window_start: float = -math.inf
     window_count: int = 0
 
@@ -86,6 +103,15 @@ class SimulatedOrg:
     requests: collections.Counter[tuple[str, int]] = field(default_factory=collections.Counter)
     rate_limited: int = 0  # requests refused by the real per-token limit (injected 429s not counted)
     url: str = ""
+    # Notifications API (see notifications.py); read live, so a test may change them on a running org.
+    heartbeat_seconds: float = 30.0
+    channel_ttl: float = 86400.0
+    closing_delay: float = 60.0  # maintenance: socket_closing, then the close this much later
+    observation_style: ObservationStyle = "changed"
+    notifications: Notifications = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.notifications = Notifications(self)
 
     @property
     def uses_demo_credentials(self) -> bool:
@@ -95,15 +121,17 @@ class SimulatedOrg:
     def demo_secret(self) -> str:
         return DEMO_CLIENT_SECRET
 
-    def revoke_tokens(self) -> None:
-        self.tokens.clear()
+    def revoke_tokens(self, client_id: str | None = None) -> None:
+        """Revoke every token (or one client's); their notification sockets hear so and close."""
+        self.tokens = {v: t for v, t in self.tokens.items() if client_id not in (None, t.client_id)}
+        self.notifications.revoke(None if client_id is None else {client_id})
 
     def api_requests(self, route: str | None = None) -> int:
         """Requests answered on `/api/v2` (all, or one route's), whatever their status."""
         return sum(
             n
             for (name, _), n in self.requests.items()
-            if name not in ("oauth_token", "admin") and route in (None, name)
+            if name not in ("oauth_token", "admin", SOCKET_ROUTE) and route in (None, name)
         )
 
     def create_app(self) -> web.Application:
@@ -115,10 +143,12 @@ class SimulatedOrg:
             ("GET", "/api/v2/routing/queues/{queueId}/members", "queue_members", self._members),
             ("GET", "/api/v2/users", "users", self._users),
             ("POST", "/api/v2/analytics/conversations/aggregates/query", "conversation_aggregates", self._aggregates),
+            *self.notifications.routes(),
         ]
         for method, path, name, handler in routes:
             app.router.add_route(method, path, handler, name=name)
         app.router.add_post("/__admin/scenario", self._scenario, name="admin")
+        app.on_shutdown.append(self.notifications.close)
         return app
 
     # ----- the cross-cutting rules --------------------------------------------------------------
@@ -127,7 +157,8 @@ class SimulatedOrg:
         context_id = str(uuid.uuid4())
         route = request.match_info.route.name or "unknown"
         extra_headers: dict[str, str] = {}
-        fault = self.faults.pick(route, self.clock.monotonic()) if route != "admin" else None
+        fault = self.faults.pick(route, self.clock.monotonic(), REQUEST_KINDS) if route != "admin" else None
+        request[FAULT_KEY] = fault  # the `reject` fault is the subscriptions handler's to apply
         try:
             if fault is not None:
                 await self._fault_before(fault, route)
@@ -157,7 +188,7 @@ class SimulatedOrg:
         elif fault.kind == "revoke":
             self.revoke_tokens()
         elif fault.kind == "forbid":
-            needed = ", ".join(PERMISSIONS.get(route, ("unknown",)))
+            needed = ", ".join(PERMISSIONS.get(route, ROUTE_PERMISSIONS.get(route, ("unknown",))))
             raise ApiError(
                 403,
                 "missing.permissions",
@@ -224,6 +255,7 @@ class SimulatedOrg:
                 headers={"Retry-After": str(reset)},
             )
         token.window_count += 1
+        request[CLIENT_KEY] = token.client_id
         needed = PERMISSIONS.get(route, ())
         if needed and self.permissions is not None and not self.permissions.intersection(needed):
             code = "missing.any.permissions" if len(needed) > 1 else "missing.permissions"
@@ -276,7 +308,7 @@ class SimulatedOrg:
                 {"error": "unsupported_grant_type", "description": "use client_credentials"}, status=400
             )
         value = secrets.token_urlsafe(32)
-        self.tokens[value] = _Token(expires_at=self.clock.monotonic() + self.token_ttl)
+        self.tokens[value] = _Token(expires_at=self.clock.monotonic() + self.token_ttl, client_id=self.client_id)
         return web.json_response({"access_token": value, "token_type": "bearer", "expires_in": int(self.token_ttl)})
 
     async def _queues(self, request: web.Request) -> web.Response:
@@ -420,7 +452,18 @@ class SimulatedOrg:
             model.staff(str(body["agent"]))
             agent = model.agents[str(body["agent"])]
             return web.json_response({"agent": agent.id, "routing_status": agent.routing_status})
-        raise bad_request("action must be unstaff {queue}, wait {queue, media, count} or staff {agent}")
+        if action == "presence" and str(body.get("agent")) in model.agents:
+            presence = str(body.get("presence", "")).upper().replace(" ", "_")
+            if presence not in SYSTEM_PRESENCES:
+                raise bad_request(f"presence must be one of {', '.join(SYSTEM_PRESENCES)}")
+            agent = model.agents[str(body["agent"])]
+            model.set_presence(agent.id, presence)
+            return web.json_response(
+                {"agent": agent.id, "routing_status": agent.routing_status, "presence": agent.presence, "at": model.now}
+            )
+        raise bad_request(
+            "action must be unstaff {queue}, wait {queue, media, count}, staff {agent} or presence {agent, presence}"
+        )
 
 
 def is_loopback(address: str | None) -> bool:

@@ -11,18 +11,62 @@ model's randomness is untouched), optionally only between two clock readings, an
 - `wrong_shape`: a 200 of valid JSON in the wrong shape (nulls, strings for counts, missing keys);
 - `drift`: the real answer plus fields and enum values the exporter has never seen (must be fine);
 - `revoke`: every issued token is revoked first (the request then gets a 401);
-- `forbid`: 403 `missing.permissions` for the route's permission.
+- `forbid`: 403 `missing.permissions` for the route's permission;
+- `reject` (`notification_subscriptions`): the call succeeds but every topic comes back Rejected
+  with the permission it needs in `missingPermissions`, and none is subscribed.
+
+Faults of the Notifications API's sockets are armed for the route `notification_socket` (or `*`)
+and drawn by the notifications room once a tick (0.2 s) for each open socket, so `rate` is a
+share of ticks and `limit` counts sockets hit, not requests:
+
+- `silent`: the socket sends nothing more (heartbeats and pongs included) and never closes;
+- `closing`: a maintenance `v2.system.socket_closing`, then the close `delay` s later (0: the
+  org's `closing_delay`, about a minute);
+- `duplicate`: each event of the tick is sent twice;
+- `reorder`: the tick's events are sent in reverse order;
+- `lag`: the tick's events are held back `delay` s;
+- `evict`: one of the socket's client's channels is evicted, as a 21st channel created elsewhere
+  would (the least recently used, unconnected ones first).
 """
 
 from __future__ import annotations
 
 import math
 import random
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-FaultKind = Literal["status", "slow", "reset", "malformed", "wrong_shape", "drift", "revoke", "forbid"]
-KINDS: tuple[FaultKind, ...] = ("status", "slow", "reset", "malformed", "wrong_shape", "drift", "revoke", "forbid")
+FaultKind = Literal[
+    "status",
+    "slow",
+    "reset",
+    "malformed",
+    "wrong_shape",
+    "drift",
+    "revoke",
+    "forbid",
+    "reject",
+    "silent",
+    "closing",
+    "duplicate",
+    "reorder",
+    "lag",
+    "evict",
+]
+SOCKET_KINDS: tuple[FaultKind, ...] = ("silent", "closing", "duplicate", "reorder", "lag", "evict")
+REQUEST_KINDS: tuple[FaultKind, ...] = (
+    "status",
+    "slow",
+    "reset",
+    "malformed",
+    "wrong_shape",
+    "drift",
+    "revoke",
+    "forbid",
+    "reject",
+)
+KINDS: tuple[FaultKind, ...] = REQUEST_KINDS + SOCKET_KINDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +120,10 @@ class Faults:
         self.armed.clear()
         self._uses.clear()
 
-    def pick(self, route: str, now: float) -> Fault | None:
+    def pick(self, route: str, now: float, kinds: Collection[FaultKind] = KINDS) -> Fault | None:
+        """The fault for this request (or socket tick), among those of the given kinds."""
         for index, fault in enumerate(self.armed):
-            if fault.limit is not None and self._uses.get(index, 0) >= fault.limit:
+            if fault.kind not in kinds or (fault.limit is not None and self._uses.get(index, 0) >= fault.limit):
                 continue
             if fault.matches(route, now) and (fault.rate >= 1 or self._rng.random() < fault.rate):
                 self._uses[index] = self._uses.get(index, 0) + 1

@@ -22,6 +22,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 ROUTING_STATUSES = ("OFF_QUEUE", "IDLE", "INTERACTING", "NOT_RESPONDING", "COMMUNICATING")
 SYSTEM_PRESENCES = ("AVAILABLE", "AWAY", "BUSY", "OFFLINE", "IDLE", "ON_QUEUE", "MEAL", "TRAINING", "MEETING", "BREAK")
@@ -171,10 +172,26 @@ class QueueTruth:
     off_queue: int
 
 
+class ChangeListener(Protocol):
+    """Told of each change as the model makes it (the Notifications API publishes from these).
+
+    Called synchronously from inside the event loop of `advance`: a listener must be quick and must
+    not touch the model's random stream (it never draws), so a seed gives the same org with or
+    without listeners.
+    """
+
+    def agent_changed(self, agent: SimAgent) -> None:
+        """The agent's routing status and/or presence has just changed (read its state now)."""
+
+    def queue_changed(self, queue_id: str) -> None:
+        """An interaction of the queue has just arrived, left, or moved between waiting/alerting/talking."""
+
+
 class OrgModel:
     def __init__(self, config: SimConfig, start: float) -> None:
         self.config = config
         self.now = start
+        self.listeners: list[ChangeListener] = []  # the change feed; empty costs one loop test a change
         self._rng = random.Random(config.seed)
         self._events: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
@@ -319,11 +336,24 @@ class OrgModel:
             self._by_name = sorted(self.agents.values(), key=lambda a: a.name)
         return self._by_name
 
-    def _set_status(self, agent: SimAgent, status: str) -> None:
-        if agent.routing_status != status:
-            agent.routing_status, agent.status_since = status, self.now
-            if status == "IDLE":
-                agent.idle_since = self.now
+    def _set_status(self, agent: SimAgent, status: str, *, tell: bool = True) -> bool:
+        """Change the routing status; `tell=False` when the caller reports the change itself."""
+        if agent.routing_status == status:
+            return False
+        agent.routing_status, agent.status_since = status, self.now
+        if status == "IDLE":
+            agent.idle_since = self.now
+        if tell:
+            self._agent_changed(agent)
+        return True
+
+    def _agent_changed(self, agent: SimAgent) -> None:
+        for listener in self.listeners:
+            listener.agent_changed(agent)
+
+    def _queue_changed(self, queue_id: str) -> None:
+        for listener in self.listeners:
+            listener.queue_changed(queue_id)
 
     # ----- interactions -------------------------------------------------------------------------
     def _arrive(self, queue_id: str, media: str, patience: float | None = None) -> None:
@@ -336,6 +366,7 @@ class OrgModel:
         conv = Conversation(self._uuid(), queue_id, media, self.now, session=self._uuid())
         self.queues[queue_id].waiting[conv.id] = conv
         self._record(conv, "nOffered")
+        self._queue_changed(queue_id)
         if math.isfinite(patience):
             self._schedule(self.now + patience, lambda: self._abandon(conv))
         self._dispatch_queue(self.queues[queue_id])
@@ -345,6 +376,7 @@ class OrgModel:
         if queue.waiting.pop(conv.id, None) is not None:
             self._record(conv, "tAbandon", (self.now - conv.arrived) * 1000)
             self._record(conv, "oServiceLevelMiss")
+            self._queue_changed(conv.queue_id)
 
     def _idle_agent_for(self, queue: SimQueue) -> SimAgent | None:
         best: SimAgent | None = None
@@ -380,6 +412,7 @@ class OrgModel:
         queue.active[conv.id] = conv
         conv.state, conv.agent_id = "alerting", agent.id
         agent.conversation = conv
+        self._queue_changed(queue.id)
         self._set_status(agent, "INTERACTING")
         ring = self._rng.uniform(2, 8)
         if self._rng.random() < self.config.answer_probability:
@@ -394,17 +427,24 @@ class OrgModel:
         queue.waiting[conv.id] = conv
         queue.waiting = dict(sorted(queue.waiting.items(), key=lambda kv: kv[1].arrived))
         agent.conversation = None
+        self._queue_changed(queue.id)
         self._set_status(agent, "NOT_RESPONDING")
         self._schedule(self.now + self._rng.uniform(30, 120), lambda: self._back_on_queue(agent))
         self._dispatch_queue(queue)
 
     def _back_on_queue(self, agent: SimAgent) -> None:
+        if agent.pinned and agent.busy_until_presence and agent.conversation is None:
+            # a scenario moved the agent while an offer was ringing, and the offer went unanswered
+            presence, agent.busy_until_presence = agent.busy_until_presence, None
+            self._take_presence(agent, presence)
+            return
         if agent.routing_status in ("NOT_RESPONDING", "COMMUNICATING") and agent.presence == "ON_QUEUE":
             self._set_status(agent, "IDLE")
             self._dispatch_agent(agent)
 
     def _answer(self, conv: Conversation, agent: SimAgent) -> None:
         conv.state, conv.answered = "interacting", self.now
+        self._queue_changed(conv.queue_id)
         wait = self.now - conv.arrived
         self._record(conv, "tAnswered", wait * 1000)
         self._record(conv, "oServiceLevelHit" if wait <= SERVICE_LEVEL_SECONDS else "oServiceLevelMiss")
@@ -419,6 +459,7 @@ class OrgModel:
         if hold:
             self._record(conv, "tHeld", hold * 1000, agent.id)
         self.queues[conv.queue_id].active.pop(conv.id, None)  # the customer is gone; the agent wraps up
+        self._queue_changed(conv.queue_id)
         acw = self._rng.uniform(0.5, 1.5) * self.config.wrap_up_seconds
         self._schedule(self.now + acw, lambda: self._end_wrap_up(conv, agent, talk + hold + acw, acw))
 
@@ -462,16 +503,22 @@ class OrgModel:
         self._schedule_presence_change(agent)
 
     def _take_presence(self, agent: SimAgent, presence: str) -> None:
+        """Presence and the routing status it brings change together: one change, told once."""
+        moved = agent.presence != presence
         agent.presence, agent.presence_since = presence, self.now
         if presence == "ON_QUEUE":
             communicating = self._rng.random() < 0.05
-            self._set_status(agent, "COMMUNICATING" if communicating else "IDLE")
+            moved |= self._set_status(agent, "COMMUNICATING" if communicating else "IDLE", tell=False)
+            if moved:
+                self._agent_changed(agent)
             if communicating:
                 self._schedule(self.now + self._rng.uniform(60, 300), lambda: self._back_on_queue(agent))
             else:
                 self._dispatch_agent(agent)
         else:
-            self._set_status(agent, "OFF_QUEUE")
+            moved |= self._set_status(agent, "OFF_QUEUE", tell=False)
+            if moved:
+                self._agent_changed(agent)
 
     # ----- scenarios (tests and demos steer the org through these) ------------------------------
     def unstaff(self, queue_id: str) -> list[str]:
@@ -494,6 +541,22 @@ class OrgModel:
         """Interactions that wait without ever abandoning."""
         for _ in range(count):
             self._arrive(queue_id, media, patience=math.inf)
+
+    def set_presence(self, agent_id: str, presence: str) -> None:
+        """The agent takes `presence` now and keeps it (pinned); routing status follows as it would.
+
+        An agent with an interaction changes presence at once but stays INTERACTING until the
+        wrap-up ends, when the routing status the new presence brings follows.
+        """
+        agent = self.agents[agent_id]
+        agent.pinned, agent.busy_until_presence = True, None
+        if agent.conversation is None:
+            self._take_presence(agent, presence)
+            return
+        if agent.presence != presence:
+            agent.presence, agent.presence_since = presence, self.now
+            self._agent_changed(agent)
+        agent.busy_until_presence = presence
 
     def staff(self, agent_id: str) -> None:
         """The agent goes on queue (and stays): they take what waits in their queues."""
