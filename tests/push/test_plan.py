@@ -1,0 +1,100 @@
+"""The topic plan: capacity is a budget, queues first, and a plan moves as little as it can."""
+
+from __future__ import annotations
+
+import itertools
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from exporter.push.plan import TopicPlan, plan_topics, usable_channels
+
+
+def ids(prefix: str, n: int) -> list[str]:
+    return [f"{prefix}{i:05d}" for i in range(n)]
+
+
+def test_queues_first_then_agents_and_the_rest_polled() -> None:
+    plan = plan_topics({"queues": ids("q", 15), "agents": ids("a", 40)}, channels=2, per_channel=20)
+    assert plan.pushed("queues") == frozenset(ids("q", 15))
+    assert len(plan.pushed("agents")) == 25
+    assert plan.polled["agents"] == frozenset(ids("a", 40)) - plan.pushed("agents")
+    assert plan.polled["queues"] == frozenset()
+    assert [len(slot) for slot in plan.channels] == [20, 20]
+
+
+def test_one_channel_of_the_twenty_is_kept_spare_for_handovers() -> None:
+    assert usable_channels(20) == 19
+    assert usable_channels(50) == 19
+    assert usable_channels(2) == 1
+
+
+def test_a_new_agent_changes_one_channel_not_all() -> None:
+    agents = ids("a", 95)
+    before = plan_topics({"queues": ids("q", 5), "agents": agents}, channels=5, per_channel=25)
+    after = plan_topics(
+        {"queues": ids("q", 5), "agents": ["a00000x", *agents]}, channels=5, per_channel=25, previous=before
+    )
+    changed = [i for i, (a, b) in enumerate(itertools.zip_longest(before.channels, after.channels)) if a != b]
+    assert len(changed) == 1
+    assert ("agents", "a00000x") in after.channels[changed[0]]
+
+
+def test_a_new_queue_displaces_an_agent_when_full() -> None:
+    before = plan_topics({"queues": ids("q", 2), "agents": ids("a", 8)}, channels=1, per_channel=10)
+    after = plan_topics({"queues": ids("q", 3), "agents": ids("a", 8)}, channels=1, per_channel=10, previous=before)
+    assert after.pushed("queues") == frozenset(ids("q", 3))
+    assert len(after.pushed("agents")) == 7
+    assert len(after.polled["agents"]) == 1
+
+
+def test_rejected_items_are_never_planned_and_stay_polled() -> None:
+    plan = plan_topics(
+        {"queues": ids("q", 3), "agents": ids("a", 3)},
+        channels=1,
+        per_channel=10,
+        excluded={"queues": {"q00001"}},
+    )
+    assert "q00001" not in plan.pushed("queues")
+    assert "q00001" in plan.polled["queues"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    queues=st.integers(0, 60),
+    agents=st.integers(0, 200),
+    channels=st.integers(1, 6),
+    per_channel=st.integers(1, 40),
+    removed=st.sets(st.integers(0, 199), max_size=30),
+    added=st.integers(0, 30),
+)
+def test_every_item_pushed_or_polled_once_and_no_channel_over_its_limit(
+    queues: int, agents: int, channels: int, per_channel: int, removed: set[int], added: int
+) -> None:
+    scope = {"queues": ids("q", queues), "agents": ids("a", agents)}
+    first = plan_topics(scope, channels=channels, per_channel=per_channel)
+    second_agents = [a for i, a in enumerate(scope["agents"]) if i not in removed] + ids("n", added)
+    second = plan_topics(
+        {"queues": scope["queues"], "agents": second_agents}, channels=channels, per_channel=per_channel, previous=first
+    )
+    for plan, agent_ids in ((first, scope["agents"]), (second, second_agents)):
+        assert len(plan.channels) <= channels
+        assert all(len(slot) <= per_channel for slot in plan.channels)
+        items = [item for slot in plan.channels for item in slot]
+        assert len(items) == len(set(items))
+        for kind, every in (("queues", scope["queues"]), ("agents", agent_ids)):
+            assert plan.pushed(kind) | plan.polled[kind] == frozenset(every)
+            assert not plan.pushed(kind) & plan.polled[kind]
+        # Queues first: an agent is pushed only when every queue is.
+        if plan.pushed("agents"):
+            assert plan.pushed("queues") == frozenset(scope["queues"])
+    # Stability: an agent pushed in both plans stays on its channel.
+    where = {item: i for i, slot in enumerate(first.channels) for item in slot}
+    for i, slot in enumerate(second.channels):
+        for item in slot:
+            if item in where and item[0] == "queues":
+                assert where[item] == i
+
+
+def test_empty_scope_plans_nothing() -> None:
+    assert plan_topics({}, channels=3) == TopicPlan(channels=(), polled={"queues": frozenset(), "agents": frozenset()})
