@@ -153,6 +153,13 @@ class Settings(BaseSettings):
     agent_interval: Duration = _setting("GENESYS_AGENT_INTERVAL", 15.0, "agent routing status/presence cadence")
     performance_interval: Duration = _setting("GENESYS_PERFORMANCE_INTERVAL", 60.0, "today's aggregates cadence")
     directory_interval: Duration = _setting("GENESYS_DIRECTORY_INTERVAL", 600.0, "queue and agent list refresh cadence")
+    push: Literal["auto", "off"] = _setting(
+        "GENESYS_PUSH", "auto", "auto: push through notification channels where permitted, poll the rest; off: poll"
+    )
+    push_channels: int = _setting("GENESYS_PUSH_CHANNELS", 20, "notification channels the OAuth client may hold")
+    push_sweep_interval: Duration = _setting(
+        "GENESYS_PUSH_SWEEP_INTERVAL", 600.0, "cadence of the slow poll of every pushed item that repairs a lost event"
+    )
     rate_limit_per_minute: float = _setting("GENESYS_RATE_LIMIT", 300.0, "requests/minute the OAuth client may use")
     rate_headroom: float = _setting("GENESYS_RATE_HEADROOM", 0.10, "fraction of the rate limit left unused")
     concurrency: int = _setting("GENESYS_CONCURRENCY", 8, "requests in flight at most")
@@ -174,7 +181,7 @@ class Settings(BaseSettings):
             return value
         return resolve_region(str(value)) if value else None
 
-    @field_validator("log_format", "log_level", "agent_scope", mode="before")
+    @field_validator("log_format", "log_level", "agent_scope", "push", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
@@ -226,6 +233,13 @@ class Settings(BaseSettings):
     def _concurrency(cls, value: int) -> int:
         if not 1 <= value <= 64:
             raise ValueError("must be from 1 to 64")
+        return value
+
+    @field_validator("push_channels")
+    @classmethod
+    def _push_channels(cls, value: int) -> int:
+        if not 2 <= value <= 20:
+            raise ValueError("must be from 2 to 20 (one channel is kept spare for replacing a closing one)")
         return value
 
     @field_validator("client_id")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -253,11 +253,15 @@ class ChannelSocket:
         self.last_heard = clock.monotonic()
         self.ended: Ended | None = None
 
-    async def messages(self) -> AsyncIterator[Message]:
-        """Every event envelope and closing notice, in arrival order, until the socket ends (`ended` says why)."""
+    async def messages(self, on_open: Callable[[], None] = lambda: None) -> AsyncIterator[Message]:
+        """Every event envelope and closing notice, in arrival order, until the socket ends (`ended` says why).
+
+        `on_open` is called once the socket is connected, before the first message is read.
+        """
         try:
             async with self._client.websocket(self._channel.connect_uri) as ws:
                 self.last_heard = self._clock.monotonic()
+                on_open()
                 watchdog = asyncio.create_task(self._watch(ws), name="channel-watchdog")
                 try:
                     async for frame in ws:

@@ -80,12 +80,22 @@ def parse_agent_states(page: UserListing) -> dict[str, AgentState]:
     return {user.id: agent_state(user.routing_status, user.presence) for user in page.entities}
 
 
-async def discover_members(client: GenesysClient, queue_ids: Iterable[str]) -> dict[str, Agent]:
-    """Members of every queue, queues fetched concurrently (each page through the shared budget)."""
+async def discover_members(
+    client: GenesysClient,
+    queue_ids: Iterable[str],
+    found: Callable[[Mapping[str, Agent]], None] = lambda _: None,
+) -> dict[str, Agent]:
+    """Members of every queue, queues fetched concurrently (each page through the shared budget).
+
+    Each queue's members are handed to `found` as soon as they are listed: at 2,000 queues the
+    whole directory takes minutes, and the first agents' states need not wait for the last queue.
+    """
 
     async def members(queue_id: str) -> list[MemberListing]:
         pages = client.pages_by_next_uri(QUEUE_MEMBERS, page_size=100, queueId=queue_id)
-        return [client.validate(QUEUE_MEMBERS, page, MemberListing) async for page in pages]
+        listed = [client.validate(QUEUE_MEMBERS, page, MemberListing) async for page in pages]
+        found(parse_member_pages(listed))
+        return listed
 
     pages = await asyncio.gather(*(members(q) for q in sorted(queue_ids)))
     return parse_member_pages(page for queue_pages in pages for page in queue_pages)

@@ -1,0 +1,109 @@
+"""Push as a source of the store, next to the pollers: what the exporter wires in when push is on.
+
+It owns the pushed data and the channel pool, and gives them the three polls push needs, all on
+the pollers' own request code and through the one budget: the reconciliation poll of a slot's items
+after a gap (into the pushed data, merged newest-first), the fallback poll when a channel dies
+(into the store, as the pollers' own data: those items are the pollers' again), and the slow
+sweep of every pushed item (a scheduler job, planned like any other), which repairs an event the
+service never delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection, Sequence
+
+import structlog
+
+from exporter.clock import Clock
+from exporter.genesys.client import GenesysClient
+from exporter.genesys.notifications import TopicKind
+from exporter.pollers.agents import poll_agent_states
+from exporter.pollers.queues import poll_queues
+from exporter.push.plan import usable_channels
+from exporter.push.pool import ChannelPool, PushTelemetry
+from exporter.push.state import PushedData
+from exporter.snapshot import Store
+
+log = structlog.get_logger(__name__)
+
+
+class PushSource:
+    def __init__(
+        self,
+        client: GenesysClient,
+        clock: Clock,
+        store: Store,
+        *,
+        channels_per_client: int = 20,
+        ping_after: float = 20.0,
+        dead_after: float = 60.0,
+        flush_every: float = 0.5,
+    ) -> None:
+        self._client = client
+        self._clock = clock
+        self._store = store
+        self.data = PushedData(store, clock, flush_every=flush_every)
+        self.pool = ChannelPool(
+            client,
+            clock,
+            store,
+            self.data,
+            self.reconcile,
+            self.fallback,
+            channels=usable_channels(channels_per_client),
+            ping_after=ping_after,
+            dead_after=dead_after,
+        )
+        self._fallbacks = 0
+        self._tasks: set[asyncio.Task[None]] = set()  # fallback polls in flight, cancelled with `run`
+
+    async def run(self) -> None:
+        try:
+            await self.pool.run()
+        finally:
+            for task in self._tasks:
+                task.cancel()
+
+    def polled(self, kind: TopicKind, ids: Collection[str]) -> list[str]:
+        """The items the pollers must poll: those no live channel keeps current."""
+        owned = self.data.owned(kind)
+        return [item for item in ids if item not in owned] if owned else list(ids)
+
+    def telemetry(self) -> PushTelemetry:
+        return self.pool.telemetry()
+
+    async def reconcile(self, kind: TopicKind, ids: Sequence[str]) -> None:
+        """Poll items into the pushed data (after a gap, or the sweep): newer reports win field by field."""
+        if kind == "agents":
+            await poll_agent_states(self._client, ids, lambda _, states: self.data.agents_polled(states))
+        else:
+            await poll_queues(self._client, ids, self._clock, lambda _, states: self.data.queues_polled(states))
+
+    def fallback(self, kind: TopicKind, ids: Sequence[str]) -> None:
+        """A channel died: poll its items now, as the pollers' data, instead of waiting for their next cycle."""
+        self._fallbacks += 1
+        task = asyncio.create_task(self._fallback(kind, list(ids)), name=f"push-fallback-{kind}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _fallback(self, kind: TopicKind, ids: list[str]) -> None:
+        key = ("fallback", self._fallbacks)
+        try:
+            if kind == "agents":
+                await poll_agent_states(
+                    self._client, ids, lambda i, states: self._store.put("agent_states", (*key, i), states)
+                )
+            else:
+                await poll_queues(
+                    self._client, ids, self._clock, lambda i, states: self._store.put("queue_states", (*key, i), states)
+                )
+        except Exception as error:  # the pollers' next cycle has them anyway
+            log.warning("fallback poll failed", kind=kind, items=len(ids), error=str(error))
+
+    async def sweep(self) -> None:
+        """Poll every pushed item once (a scheduler job): what an undelivered event left wrong is repaired."""
+        for kind in ("queues", "agents"):
+            owned = sorted(self.data.owned(kind))
+            if owned:
+                await self.reconcile(kind, owned)
