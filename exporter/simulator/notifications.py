@@ -553,9 +553,9 @@ class Notifications:
         for sock, frames in events.items():
             self._deliver(sock, frames, mono)
         for sock in list(self.sockets):
-            if sock.close_at is not None and sock.close_at <= mono:
+            if sock.close_at is not None and sock.close_at <= mono + 1e-6:
                 self._close(sock, None, WSCloseCode.GOING_AWAY)
-            elif sock.channel is not None and mono >= sock.next_heartbeat:
+            elif sock.channel is not None and mono >= sock.next_heartbeat - 1e-6:  # float ticks
                 sock.push(envelope("channel.metadata", HEARTBEAT), mono)
                 sock.next_heartbeat = max(sock.next_heartbeat + org.heartbeat_seconds, mono)
             sock.flush(mono)

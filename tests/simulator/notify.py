@@ -1,0 +1,128 @@
+"""Test helpers for the simulated Notifications API: a REST client, a socket reader, fake-time waits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from exporter.clock import FakeClock
+from exporter.simulator.api import SimulatedOrg
+from tests.conftest import basic_auth
+
+CHANNELS = "/api/v2/notifications/channels"
+
+
+def queue_topic(queue_id: str) -> str:
+    return f"v2.analytics.queues.{queue_id}.observations"
+
+
+def user_topic(agent_id: str) -> str:
+    return f"v2.users.{agent_id}.activity"
+
+
+class Client:
+    """One OAuth client's REST calls to the simulated org."""
+
+    def __init__(self, org: SimulatedOrg, http: aiohttp.ClientSession) -> None:
+        self.org, self.http, self.token = org, http, ""
+
+    async def login(self) -> None:
+        auth = basic_auth(self.org.client_id, self.org.client_secret)
+        async with self.http.post(
+            f"{self.org.url}/oauth/token", data={"grant_type": "client_credentials"}, headers=auth
+        ) as r:
+            self.token = (await r.json())["access_token"]
+
+    async def call(self, method: str, path: str, **kw: Any) -> tuple[int, Any, Any]:
+        headers = {"Authorization": f"Bearer {self.token}", **kw.pop("headers", {})}
+        async with self.http.request(method, self.org.url + path, headers=headers, **kw) as r:
+            text = await r.text()
+            return r.status, json.loads(text) if text else None, r.headers
+
+    async def channel(self) -> dict[str, Any]:
+        status, body, _ = await self.call("POST", CHANNELS)
+        assert status == 200, body
+        return dict(body)
+
+    async def subscribe(
+        self, channel_id: str, topics: list[str], *, method: str = "PUT", ignore: bool = False
+    ) -> tuple[int, Any]:
+        params = {"ignoreErrors": "true"} if ignore else {}
+        status, body, _ = await self.call(
+            method, f"{CHANNELS}/{channel_id}/subscriptions", json=[{"id": t} for t in topics], params=params
+        )
+        return status, body
+
+    async def head(self, channel_id: str) -> int:
+        return (await self.call("HEAD", f"{CHANNELS}/{channel_id}"))[0]
+
+    async def scenario(self, **body: Any) -> Any:
+        async with self.http.post(f"{self.org.url}/__admin/scenario", json=body) as r:
+            assert r.status == 200, await r.text()
+            return await r.json()
+
+
+class Stream:
+    """A socket read in the background: every message kept, and the close code once closed."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.messages: list[dict[str, Any]] = []
+        self.raw: list[str] = []
+        self.close_code: int | None = None
+        self.closed = asyncio.Event()
+        self._task = asyncio.create_task(self._read())
+
+    @classmethod
+    async def open(cls, http: aiohttp.ClientSession, uri: str) -> Stream:
+        return cls(await http.ws_connect(uri, autoping=False))
+
+    async def _read(self) -> None:
+        async for message in self.ws:
+            if message.type is aiohttp.WSMsgType.TEXT:
+                self.raw.append(message.data)
+                self.messages.append(json.loads(message.data))
+        self.close_code = self.ws.close_code
+        self.closed.set()
+
+    def topic(self, name: str) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m["topicName"] == name]
+
+    def bodies(self, name: str) -> list[dict[str, Any]]:
+        return [m["eventBody"] for m in self.topic(name)]
+
+    async def ping(self) -> None:
+        await self.ws.send_str(json.dumps({"message": "ping"}))
+
+    async def close(self) -> None:
+        await self.ws.close()
+        await self._task
+
+
+async def settle(seconds: float = 0.05) -> None:
+    """Real time for frames already written to cross the loopback."""
+    await asyncio.sleep(seconds)
+
+
+async def until(clock: FakeClock, condition: Callable[[], bool], *, within: float = 30.0, step: float = 0.2) -> float:
+    """Advance fake time in ticks until `condition` holds; the fake seconds it took."""
+    start, deadline = clock.monotonic(), time.monotonic() + 10
+    while not condition():
+        assert clock.monotonic() - start < within, "not within the fake time allowed"
+        assert time.monotonic() < deadline, "not within 10 s of real time"
+        await clock.advance(step)
+        await settle(0.005)
+    return clock.monotonic() - start
+
+
+async def run_for(clock: FakeClock, seconds: float, step: float = 0.2) -> None:
+    """Advance fake time tick by tick, letting frames arrive as it goes."""
+    for _ in range(round(seconds / step)):
+        await clock.advance(step)
+        await settle(0.005)
+    await settle()
