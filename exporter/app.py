@@ -19,7 +19,8 @@ from exporter.clock import Clock, SystemClock
 from exporter.config import Settings
 from exporter.genesys.budget import RateBudget
 from exporter.genesys.client import GenesysClient
-from exporter.metrics import MetricsPage, Telemetry
+from exporter.metrics import Telemetry
+from exporter.page import MetricsPage
 from exporter.pollers.agents import discover_members, poll_agent_states, poll_users_with_state
 from exporter.pollers.directory import QueueScope, discover_queues
 from exporter.pollers.performance import day_window, iso_interval, poll_performance

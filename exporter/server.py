@@ -13,7 +13,7 @@ import time
 from aiohttp import web
 
 from exporter import __version__
-from exporter.metrics import MetricsPage
+from exporter.page import MetricsPage
 from exporter.snapshot import Store, merged
 from exporter.webconfig import BasicAuth
 

@@ -37,7 +37,8 @@ from exporter.app import Exporter
 from exporter.config import Settings
 from exporter.genesys.endpoints import QUEUE_OBSERVATIONS
 from exporter.genesys.queries import queue_observation_query
-from exporter.metrics import Telemetry, build_page
+from exporter.metrics import Telemetry
+from exporter.page import build_page
 from exporter.process import tune_gc
 from exporter.simulator.api import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from exporter.snapshot import Snapshot

@@ -7,7 +7,8 @@ import gzip
 import time
 
 from exporter.clock import FakeClock
-from exporter.metrics import MetricsPage, PageBuilder, Telemetry, render
+from exporter.metrics import Telemetry, render
+from exporter.page import MetricsPage, PageBuilder
 from exporter.snapshot import Agent, AgentState, Queue, QueueState, Store
 
 

@@ -10,7 +10,8 @@ from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
 from exporter import server
 from exporter.clock import FakeClock
-from exporter.metrics import MetricsPage, Telemetry
+from exporter.metrics import Telemetry
+from exporter.page import MetricsPage
 from exporter.server import create_app, wants_gzip
 from exporter.snapshot import PollerStatus, Queue, Store
 
