@@ -3,7 +3,8 @@
 It behaves like the real service where the exporter can tell: OAuth client credentials with
 expiring tokens, a per-token rate limit with the `inin-ratelimit-*` headers and the normalized 429,
 ErrorBody errors whose `contextId` is the `inin-correlation-id`, permissions per client, the three
-paging styles, and bodies checked as strictly as the brief says the real API checks them.
+paging styles, and bodies checked as strictly as the brief says the real API checks them. The
+Notifications API (channels, subscriptions, the WebSocket) is its own room, `notifications.py`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from aiohttp import web
 
 from exporter.clock import Clock, SystemClock
 from exporter.simulator.aggregates import aggregate
-from exporter.simulator.faults import REQUEST_KINDS, Fault, Faults, drifted, wrong_shape
+from exporter.simulator.faults import REQUEST_KINDS, SOCKET_ROUTE, Fault, Faults, drifted, wrong_shape
 from exporter.simulator.model import (
     MEDIA_SETTING_KEY,
     PRESENCE_NAMES,
@@ -40,7 +41,6 @@ from exporter.simulator.notifications import (
     CLIENT_KEY,
     FAULT_KEY,
     ROUTE_PERMISSIONS,
-    SOCKET_ROUTE,
     Notifications,
     ObservationStyle,
 )

@@ -17,7 +17,8 @@ model's randomness is untouched), optionally only between two clock readings, an
 
 Faults of the Notifications API's sockets are armed for the route `notification_socket` (or `*`)
 and drawn by the notifications room once a tick (0.2 s) for each open socket, so `rate` is a
-share of ticks and `limit` counts sockets hit, not requests:
+share of ticks and `limit` counts draws, not requests. (Request faults such as `status` reach the
+socket's handshake only when armed for `notification_socket` by name.)
 
 - `silent`: the socket sends nothing more (heartbeats and pongs included) and never closes;
 - `closing`: a maintenance `v2.system.socket_closing`, then the close `delay` s later (0: the
@@ -54,6 +55,7 @@ FaultKind = Literal[
     "lag",
     "evict",
 ]
+SOCKET_ROUTE = "notification_socket"
 SOCKET_KINDS: tuple[FaultKind, ...] = ("silent", "closing", "duplicate", "reorder", "lag", "evict")
 REQUEST_KINDS: tuple[FaultKind, ...] = (
     "status",
@@ -82,9 +84,9 @@ class Fault:
     limit: int | None = None  # fire at most this many times
 
     def matches(self, route: str, now: float) -> bool:
-        return (self.route in ("*", route) if route != "oauth_token" else self.route == route) and (
-            self.start <= now < self.end
-        )
+        """`*` is every API route and every socket, but neither the token endpoint nor a socket's handshake."""
+        named_only = route == "oauth_token" or (route == SOCKET_ROUTE and self.kind not in SOCKET_KINDS)
+        return (self.route == route if named_only else self.route in ("*", route)) and self.start <= now < self.end
 
 
 def parse_fault(spec: str) -> Fault:

@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
 
 from exporter.clock import Clock
-from exporter.simulator.faults import Fault, Faults
+from exporter.simulator.faults import SOCKET_ROUTE, Fault, Faults
 from exporter.simulator.model import PRESENCE_NAMES, OrgModel, SimAgent
 from exporter.simulator.observations import LongestStyle, observe
 from exporter.simulator.wire import MAX_BODY_BYTES, MAX_PREDICATES, ApiError, bad_request, iso
@@ -50,7 +50,6 @@ from exporter.simulator.wire import MAX_BODY_BYTES, MAX_PREDICATES, ApiError, ba
 log = logging.getLogger(__name__)
 
 ObservationStyle = Literal["changed", "full"]
-SOCKET_ROUTE = "notification_socket"
 MAX_CHANNELS = 20
 MAX_TOPICS = 1000
 TICK_SECONDS = 0.2
@@ -195,6 +194,11 @@ class Notifications:
         self._queues_since = org.model.now  # joined queues never change in the model: since its start
         org.model.listeners.append(self)
 
+    @property
+    def unpublished(self) -> bool:
+        """Some subscribed queue changed since its last publication (a test waits for this to clear)."""
+        return bool(self._dirty)
+
     # ----- the model's change feed ------------------------------------------------------------
     def agent_changed(self, agent: SimAgent) -> None:
         channels = self._agent_subs.get(agent.id)
@@ -234,8 +238,8 @@ class Notifications:
     def create_channel(self, client_id: str, host: str = "") -> Channel:
         """A new channel for the client; its 21st evicts one (least recently used, unconnected first)."""
         self.expire()
-        while len(self.channels_of(client_id)) >= self.max_channels:
-            self.evict_one(client_id)
+        while len(self.channels_of(client_id)) >= self.max_channels and self.evict_one(client_id) is not None:
+            pass
         clock = self.org.clock
         channel = Channel(
             id=f"streaming-0-{secrets.token_hex(13)}",
@@ -320,15 +324,16 @@ class Notifications:
             target = topic_target(self.org.model, topic)
             if target is None:
                 continue
-            index = self._queue_subs if target[0] == "queue" else self._agent_subs
+            kind, target_id = target
+            index = self._queue_subs if kind == "queue" else self._agent_subs
             if add:
-                index.setdefault(target[1], set()).add(channel)
-            elif (subs := index.get(target[1])) is not None:
+                index.setdefault(target_id, set()).add(channel)
+                continue
+            if (subs := index.get(target_id)) is not None:
                 subs.discard(channel)
                 if not subs:
-                    del index[target[1]]
-            if target[0] == "queue" and not add:
-                channel.sent.pop(target[1], None)
+                    del index[target_id]
+            channel.sent.pop(target_id, None)  # re-subscribed later, its first event is in full again
 
     def _set_topics(self, channel: Channel, topics: dict[str, None]) -> None:
         self._index(channel, [t for t in channel.topics if t not in topics], add=False)

@@ -18,8 +18,7 @@ import pytest
 
 from exporter.clock import FakeClock
 from exporter.simulator.api import SimulatedOrg, serve_simulator
-from exporter.simulator.faults import Fault
-from exporter.simulator.notifications import SOCKET_ROUTE
+from exporter.simulator.faults import SOCKET_ROUTE, Fault
 from exporter.simulator.wire import OBSERVATION_METRICS
 from tests.contract.oracle import allowed_values, problems
 from tests.simulator.notify import CHANNELS, Client, Stream, queue_topic, run_for, until, user_topic

@@ -13,9 +13,8 @@ import pytest
 
 from exporter.clock import FakeClock
 from exporter.simulator.api import SimulatedOrg, serve_simulator
-from exporter.simulator.faults import SOCKET_KINDS, Fault, parse_fault
+from exporter.simulator.faults import SOCKET_KINDS, SOCKET_ROUTE, Fault, parse_fault
 from exporter.simulator.model import SimAgent
-from exporter.simulator.notifications import SOCKET_ROUTE
 from exporter.simulator.wire import iso, parse_iso
 from tests.simulator.notify import CHANNELS, Client, Stream, queue_topic, run_for, settle, until, user_topic
 
@@ -523,13 +522,19 @@ async def test_a_socket_fault_leaves_rest_calls_alone_and_a_rest_fault_leaves_so
     org, client = sim
     org.heartbeat_seconds = 1
     org.faults.arm(Fault("duplicate"))  # route "*": sockets only, as it is a socket kind
-    org.faults.arm(Fault("status", route="routing_queues", status=503))
-    _, stream = await connected(client, [])
-    assert (await client.call("GET", CHANNELS))[0] == 200
-    await until(clock, lambda: len(stream.messages) == 1)  # heartbeats are not events: never doubled
+    channel, stream = await connected(client, [])
+    org.faults.arm(Fault("status", status=503))  # every API route, but not the socket's handshake
+    assert (await client.call("GET", CHANNELS))[0] == 503
+    again = await Stream.open(client.http, channel["connectUri"])
+    await eventually(stream.closed.is_set)  # the second socket took over
+    await until(clock, lambda: len(again.messages) == 1)  # heartbeats are not events: never doubled
     await run_for(clock, 0.6)
-    assert len(stream.messages) == 1
-    await stream.close()
+    assert len(again.messages) == 1
+    org.faults.arm(Fault("status", route=SOCKET_ROUTE, status=503, limit=1))
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await client.http.ws_connect(channel["connectUri"])
+    assert refused.value.status == 503
+    await again.close()
 
 
 async def test_scenario_presence_of_a_busy_agent_changes_presence_now_and_status_after_wrap_up(sim, clock):
