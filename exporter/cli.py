@@ -88,6 +88,7 @@ def _simulation_args(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--agents", type=int, default=200, help="agents in the simulated org")
     sub.add_argument("--seed", type=int, default=1, help="random seed: same seed, same org")
     sub.add_argument("--rate-limit", type=int, default=300, help="requests per minute per token")
+    sub.add_argument("--heartbeat", type=float, default=30.0, help="seconds between notification socket heartbeats")
     sub.add_argument(
         "--fault",
         action="append",
@@ -220,6 +221,7 @@ async def _simulate(args: argparse.Namespace, listen: ListenAddress) -> int:
         agents=args.agents,
         seed=args.seed,
         rate_limit=args.rate_limit,
+        heartbeat_seconds=args.heartbeat,
         client_id=os.environ.get("GENESYS_CLIENT_ID"),
         client_secret=os.environ.get("GENESYS_CLIENT_SECRET"),
     ) as sim:
@@ -249,6 +251,7 @@ async def _demo(args: argparse.Namespace, listen: ListenAddress, fmt: str, level
         agents=args.agents,
         seed=args.seed,
         rate_limit=args.rate_limit,
+        heartbeat_seconds=args.heartbeat,
     ) as sim:
         sim.faults.arm(*_faults(args))
         settings = load_settings(
