@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from types import TracebackType
 from zoneinfo import ZoneInfo
 
@@ -19,18 +19,22 @@ from exporter.clock import Clock, SystemClock
 from exporter.config import Settings
 from exporter.genesys.budget import RateBudget
 from exporter.genesys.client import GenesysClient
+from exporter.genesys.notifications import TopicKind
 from exporter.metrics import Telemetry
 from exporter.page import MetricsPage
 from exporter.pollers.agents import discover_members, poll_agent_states, poll_users_with_state
 from exporter.pollers.directory import QueueScope, discover_queues
 from exporter.pollers.performance import day_window, iso_interval, poll_performance
 from exporter.pollers.queues import poll_queues
+from exporter.push.source import PushSource
 from exporter.scheduler import Job, Scheduler
 from exporter.server import create_app
 from exporter.snapshot import Agent, AgentState, Store
 from exporter.webconfig import BasicAuth, WebConfig, load_web_config
 
 log = structlog.get_logger(__name__)
+
+FIRST_AGENTS_WITHIN_SECONDS = 10.0  # the first agent states are polled by then, whatever the directory's progress
 
 
 def client_from_settings(settings: Settings, clock: Clock, *, max_retries: int = 3) -> GenesysClient:
@@ -60,6 +64,11 @@ class Exporter:
         self.store = Store(self.clock)
         self.client = client_from_settings(settings, self.clock)
         self.budget = self.client.budget
+        self.push = (
+            PushSource(self.client, self.clock, self.store, channels_per_client=settings.push_channels)
+            if settings.push == "auto"
+            else None
+        )
         scope = QueueScope(settings.queue_ids, settings.queue_name, settings.division_ids)
         self.scheduler = Scheduler(self.store, self.clock, self._jobs(scope), self.budget, jitter=settings.jitter)
         self.page = MetricsPage(self.store, self.telemetry, debounce=render_debounce)
@@ -76,13 +85,27 @@ class Exporter:
             Job("directory", settings.directory_interval, lambda: self._refresh_queues(scope), priority=3),
             Job("queues", settings.queue_interval, self._poll_queues, "directory", 0, ("queue_states",)),
         ]
-        if settings.agent_scope == "users":  # the user listing carries the state: one job does both
+        if settings.agent_scope == "users" and self.push is None:  # the listing carries the state: one job does both
             agent_jobs = [Job("agents", settings.agent_interval, self._poll_users, "directory", 2, ("agent_states",))]
         else:
+            # Agents are polled by id, with push on only those no live channel keeps current. The
+            # first cycle waits for the directory, but not for long: a 50,000-agent directory takes
+            # minutes, and the agents it has found by then are polled meanwhile.
+            listing = self._poll_users if settings.agent_scope == "users" else self._refresh_members
             agent_jobs = [
-                Job("agent_directory", settings.directory_interval, self._refresh_members, "directory", 4),
-                Job("agents", settings.agent_interval, self._poll_agents, "agent_directory", 2, ("agent_states",)),
+                Job("agent_directory", settings.directory_interval, listing, "directory", 4),
+                Job(
+                    "agents",
+                    settings.agent_interval,
+                    self._poll_agents,
+                    "agent_directory",
+                    2,
+                    ("agent_states",),
+                    wait_at_most=FIRST_AGENTS_WITHIN_SECONDS,
+                ),
             ]
+        if self.push is not None:
+            agent_jobs.append(Job("push_sweep", settings.push_sweep_interval, self.push.sweep, "directory", 3))
         performance = Job(
             "performance",
             settings.performance_interval,
@@ -97,6 +120,7 @@ class Exporter:
 
     def telemetry(self) -> Telemetry:
         return Telemetry(
+            push=self.push.telemetry() if self.push is not None else None,
             requests=dict(self.client.stats.requests),
             rate_limit_remaining=self.budget.remaining,
             rate_limited_total=self.budget.rate_limited_total,
@@ -114,20 +138,24 @@ class Exporter:
         self.store.set_queues(queues)
 
     async def _refresh_members(self) -> None:
-        """The agents in scope: members of the queues in scope (a request per queue)."""
-        self.store.set_agents(await discover_members(self.client, self.store.snapshot.queues))
+        """The agents in scope: members of the queues in scope (a request per queue), published as found."""
+        self.store.set_agents(await discover_members(self.client, self.store.snapshot.queues, self.store.add_agents))
 
     async def _poll_users(self) -> None:
         """Users scope: every active user and their state, page by page, from one listing."""
 
         def publish(index: int, agents: Mapping[str, Agent], states: Mapping[str, AgentState]) -> None:
             self.store.add_agents(agents)
-            self.store.put("agent_states", index, states)
+            polled = self._polled("agents", states)  # a pushed agent's state is push's to tell
+            self.store.put("agent_states", ("listing", index), {uid: states[uid] for uid in polled})
 
         self.store.set_agents(await poll_users_with_state(self.client, publish))
 
+    def _polled(self, kind: TopicKind, ids: Collection[str]) -> list[str]:
+        return self.push.polled(kind, ids) if self.push is not None else list(ids)
+
     async def _poll_agents(self) -> None:
-        agent_ids = list(self.store.snapshot.agents)
+        agent_ids = self._polled("agents", self.store.snapshot.agents)
         if agent_ids:
             await poll_agent_states(
                 self.client, agent_ids, lambda key, states: self.store.put("agent_states", key, states)
@@ -145,7 +173,7 @@ class Exporter:
         self.store.put("queue_tallies", 0, queues)
 
     async def _poll_queues(self) -> None:
-        queue_ids = list(self.store.snapshot.queues)
+        queue_ids = self._polled("queues", self.store.snapshot.queues)
         if queue_ids:
             await poll_queues(
                 self.client,
@@ -159,6 +187,8 @@ class Exporter:
             asyncio.create_task(self.scheduler.run(), name="scheduler"),
             asyncio.create_task(self.page.run(), name="metrics-page"),
         ]
+        if self.push is not None:
+            self._tasks.append(asyncio.create_task(self.push.run(), name="push"))
         self._runner = web.AppRunner(
             create_app(self.page, self.store, BasicAuth(self.web.users) if self.web.users else None),
             access_log=None,

@@ -15,6 +15,8 @@ from typing import Literal
 
 from exporter import __version__
 from exporter.exposition import escape, family, family_header, labels, value_text
+from exporter.push.metrics import render_push
+from exporter.push.pool import PushTelemetry
 from exporter.snapshot import Agent, AgentState, Part, Queue, QueueState, Snapshot, Tally, merged
 
 ROUTING_STATUSES = ("idle", "interacting", "communicating", "not_responding", "off_queue")
@@ -29,6 +31,7 @@ class Telemetry:
     rate_limited_total: int = 0
     budget_per_minute: int | None = None
     parse_errors: Mapping[str, int] = field(default_factory=dict)  # endpoint -> responses of the wrong shape
+    push: PushTelemetry | None = None  # None when push is off
 
 
 Families = tuple[str, ...]  # exposition text in family order (one family may come in several pieces)
@@ -338,6 +341,7 @@ def render_self(snapshot: Snapshot, telemetry: Telemetry) -> Families:
             "Requests left in the current rate-limit window (inin-ratelimit-* headers, else our count).",
             [] if remaining is None else [("", remaining)],
         ),
+        *(render_push(telemetry.push) if telemetry.push is not None else ()),
         family(
             "genesys_exporter_build_info",
             "gauge",

@@ -38,6 +38,7 @@ class Job:
     after: str | None = None  # name of a job whose first success this one waits for
     priority: int = 1  # 0 first; the planner stretches the highest numbers first
     kinds: tuple[Kind, ...] = ()  # the measurements it refreshes: their stale limit follows its cadence
+    wait_at_most: float | None = None  # seconds to wait for `after`; then it starts with what there is
 
 
 STALE_AFTER_INTERVALS = 3  # a measurement older than this many cadences is dropped, not shown
@@ -124,7 +125,7 @@ class Scheduler:
 
     async def _loop(self, job: Job) -> None:
         if job.after:
-            await self._succeeded[job.after].wait()
+            await self._first_success(job.after, job.wait_at_most)
         next_start = self._clock.monotonic() + random.uniform(0, job.interval * self._jitter)
         while True:
             succeeded = await self.run_once(job)
@@ -134,6 +135,19 @@ class Scheduler:
             if next_start < now:  # it overran: a budget-bound job goes again now; a failed one waits a slot
                 next_start = now if succeeded else next_start + math.ceil((now - next_start) / interval) * interval
             await self._clock.sleep(next_start - now)
+
+    async def _first_success(self, name: str, at_most: float | None) -> None:
+        """Wait for the job's first success, or `at_most` seconds of the injected clock."""
+        success = asyncio.ensure_future(self._succeeded[name].wait())
+        if at_most is None:
+            await success
+            return
+        timer = asyncio.ensure_future(self._clock.sleep(at_most))
+        try:
+            await asyncio.wait((success, timer), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            success.cancel()
+            timer.cancel()
 
     async def run_once(self, job: Job) -> bool:
         started = self._clock.monotonic()

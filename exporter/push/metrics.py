@@ -1,0 +1,65 @@
+"""Push's self-metrics (public contract, README): channels, topics, the pushed/polled split, events.
+
+Rendered into the exporter's own segment of the page. The channel id is a capability and never a
+label: channels are counted, not named.
+"""
+
+from __future__ import annotations
+
+from exporter.exposition import family, labels
+from exporter.push.pool import PushTelemetry
+
+
+def render_push(push: PushTelemetry) -> tuple[str, ...]:
+    return (
+        family(
+            "genesys_exporter_push_channels",
+            "gauge",
+            "Notification channels with a connected socket.",
+            [("", push.channels)],
+        ),
+        family(
+            "genesys_exporter_push_planned_channels",
+            "gauge",
+            "Notification channels the topic plan uses (one of the client's 20 is kept spare for handovers).",
+            [("", push.slots)],
+        ),
+        family(
+            "genesys_exporter_push_topics",
+            "gauge",
+            "Planned notification topics by kind and state: live (pushed), pending (subscribing, "
+            "reconciling or reconnecting: polled meanwhile) or rejected (polled; see the log for the permission).",
+            ((labels(kind=kind, state=state), n) for (kind, state), n in sorted(push.topics.items())),
+        ),
+        family(
+            "genesys_exporter_push_items",
+            "gauge",
+            "Queues and agents in scope by where their live data comes from: push (a live channel) or poll.",
+            ((labels(kind=kind, source=source), n) for (kind, source), n in sorted(push.items.items())),
+        ),
+        family(
+            "genesys_exporter_push_events_total",
+            "counter",
+            "Notification events received, by kind (queues: observations, agents: activity).",
+            ((labels(kind=kind), n) for kind, n in sorted(push.events.items())),
+        ),
+        family(
+            "genesys_exporter_push_malformed_events_total",
+            "counter",
+            "Notification events of the wrong shape, ignored.",
+            [("", push.malformed_events)],
+        ),
+        family(
+            "genesys_exporter_push_reconnects_total",
+            "counter",
+            "Channels lost or replaced, by reason (silent, closed, error, another_channel_subscribed, "
+            "user_tokens_revoked, maintenance, renewal, open_failed, ...).",
+            ((labels(reason=reason), n) for reason, n in sorted(push.reconnects.items())),
+        ),
+        family(
+            "genesys_exporter_push_last_event_timestamp_seconds",
+            "gauge",
+            "Unix time the last notification event arrived.",
+            [] if push.last_event is None else [("", push.last_event)],
+        ),
+    )
