@@ -68,7 +68,8 @@ class AgentCache:
         for key, part, uids in agent_state_parts(snapshot.agent_states, blocks):
             whole = len(uids) == len(part.items)  # only whole parts are worth keeping
             cached = self.states.get(key)
-            if cached is not None and cached[0] is part and whole:
+            # The same items, even re-stamped (a live channel's data, current without news), keep their lines.
+            if cached is not None and cached[0].items is part.items and whole:
                 lines = cached[1]
             else:
                 lines = agent_state_lines(uids, part.items, blocks)
