@@ -204,7 +204,7 @@ async def _check(settings: Settings) -> int:
     from exporter.clock import SystemClock
 
     async with client_from_settings(settings, SystemClock(), max_retries=1) as client:
-        findings = await run_checks(client)
+        findings = await run_checks(client, agent_scope=settings.agent_scope, push=settings.push == "auto")
     print(f"Genesys Cloud at {settings.api_base}")
     for finding in findings:
         print(finding.line())

@@ -148,7 +148,9 @@ def test_check_says_ok_for_a_good_client(simulator):
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("ok  ") == 3
+    assert result.stdout.count("ok  ") == 9  # login, 5 endpoints, the channel, 2 topic kinds
+    assert "FAIL" not in result.stdout
+    assert "streaming-" not in result.stdout  # the channel id is a capability: never printed
     wrong = subprocess.run(
         [sys.executable, "-m", "exporter", "check"],
         env=clean_env(GENESYS_CLIENT_ID="cli-client", GENESYS_CLIENT_SECRET="not-it", GENESYS_API_URL=simulator),
@@ -178,8 +180,33 @@ async def test_check_names_a_missing_permission(clock: FakeClock):
     lines = [f.line() for f in findings]
     assert lines[0].startswith("ok    login")
     assert lines[1].startswith("ok    GET /api/v2/routing/queues")
-    assert lines[2].startswith("FAIL  POST /api/v2/analytics/queues/observations/query")
-    assert "lacks analytics:queueObservation:view (needed for live queue metrics" in lines[2]
+    failed = [line for line in lines if line.startswith("FAIL")]
+    # Every missing permission in one run, not only the first: a client without the aggregate
+    # permission used to pass and then show no AHT.
+    assert len(failed) == 4, lines
+    assert "lacks analytics:queueObservation:view (needed for live queue metrics" in failed[0]
+    assert "lacks analytics:conversationAggregate:view (needed for today's handled interactions" in failed[1]
+    assert failed[2].startswith("FAIL  topic v2.analytics.queues.{id}.observations") and "polled instead" in failed[2]
+    assert failed[3].startswith("FAIL  topic v2.users.{id}.activity")
+
+
+async def test_check_skips_push_when_it_is_off_and_members_in_the_users_scope(clock: FakeClock):
+    async with (
+        serve_simulator(queues=2, agents=5, clock=clock) as org,
+        GenesysClient(
+            api_url=org.url,
+            login_url=org.url,
+            client_id=org.client_id,
+            client_secret=SecretStr(org.client_secret),
+            clock=clock,
+            budget=RateBudget(clock),
+            max_retries=0,
+        ) as client,
+    ):
+        findings = await run_checks(client, agent_scope="users", push=False)
+        assert org.notifications.channels_of(org.client_id) == []
+    assert all(f.ok for f in findings)
+    assert not any("members" in f.what or "notifications" in f.what for f in findings)
 
 
 def test_demo_prints_the_metrics_url_and_serves_it():
