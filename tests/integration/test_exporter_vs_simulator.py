@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -20,15 +20,7 @@ from exporter.clock import FakeClock
 from exporter.config import Settings
 from exporter.simulator.api import SimulatedOrg, serve_simulator
 from exporter.tools.harness import settings_for as tool_settings
-
-
-async def eventually(check: Callable[[], bool], within: float = 10.0) -> None:
-    """Wait in real time (the fake clock stays put) for the background tasks to catch up."""
-    deadline = asyncio.get_running_loop().time() + within
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
+from tests.integration.harness import eventually, run_for, settle
 
 
 def settings_for(org: SimulatedOrg, **overrides: Any) -> Settings:
@@ -43,7 +35,7 @@ async def stack(clock: FakeClock) -> AsyncIterator[tuple[SimulatedOrg, Exporter]
         Exporter(settings_for(org), clock=clock) as exporter,
     ):
         await eventually(lambda: exporter.scheduler.ready)
-        await eventually(lambda: exporter.page.current)
+        await settle(exporter)
         yield org, exporter
 
 
@@ -96,9 +88,7 @@ async def test_metrics_equal_the_simulated_org_at_the_same_instant(stack, clock)
     assert sum(sum(org.model.queue_truth(q).waiting.values()) for q in org.model.queues) > 0, "a dull org proves little"
 
     for _ in range(3):  # the org moves on; so does the exporter, poll after poll
-        version = exporter.page.version
-        await clock.advance(30)
-        await eventually(lambda v=version: exporter.page.version > v and exporter.page.current)
+        await run_for(exporter, clock, 30)
         _, families = await scrape(exporter.url)
         assert_matches_simulator(org, families, clock.time())
 
@@ -145,7 +135,7 @@ async def test_users_scope_lists_every_active_user_with_their_state_in_one_pass(
         Exporter(settings_for(org, agent_scope="users"), clock=clock) as exporter,
     ):
         await eventually(lambda: exporter.scheduler.ready)
-        await eventually(lambda: exporter.page.current)
+        await settle(exporter)
         _, families = await scrape(exporter.url)
         assert_matches_simulator(org, families, clock.time())  # every agent's routing status, from the listing
         assert set(exporter.store.snapshot.pollers) == {"directory", "queues", "agents", "performance"}

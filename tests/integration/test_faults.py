@@ -5,7 +5,6 @@ Time is a fake clock, so a 40 s outage takes milliseconds; the network is real (
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -14,15 +13,11 @@ import structlog
 from exporter import logging as exporter_logging
 from exporter.app import Exporter
 from exporter.clock import FakeClock
+from exporter.genesys.auth import TOKEN_ATTEMPTS
 from exporter.simulator.api import SimulatedOrg, serve_simulator
 from exporter.simulator.faults import Fault, parse_fault
-from tests.integration.test_exporter_vs_simulator import (
-    assert_matches_simulator,
-    by_labels,
-    eventually,
-    scrape,
-    settings_for,
-)
+from tests.integration.harness import eventually, run_for, run_until, settle
+from tests.integration.test_exporter_vs_simulator import assert_matches_simulator, by_labels, scrape, settings_for
 
 MARKER = "MARKER-fault-secret-77e1"
 
@@ -35,21 +30,11 @@ async def stack(clock: FakeClock, capsys: pytest.CaptureFixture[str]) -> AsyncIt
         Exporter(settings_for(org), clock=clock) as exporter,
     ):
         await eventually(lambda: exporter.scheduler.ready)
-        await eventually(lambda: exporter.page.current)
+        await settle(exporter)
         yield org, exporter
     captured = capsys.readouterr()
     assert MARKER not in captured.out + captured.err, "the client secret reached the output"
     structlog.reset_defaults()
-
-
-async def settle(exporter: Exporter) -> None:
-    await eventually(lambda: exporter.page.current)
-
-
-async def run_for(exporter: Exporter, clock: FakeClock, seconds: float) -> None:
-    for _ in range(int(seconds)):
-        await clock.advance(1)
-        await settle(exporter)
 
 
 async def test_an_outage_keeps_last_values_then_drops_them_never_zero_then_recovers(stack, clock):
@@ -74,11 +59,7 @@ async def test_an_outage_keeps_last_values_then_drops_them_never_zero_then_recov
     assert "genesys_queue_info{" in text  # the directory is still known
 
     org.faults.clear()
-    recovered_at = clock.monotonic()
-    while exporter.store.status("queues").up is not True:
-        await clock.advance(1)
-        await settle(exporter)
-    recovery = clock.monotonic() - recovered_at
+    recovery = await run_until(exporter, clock, lambda: exporter.store.status("queues").up is True, within=60)
     assert recovery <= 10 + 8  # one cadence plus the longest backoff step
     _, families = await scrape(exporter.url)
     assert_matches_simulator(org, families, clock.time(), agents=False)  # agents poll on their own cadence
@@ -158,11 +139,15 @@ async def test_token_endpoint_down_then_back(stack, clock):
     org.faults.arm(
         Fault("revoke", route="queue_observations", limit=1), Fault("status", route="oauth_token", status=503)
     )
-    await run_for(exporter, clock, 15)
-    assert exporter.store.status("queues").up is False
+    # The next queue poll's token is revoked; renewing it fails (each attempt after a random backoff):
+    # the cycle fails, whenever the backoffs end.
+    await run_until(exporter, clock, lambda: exporter.store.status("queues").up is False, within=60)
+    assert org.requests[("oauth_token", 503)] >= TOKEN_ATTEMPTS
+    assert "token endpoint failed" in (exporter.store.status("queues").last_error or "")
     org.faults.clear()
-    await run_for(exporter, clock, 25)
-    assert exporter.store.status("queues").up is True
+    tokens_given = org.requests[("oauth_token", 200)]
+    await run_until(exporter, clock, lambda: exporter.store.status("queues").up is True, within=60)
+    assert org.requests[("oauth_token", 200)] == tokens_given + 1  # asked again, once, and answered
 
 
 async def test_429_storm_pauses_everyone_and_a_daily_cap_is_not_waited_out(stack, clock):
@@ -187,11 +172,8 @@ async def test_answers_slower_than_the_timeout_fail_the_cycle_then_recover(clock
     ):
         await eventually(lambda: exporter.scheduler.ready)
         org.faults.arm(Fault("slow", route="queue_observations", delay=0.4))
-        for _ in range(200):  # timeouts are real time, backoffs fake: move both until the cycle gives up
-            await clock.advance(1)
-            await asyncio.sleep(0.05)
-            if exporter.store.status("queues").up is False:
-                break
+        # Timeouts are real time, backoffs fake: each second waits for its timed-out attempts to land.
+        await run_until(exporter, clock, lambda: exporter.store.status("queues").up is False, within=200)
         status = exporter.store.status("queues")
         assert status is not None and status.up is False
         assert "no answer from Genesys" in (status.last_error or "")

@@ -10,7 +10,8 @@ import pytest
 from exporter.app import Exporter
 from exporter.clock import FakeClock
 from exporter.simulator.api import SimulatedOrg, serve_simulator
-from tests.integration.test_exporter_vs_simulator import by_labels, eventually, scrape, settings_for
+from tests.integration.harness import eventually
+from tests.integration.test_exporter_vs_simulator import by_labels, scrape, settings_for
 
 
 def ledger_truth(org: SimulatedOrg, since: float, until: float) -> dict[str, tuple[int, float]]:

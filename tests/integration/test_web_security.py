@@ -22,7 +22,8 @@ from exporter.simulator.api import serve_simulator
 from exporter.snapshot import Agent, Part, Queue, QueueState, Snapshot
 from exporter.webconfig import load_web_config
 from tests.conftest import basic_auth
-from tests.integration.test_exporter_vs_simulator import eventually, settings_for
+from tests.integration.harness import eventually
+from tests.integration.test_exporter_vs_simulator import settings_for
 
 PASSWORD = "scrape-MARKER-pass"
 
