@@ -2,24 +2,31 @@
 
 For each fault: a fresh org and exporter on a fake clock (real sockets on 127.0.0.1), a minute of
 calm, the fault for `duration` seconds, then calm again. Printed per row: how long after the fault
-cleared every poller was fresh again; requests the org refused for exceeding its real rate limit
-(injected 429s do not count); false values (a queue series that changed, or read 0 where the last
-good poll said otherwise, without a successful poll behind it); parse errors counted; and the
-process's resident memory before and after. Figures, not assertions: a row fails only where an
-invariant broke, and the command then exits 1.
+cleared every poller was fresh again (and, with push, every item pushed again); requests the org
+refused for exceeding its real rate limit (injected 429s do not count); false values; parse errors
+counted; and the process's resident memory before and after. Figures, not assertions: a row fails
+only where an invariant broke, and the command then exits 1.
+
+The API faults run with push off: they prove the polling safety net, where a false value is a
+queue series that changed, or read 0 where the last good poll said otherwise, without a successful
+poll behind it. The push faults run with push on, where values change with every event: there a
+false value is a queue or agent series whose value the org did not have at any moment of the last
+`TRUTH_WINDOW` seconds (a changed value still on its way is not false; a stale or invented one is).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.app import Exporter
 from exporter.clock import FakeClock
-from exporter.simulator.api import serve_simulator
+from exporter.simulator.api import SimulatedOrg, serve_simulator
+from exporter.simulator.faults import SOCKET_ROUTE as SOCKET
 from exporter.simulator.faults import Fault
 from exporter.tools.harness import rss_mib, settings_for
 
@@ -27,10 +34,14 @@ CALM_SECONDS = 60
 RECOVERY_LIMIT = 300
 
 
+TRUTH_WINDOW = 30  # seconds of the org's past a pushed value may come from (the queue poll's stale limit)
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
     faults: tuple[Fault, ...]
+    push: bool = False
 
 
 SCENARIOS = (
@@ -50,6 +61,28 @@ SCENARIOS = (
     Scenario("token endpoint down", (Fault("revoke", limit=1), Fault("status", "oauth_token", status=503))),
     Scenario(
         "429 with Retry-After 600 s", (Fault("status", "queue_observations", status=429, retry_after=600, limit=1),)
+    ),
+    Scenario("push: socket silent, no close", (Fault("silent", SOCKET, limit=1),), push=True),
+    Scenario("push: socket_closing, then close", (Fault("closing", SOCKET, delay=20, limit=1),), push=True),
+    Scenario("push: duplicated events", (Fault("duplicate", SOCKET),), push=True),
+    Scenario("push: out-of-order events", (Fault("reorder", SOCKET),), push=True),
+    Scenario("push: events delayed 5 s", (Fault("lag", SOCKET, delay=5),), push=True),
+    Scenario("push: evicted by a 21st channel", (Fault("evict", SOCKET, limit=1),), push=True),
+    Scenario("push: tokens revoked, sockets closed", (Fault("revoke", limit=1),), push=True),
+    Scenario(
+        "push: evicted, topics Rejected",
+        (Fault("evict", SOCKET, limit=1), Fault("reject", "notification_subscriptions")),
+        push=True,
+    ),
+    Scenario(
+        "push: evicted, subscriptions 403",
+        (Fault("evict", SOCKET, limit=1), Fault("forbid", "notification_subscriptions")),
+        push=True,
+    ),
+    Scenario(
+        "push: evicted, 429 on new channels",
+        (Fault("evict", SOCKET, limit=1), Fault("status", "notification_channels", status=429, retry_after=5)),
+        push=True,
     ),
 )
 
@@ -98,7 +131,45 @@ class Watch:
                 self.false_values += 1
 
 
-async def _step(exporter: Exporter, clock: FakeClock, watch: Watch | None = None) -> None:
+class TruthWatch:
+    """Counts pushed-era values the org never had in the last `TRUTH_WINDOW` seconds."""
+
+    def __init__(self, exporter: Exporter, org: SimulatedOrg) -> None:
+        self.exporter, self.org = exporter, org
+        self.history: deque[dict[tuple[str, ...], float]] = deque(maxlen=TRUTH_WINDOW)
+        self.false_values = 0
+
+    def truth(self) -> dict[tuple[str, ...], float]:
+        model = self.org.model
+        model.advance(self.exporter.clock.time())
+        out: dict[tuple[str, ...], float] = {}
+        for queue_id in model.queues:
+            truth = model.queue_truth(queue_id)
+            for media, n in truth.waiting.items():
+                out[("waiting", queue_id, media)] = n
+            out[("available", queue_id)] = truth.on_queue.get("IDLE", 0)
+        for agent in model.agents.values():
+            out[("routing", agent.id, agent.routing_status.lower())] = 1
+        return out
+
+    def step(self) -> None:
+        self.history.append(self.truth())
+        shown: dict[tuple[str, ...], float] = {}
+        for family in text_string_to_metric_families(self.exporter.page.plain.decode()):
+            for sample in family.samples:
+                labels = sample.labels
+                if sample.name == "genesys_queue_waiting_interactions":
+                    shown[("waiting", labels["queue_id"], labels["media_type"])] = sample.value
+                elif sample.name == "genesys_queue_available_agents":
+                    shown[("available", labels["queue_id"])] = sample.value
+                elif sample.name == "genesys_agent_routing_status":
+                    shown[("routing", labels["user_id"], labels["routing_status"])] = sample.value
+        for key, value in shown.items():
+            if not any(past.get(key, 0 if key[0] == "routing" else None) == value for past in self.history):
+                self.false_values += 1
+
+
+async def _step(exporter: Exporter, clock: FakeClock, watch: Watch | TruthWatch | None = None) -> None:
     await clock.advance(1)
     for _ in range(200):  # let in-flight requests and the re-render land (real time, bounded)
         if exporter.page.current:
@@ -109,24 +180,32 @@ async def _step(exporter: Exporter, clock: FakeClock, watch: Watch | None = None
 
 
 def _fresh(exporter: Exporter, since: float) -> bool:
-    """Every poller up, and each that polls within the recovery window has succeeded since `since`."""
+    """Every poller up, each that polls within the recovery window has succeeded since `since`, and
+    with push, every item that was pushed before the fault pushed again."""
     return all(
         s.up and s.last_success is not None and (s.interval > RECOVERY_LIMIT or s.last_success >= since)
         for s in exporter.store.snapshot.pollers.values()
-    )
+    ) and (exporter.push is None or _all_pushed(exporter))
+
+
+def _all_pushed(exporter: Exporter) -> bool:
+    assert exporter.push is not None
+    snapshot = exporter.store.snapshot
+    data = exporter.push.data
+    return data.owned("agents") == frozenset(snapshot.agents) and data.owned("queues") == frozenset(snapshot.queues)
 
 
 async def run_scenario(scenario: Scenario, duration: float) -> Row:
     clock = FakeClock(start=time.time())
     rss_before = rss_mib()
     async with serve_simulator(queues=20, agents=200, seed=5, clock=clock) as org:
-        settings = settings_for(org, request_timeout=1.0)
+        settings = settings_for(org, request_timeout=1.0, push="auto" if scenario.push else "off")
         async with Exporter(settings, clock=clock, render_debounce=0.0) as exporter:
             while not exporter.page.ready:
                 await _step(exporter, clock)
             for _ in range(CALM_SECONDS):
                 await _step(exporter, clock)
-            watch = Watch(exporter)
+            watch: Watch | TruthWatch = TruthWatch(exporter, org) if scenario.push else Watch(exporter)
             watch.step()
             org.faults.arm(*scenario.faults)
             for _ in range(int(duration)):

@@ -23,6 +23,7 @@ import json
 import math
 import multiprocessing
 import os
+import random
 import resource
 import socket
 import sys
@@ -66,6 +67,9 @@ class Figures:
     gzip_bytes: int = 0
     jobs: dict[str, tuple[float, float, int | None, float]] = field(default_factory=dict)  # conf, eff, cost, floor
     loop_lag_ms: list[float] = field(default_factory=list)  # how late a 100 ms sleep woke: the loop's stalls
+    outside: dict[str, list[float]] = field(default_factory=dict)  # probe group -> seconds from change to /metrics
+    events: int = 0  # notification events received while measured
+    split: dict[str, int] = field(default_factory=dict)  # "agents push" -> count, ...
     gc_pauses_ms: list[float] = field(default_factory=list)  # full (generation 2) collections
 
 
@@ -155,6 +159,30 @@ def sample_ages(snapshot: Snapshot, now: float, figures: Figures) -> None:
                 figures.ages.setdefault(job, []).append((now - part.taken_at, len(part.items)))
 
 
+PROBED_AGENTS = 600  # per group: more than a run changes, each agent changed once
+PROBE_QUEUES = 4  # queues unstaffed for the queue probes (their members take a break)
+
+
+def probe_spec(exporter: Exporter, org_url: str, seconds: float) -> dict[str, object]:
+    """What the outside probe changes: agents pushed and polled (as the exporter holds them now) and a few queues."""
+    rng = random.Random(3)
+    snapshot = exporter.store.snapshot
+    pushed = exporter.push.data.owned("agents") if exporter.push is not None else frozenset()
+    groups = {
+        "pushed": sorted(pushed),
+        "polled": sorted(set(snapshot.agents) - pushed),
+    }
+    owned_queues = exporter.push.data.owned("queues") if exporter.push is not None else frozenset()
+    queue_pool = sorted(owned_queues) or sorted(snapshot.queues)
+    return {
+        "metrics": f"{exporter.url}/metrics",
+        "org": org_url,
+        "seconds": seconds,
+        "agents": {g: rng.sample(ids, min(PROBED_AGENTS, len(ids))) for g, ids in groups.items()},
+        "queues": rng.sample(queue_pool, min(PROBE_QUEUES, len(queue_pool))),
+    }
+
+
 async def measure(
     url: str, queues: int, agents: int, scope: str, minutes: float, rate_limit: int
 ) -> tuple[Figures, Snapshot]:
@@ -173,8 +201,16 @@ async def measure(
     async with Exporter(settings) as exporter:
         await until(lambda: bool(exporter.page.snapshot.queue_states))
         figures.first_queue_data_s = time.monotonic() - started
-        await until(lambda: exporter.page.ready)
+        await until(lambda: exporter.page.ready and _settled(exporter))
         figures.warmup_s = time.monotonic() - started
+        prober = await asyncio.create_subprocess_exec(  # the outside observer, a process of its own
+            sys.executable,
+            "-m",
+            "exporter.tools.probe",
+            json.dumps(probe_spec(exporter, url, minutes * 60)),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        events_before = sum(exporter.push.data.events.values()) if exporter.push is not None else 0
         requests_before = sum(exporter.client.stats.requests.values())
         cpu_before = time.process_time()
         deadline = time.monotonic() + minutes * 60
@@ -210,6 +246,12 @@ async def measure(
         gc.callbacks.remove(on_gc)
         output, _ = await scrapers.communicate()
         figures.scrape_ms = json.loads(output)
+        output, _ = await prober.communicate()  # waits for the slowest probes (polled agents) to land
+        figures.outside = json.loads(output)["latencies"]
+        if exporter.push is not None:
+            figures.events = sum(exporter.push.data.events.values()) - events_before
+            for (kind, source), n in exporter.push.telemetry().items.items():
+                figures.split[f"{kind} {source}"] = n
         figures.measured_s = time.monotonic() - deadline + minutes * 60
         figures.cpu_s = time.process_time() - cpu_before
         figures.requests = sum(exporter.client.stats.requests.values()) - requests_before
@@ -222,6 +264,16 @@ async def measure(
             floor = plan.floor(name, cost) if cost else math.nan
             figures.jobs[name] = (status.configured_interval or status.interval, status.interval, cost, floor)
         return figures, exporter.page.snapshot
+
+
+def _settled(exporter: Exporter) -> bool:
+    """Push has subscribed what it planned (or there is no push): the steady state to measure."""
+    if exporter.push is None:
+        return True
+    telemetry = exporter.push.telemetry()
+    return bool(exporter.push.pool.plan.channels) and not any(
+        n for (_, state), n in telemetry.topics.items() if state == "pending"
+    )
 
 
 async def naive(url: str, snapshot: Snapshot, seconds: float) -> dict[str, float]:
@@ -258,6 +310,35 @@ async def naive(url: str, snapshot: Snapshot, seconds: float) -> dict[str, float
     }
 
 
+def print_outside(figures: Figures, targets: dict[str, float]) -> None:
+    """Change-to-/metrics figures from the outside probe, per group, against their targets."""
+    floor = figures.jobs.get("agents", (0.0, 0.0, None, math.nan))[3]
+    limits = {
+        "queues": targets.get("outside_queues"),
+        "pushed": targets.get("outside_pushed"),
+        "polled": targets.get("outside_polled_floor", math.nan) * floor if "outside_polled_floor" in targets else None,
+    }
+    split = ", ".join(f"{k} {v:,}" for k, v in sorted(figures.split.items()))
+    print(f"  from outside (a change in the org until /metrics shows it){'; ' + split if split else ''}")
+    for group in ("queues", "pushed", "polled"):
+        ages = figures.outside.get(group)
+        if not ages:
+            continue
+        lost = sum(1 for a in ages if math.isinf(a))
+        p50, p95 = percentile(ages, 0.5), percentile(ages, 0.95)
+        limit = limits.get(group)
+        verdict = (
+            "" if limit is None or math.isnan(limit) else f"  p95 <= {limit:.1f} {'ok' if p95 <= limit else 'MISSED'}"
+        )
+        name = "queue data" if group == "queues" else f"{group} agents"
+        print(
+            f"    {name:>14}: p50 {p50:.1f} s, p95 {p95:.1f} s, max {max(ages):.1f} s ({len(ages)} changes"
+            f"{f', {lost} never shown' if lost else ''}){verdict}"
+        )
+    if figures.events:
+        print(f"  notification events {figures.events / figures.measured_s:.0f}/s")
+
+
 def print_figures(figures: Figures, rate_limit: int, targets: dict[str, float]) -> None:
     budget = math.floor(rate_limit * 0.9)
     print(
@@ -280,6 +361,7 @@ def print_figures(figures: Figures, rate_limit: int, targets: dict[str, float]) 
             verdict = f"p95 <= {limit:.0f} {'ok' if p95 <= limit else 'MISSED'}"
         cells = (job, f"{configured:.0f}", f"{effective:.1f}", str(cost), f"{floor:.1f}", f"{p50:.1f}", f"{p95:.1f}")
         print("  " + " ".join(f"{c:>{w}}" for c, w in zip((*cells, f"{worst:.1f}", verdict), widths, strict=True)))
+    print_outside(figures, targets)
     per_minute = figures.requests / (figures.measured_s / 60)
     print(
         f"  requests/min {per_minute:.0f} ({per_minute / rate_limit:.0%} of {rate_limit}); "
@@ -308,7 +390,11 @@ async def run(queues: int, agents: int, scope: str, minutes: float, rate_limit: 
     async with simulator_process(queues, agents, rate_limit) as url:
         figures, snapshot = await measure(url, queues, agents, scope, minutes, rate_limit)
         large = agents >= 10_000
-        targets = {"queues": 10.0, "agents": 1.25, "performance": 90.0} if large else {"agents": 30.0}
+        targets = (
+            {"performance": 90.0, "outside_queues": 3.0, "outside_pushed": 3.0, "outside_polled_floor": 1.25}
+            if large
+            else {"outside_queues": 2.0, "outside_pushed": 2.0, "outside_polled": 2.0}
+        )
         print_figures(figures, rate_limit, targets)
         if naive_seconds:
             cost = await naive(url, snapshot, naive_seconds)

@@ -1,0 +1,129 @@
+"""Freshness as a user sees it: change the simulated org, time how long until `/metrics` shows it.
+
+Run in a process of its own (`python -m exporter.tools.probe SPEC`), apart from the exporter and the
+org, like a supervisor watching a dashboard. Two kinds of change:
+
+- an agent's presence, set through the org's scenario endpoint to Training (a presence the org's
+  own rhythm never gives, so the line cannot show it before the change); the probe is answered
+  when the agent's `genesys_agent_presence` line says `training`;
+- one more interaction waiting in a probe queue, a queue whose members were sent on a break at the
+  start so that nobody answers it (`unstaff`, then `wait`); answered when the queue's
+  `genesys_queue_waiting_interactions{media_type="voice"}` shows the count the org reported.
+
+The page is scraped as Prometheus does (gzip), the queue part every 0.5 s (`collect[]=queues`) and
+the whole page every second, so a figure holds up to that much of scrape spacing. A probe is timed
+from just before the change to the end of the scrape that first showed it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+import sys
+import time
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+AGENT_EVERY = 1.0  # seconds between two agent changes (pushed and polled agents in turn)
+QUEUE_EVERY = 2.0
+QUEUE_SCRAPE_EVERY = 0.5
+PAGE_SCRAPE_EVERY = 1.0
+GIVE_UP_AFTER = 900.0  # a probe not answered by then is reported as lost
+_PRESENCE = re.compile(rb'^genesys_agent_presence\{user_id="([^"]+)"[^\n]*presence="([^"]+)"\} 1$', re.M)
+_WAITING = re.compile(
+    rb'^genesys_queue_waiting_interactions\{queue_id="([^"]+)"[^\n]*media_type="voice"\} (\S+)$', re.M
+)
+
+
+@dataclass
+class Pending:
+    kind: str  # agent or queue
+    group: str  # pushed or polled (agents), queue
+    item: str
+    want: str
+    began: float
+
+
+async def _scenario(http: aiohttp.ClientSession, org: str, **body: Any) -> Any:
+    async with http.post(f"{org}/__admin/scenario", json=body) as response:
+        response.raise_for_status()
+        return await response.json()
+
+
+async def _page(http: aiohttp.ClientSession, url: str) -> bytes:
+    async with http.get(url, headers={"Accept-Encoding": "gzip"}) as response:
+        response.raise_for_status()
+        raw = await response.read()
+    return zlib.decompress(raw, 16 + zlib.MAX_WBITS) if raw[:2] == b"\x1f\x8b" else raw
+
+
+async def probe(spec: dict[str, Any]) -> dict[str, Any]:
+    """Changes for `seconds`; the latency of each, by kind and group, and those never seen."""
+    metrics, org, seconds = spec["metrics"], spec["org"], float(spec["seconds"])
+    groups: dict[str, list[str]] = spec["agents"]  # group (pushed, polled) -> agents to change
+    queues: list[str] = spec["queues"]
+    rng = random.Random(7)
+    pending: list[Pending] = []
+    done: list[tuple[str, str, float]] = []  # (kind/group, item, seconds)
+    async with aiohttp.ClientSession(auto_decompress=False) as http:
+        for queue in queues:
+            await _scenario(http, org, action="unstaff", queue=queue)
+        deadline = time.monotonic() + seconds
+
+        async def change_agents() -> None:
+            turn = 0
+            while time.monotonic() < deadline:
+                names = [g for g in sorted(groups) if groups[g]]
+                if names:
+                    group = names[turn % len(names)]
+                    agent = groups[group].pop(rng.randrange(len(groups[group])))
+                    began = time.time()
+                    await _scenario(http, org, action="presence", agent=agent, presence="TRAINING")
+                    pending.append(Pending("agent", group, agent, "training", began))
+                    turn += 1
+                await asyncio.sleep(AGENT_EVERY)
+
+        async def change_queues() -> None:
+            turn = 0
+            while queues and time.monotonic() < deadline:
+                queue = queues[turn % len(queues)]
+                began = time.time()
+                answer = await _scenario(http, org, action="wait", queue=queue, media="voice", count=1)
+                pending.append(Pending("queue", "queues", queue, str(answer["waiting"]["voice"]), began))
+                turn += 1
+                await asyncio.sleep(QUEUE_EVERY)
+
+        async def watch(url: str, every: float, kind: str, pattern: re.Pattern[bytes]) -> None:
+            while time.monotonic() < deadline or any(p.kind == kind for p in pending):
+                started = time.monotonic()
+                text = await _page(http, url)
+                seen = time.time()
+                shown = {m[1].decode(): m[2].decode().removesuffix(".0") for m in pattern.finditer(text)}
+                for item in [p for p in pending if p.kind == kind]:
+                    if shown.get(item.item) == item.want:
+                        pending.remove(item)
+                        done.append((item.group, item.item, seen - item.began))
+                    elif seen - item.began > GIVE_UP_AFTER:
+                        pending.remove(item)
+                        done.append((item.group, item.item, float("inf")))
+                await asyncio.sleep(max(0.0, every - (time.monotonic() - started)))
+
+        await asyncio.gather(
+            change_agents(),
+            change_queues(),
+            watch(f"{metrics}?collect[]=queues", QUEUE_SCRAPE_EVERY, "queue", _WAITING),
+            watch(metrics, PAGE_SCRAPE_EVERY, "agent", _PRESENCE),
+        )
+    by_group: dict[str, list[float]] = {}
+    for group, _, latency in done:
+        by_group.setdefault(group, []).append(latency)
+    return {"latencies": by_group}
+
+
+if __name__ == "__main__":  # python -m exporter.tools.probe '{"metrics": ..., "org": ..., ...}'
+    print(json.dumps(asyncio.run(probe(json.loads(sys.argv[1])))))
