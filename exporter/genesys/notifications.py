@@ -216,14 +216,23 @@ class Ended:
 Message = Envelope | Closing
 
 
+CLOSING_REASONS = frozenset({"another_channel_subscribed", "user_tokens_revoked"})  # the SDK's enum
+
+
 def closing_of(body: Any) -> Closing:
+    """The notice's reason as a bounded label: the SDK's reasons, `maintenance` without one, else `other`."""
     try:
         notice = SystemMessage.model_validate(body)
     except ValidationError:
         return Closing("maintenance", "socket_closing")
-    reason = notice.reason or (
-        "maintenance" if notice.system_topic_type in (None, "subscription_changed") else notice.system_topic_type
-    )
+    if notice.reason in CLOSING_REASONS:
+        reason = notice.reason
+    elif notice.reason is None and notice.system_topic_type in (None, "subscription_changed"):
+        reason = "maintenance"
+    elif notice.system_topic_type == "token_revoked":
+        reason = "user_tokens_revoked"
+    else:
+        reason = "other"
     return Closing(reason, notice.message or notice.system_topic_type or "socket_closing")
 
 
