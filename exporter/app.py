@@ -93,7 +93,7 @@ class Exporter:
             # minutes, and the agents it has found by then are polled meanwhile.
             listing = self._poll_users if settings.agent_scope == "users" else self._refresh_members
             agent_jobs = [
-                Job("agent_directory", settings.directory_interval, listing, "directory", 4),
+                Job("agent_directory", settings.directory_interval, listing, "directory", 4, first_priority=1),
                 Job(
                     "agents",
                     settings.agent_interval,

@@ -39,6 +39,7 @@ class Job:
     priority: int = 1  # 0 first; the planner stretches the highest numbers first
     kinds: tuple[Kind, ...] = ()  # the measurements it refreshes: their stale limit follows its cadence
     wait_at_most: float | None = None  # seconds to wait for `after`; then it starts with what there is
+    first_priority: int | None = None  # the priority of its first cycle, when that one matters more
 
 
 STALE_AFTER_INTERVALS = 3  # a measurement older than this many cadences is dropped, not shown
@@ -107,7 +108,7 @@ class Scheduler:
 
     def _replan(self) -> None:
         self._planned_costs = {j.name: self._estimate(j) for j in self._jobs}
-        demands = [Demand(j.name, j.interval, self._planned_costs[j.name], j.priority) for j in self._jobs]
+        demands = [Demand(j.name, j.interval, self._planned_costs[j.name], self._priority(j)) for j in self._jobs]
         self.plan = plan(demands, self._budget.per_second)
         urgent = [j for j in self._jobs if j.priority <= URGENT_PRIORITY]
         self._budget.set_shares(
@@ -136,6 +137,13 @@ class Scheduler:
                 next_start = now if succeeded else next_start + math.ceil((now - next_start) / interval) * interval
             await self._clock.sleep(next_start - now)
 
+    def _priority(self, job: Job) -> int:
+        """A directory's first pass is what every agent's data waits for: it goes before their state
+        polls until it has finished once, then it stretches first, as a directory should."""
+        if job.first_priority is not None and not self._succeeded[job.name].is_set():
+            return job.first_priority
+        return job.priority
+
     async def _first_success(self, name: str, at_most: float | None) -> None:
         """Wait for the job's first success, or `at_most` seconds of the injected clock."""
         success = asyncio.ensure_future(self._succeeded[name].wait())
@@ -153,7 +161,7 @@ class Scheduler:
         started = self._clock.monotonic()
         previous = self._store.status(job.name) or PollerStatus(interval=job.interval)
         spent_before = self._running[job.name] = self._budget.spent[job.name]
-        caller = current_caller.set(Caller(job.name, job.priority))  # its requests, and its children's
+        caller = current_caller.set(Caller(job.name, self._priority(job)))  # its requests, and its children's
         try:
             await job.run()
         except Exception as error:
