@@ -240,9 +240,11 @@ class ChannelSocket:
     """One WebSocket on one channel, with its health: heard from recently, or dead.
 
     A healthy channel is one we hear from: heartbeats come about every 30 s, and when it has been
-    quiet for `ping_after` seconds we ping, which the service answers on the metadata topic. After
-    `dead_after` seconds of silence the socket is treated as dead and closed, whatever TCP thinks:
-    a socket that goes silent without a close frame would otherwise look healthy forever.
+    quiet for `ping_after` seconds we ping, which the service answers on the metadata topic. A ping
+    unanswered for `pong_within` seconds, or `dead_after` seconds of silence, and the socket is
+    treated as dead and closed, whatever TCP thinks: a socket that goes silent without a close frame
+    would otherwise look healthy forever, its data shown as current. With the defaults a silent
+    socket is dead 30 s after its last word.
     """
 
     def __init__(
@@ -252,12 +254,14 @@ class ChannelSocket:
         clock: Clock,
         *,
         ping_after: float = 20.0,
+        pong_within: float = 10.0,
         dead_after: float = 60.0,
     ) -> None:
         self._client = client
         self._channel = channel
         self._clock = clock
         self._ping_after = ping_after
+        self._pong_within = pong_within
         self._dead_after = dead_after
         self.last_heard = clock.monotonic()
         self.ended: Ended | None = None
@@ -302,18 +306,20 @@ class ChannelSocket:
         return envelope
 
     async def _watch(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        """Ping when quiet; close the socket after `dead_after` seconds without a word."""
-        pinged_at = -1.0
-        step = min(5.0, self._ping_after / 2)
+        """Ping when quiet; close the socket when a ping goes unanswered for `pong_within` seconds,
+        or after `dead_after` seconds without a word, whichever comes first."""
+        pinged_at: float | None = None
+        step = min(5.0, self._ping_after / 4, self._pong_within / 2)
         while not ws.closed:
             await self._clock.sleep(step)
             now = self._clock.monotonic()
             quiet = now - self.last_heard
-            if quiet >= self._dead_after:
+            unanswered = pinged_at is not None and self.last_heard < pinged_at and now - pinged_at >= self._pong_within
+            if quiet >= self._dead_after or unanswered:
                 self.ended = Ended("silent")
                 await ws.close()
                 return
-            if quiet >= self._ping_after and now - pinged_at >= self._ping_after:
+            if quiet >= self._ping_after and (pinged_at is None or self.last_heard >= pinged_at):
                 pinged_at = now
                 with contextlib.suppress(ConnectionError, RuntimeError):
                     await ws.send_str('{"message":"ping"}')

@@ -34,7 +34,10 @@ CALM_SECONDS = 60
 RECOVERY_LIMIT = 300
 
 
-TRUTH_WINDOW = 30  # seconds of the org's past a pushed value may come from (the queue poll's stale limit)
+# Seconds of the org's past a pushed value may come from: a socket that goes silent without a close
+# is known dead 30 s after its last word (a ping unanswered for 10 s), and its items' fallback poll
+# lands a few seconds later. Until then its data is the last it told.
+TRUTH_WINDOW = 45
 
 
 @dataclass(frozen=True)

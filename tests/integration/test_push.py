@@ -193,7 +193,9 @@ async def test_a_silent_socket_falls_back_to_polling_and_reconciles_when_back(pu
     assert exporter.push is not None
     polls = org.api_requests("users")
     org.faults.arm(Fault("silent", "notification_socket", limit=1))
-    await until(clock, lambda: not exporter.push.data.owned("agents"), within=90)
+    # Dead 30 s after its last word: quiet 20 s, then a ping unanswered for 10 s (steps of 5 s).
+    dead_after = await until(clock, lambda: not exporter.push.data.owned("agents"), within=90)
+    assert dead_after <= 40
     assert exporter.push.pool.reconnects["silent"] == 1
     await until(clock, lambda: all_pushed(org, exporter), within=30)
     assert org.api_requests("users") > polls  # the fallback poll and the reconciliation poll
