@@ -16,16 +16,19 @@ from collections.abc import Collection, Sequence
 import structlog
 
 from exporter.clock import Clock
+from exporter.genesys.budget import current_caller
 from exporter.genesys.client import GenesysClient
 from exporter.genesys.notifications import TopicKind
 from exporter.pollers.agents import poll_agent_states
 from exporter.pollers.queues import poll_queues
 from exporter.push.plan import usable_channels
-from exporter.push.pool import ChannelPool, PushTelemetry
+from exporter.push.pool import PUSH_CALLER, ChannelPool, PushTelemetry
 from exporter.push.state import PushedData
 from exporter.snapshot import Store
 
 log = structlog.get_logger(__name__)
+
+DOUBT_EVERY = 2.0  # seconds between two polls of the agents whose events could not be ordered
 
 
 class PushSource:
@@ -60,7 +63,9 @@ class PushSource:
 
     async def run(self) -> None:
         try:
-            await self.pool.run()
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.pool.run(), name="push-pool")
+                group.create_task(self._settle_doubts(), name="push-doubts")
         finally:
             for task in self._tasks:
                 task.cancel()
@@ -79,6 +84,18 @@ class PushSource:
             await poll_agent_states(self._client, ids, lambda _, states: self.data.agents_polled(states))
         else:
             await poll_queues(self._client, ids, self._clock, lambda _, states: self.data.queues_polled(states))
+
+    async def _settle_doubts(self) -> None:
+        """Every `DOUBT_EVERY` seconds, poll the agents whose events tied and disagreed (100 a request)."""
+        current_caller.set(PUSH_CALLER)
+        while True:
+            await self._clock.sleep(DOUBT_EVERY)
+            doubtful, self.data.doubtful = sorted(self.data.doubtful & self.data.owned("agents")), set()
+            if doubtful:
+                try:
+                    await self.reconcile("agents", doubtful)
+                except Exception as error:  # the sweep settles them later
+                    log.warning("doubtful agents not polled", agents=len(doubtful), error=str(error))
 
     def fallback(self, kind: TopicKind, ids: Sequence[str]) -> None:
         """A channel died: poll its items now, as the pollers' data, instead of waiting for their next cycle."""

@@ -46,6 +46,13 @@ def newer(old: AgentState | None, new: AgentState) -> AgentState:
     return merged
 
 
+def _ties(old: AgentState, new: AgentState) -> bool:
+    """Same time, different news: the order of arrival is all that tells them apart."""
+    routing = new.status_since is not None and new.status_since == old.status_since
+    presence = new.presence_since is not None and new.presence_since == old.presence_since
+    return (routing and new.routing_status != old.routing_status) or (presence and new.presence != old.presence)
+
+
 class PushedData:
     """Pushed items' latest state, which channel slot each belongs to, and which slots are live."""
 
@@ -74,6 +81,7 @@ class PushedData:
         self._ticking: set[tuple[TopicKind, int, int]] = set()  # queue groups with an oldest wait, which ages
         self._owned: dict[TopicKind, frozenset[str]] = {"agents": frozenset(), "queues": frozenset()}
         self._last_restamp = clock.monotonic()
+        self.doubtful: set[str] = set()  # agents whose last events tied in time and disagreed: poll them
         self.events: dict[TopicKind, int] = {"agents": 0, "queues": 0}
         self.last_event: float | None = None  # wall-clock epoch seconds
 
@@ -152,8 +160,18 @@ class PushedData:
 
     # ----- what arrives -------------------------------------------------------------------------
     def activity(self, event: AgentActivity) -> None:
+        """An event; one that ties the agent's last report in time but says otherwise is doubtful.
+
+        Two changes of one agent at one instant share a `startTime` (the API's times are to the
+        millisecond): if they arrive reversed nothing in them says which came last. The later
+        arrival is kept, and the agent is polled again soon (`doubtful`), which settles it.
+        """
         self._count("agents")
-        self.agents_polled({event.id: agent_state(event.routing_status, event.presence)})
+        state = agent_state(event.routing_status, event.presence)
+        old = self._agents.get(event.id)
+        if old is not None and _ties(old, state):
+            self.doubtful.add(event.id)
+        self.agents_polled({event.id: state})
 
     def queue_stats(self, event: QueueStats) -> None:
         self._count("queues")

@@ -164,3 +164,15 @@ def test_a_queue_event_merges_what_it_carries_and_keeps_the_rest() -> None:
 def test_the_oldest_wait_ages_between_events() -> None:
     draft = QueueDraft(waiting={"voice": 1}, oldest_since={"voice": T0})
     assert draft.freeze(T0 + 90).oldest_waiting_seconds == {"voice": 90.0}
+
+
+def test_two_events_at_one_instant_that_disagree_make_the_agent_doubtful() -> None:
+    _, _, data = setup()
+    data.activity(activity("a0001", "IDLE", T0 + 5))
+    data.activity(activity("a0001", "IDLE", T0 + 5))  # a duplicate: no doubt
+    assert data.doubtful == set()
+    data.activity(activity("a0001", "INTERACTING", T0 + 5))  # same startTime, other news: which came last?
+    assert data.doubtful == {"a0001"}
+    data.activity(activity("a0002", "IDLE", T0 + 5))
+    data.activity(activity("a0002", "INTERACTING", T0 + 6))  # ordered by time: no doubt
+    assert data.doubtful == {"a0001"}
