@@ -66,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     _simulation_args(simulate)
     chaos = commands.add_parser("chaos", help="every fault of the simulated org, and what held (a table)")
     chaos.add_argument("--duration", type=float, default=40.0, help="seconds each fault lasts (fake clock)")
+    chaos.add_argument("--only", default="", help="run only the faults whose name holds this text, e.g. push")
     bench = commands.add_parser("bench", help="print cost and speed figures against a simulated org")
     bench.add_argument(
         "mode",
@@ -117,7 +118,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         exporter_logging.configure("json", "critical")
         tune_gc()
-        return 0 if print_chaos(args.duration) else 1
+        return 0 if print_chaos(args.duration, args.only) else 1
     logging_overrides = {"log_format": args.log_format, "log_level": args.log_level}
     if args.command in ("run", "check"):
         overrides: dict[str, Any] = {
