@@ -83,7 +83,10 @@ class PushSource:
         if kind == "agents":
             await poll_agent_states(self._client, ids, lambda _, states: self.data.agents_polled(states))
         else:
-            await poll_queues(self._client, ids, self._clock, lambda _, states: self.data.queues_polled(states))
+            asked_at = self._clock.monotonic()
+            await poll_queues(
+                self._client, ids, self._clock, lambda _, states: self.data.queues_polled(states, asked_at)
+            )
 
     async def _settle_doubts(self) -> None:
         """Every `DOUBT_EVERY` seconds, poll the agents whose events tied and disagreed (100 a request)."""

@@ -16,6 +16,7 @@ and the pollers take its items over.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import replace
 
@@ -73,6 +74,7 @@ class PushedData:
         self._last_aged = clock.monotonic()
         self._agents: dict[str, AgentState] = {}
         self._queues: dict[str, QueueDraft] = {}
+        self._queue_event_at: dict[str, float] = {}  # queue -> monotonic time its last event arrived
         self._group: dict[Item, tuple[TopicKind, int, int]] = {}  # item -> its store part key
         self._members: dict[tuple[TopicKind, int, int], list[str]] = {}
         self._live: set[int] = set()
@@ -157,6 +159,7 @@ class PushedData:
             del self._agents[uid]
         for qid in [q for q in self._queues if ("queues", q) not in self._group]:
             del self._queues[qid]
+            self._queue_event_at.pop(qid, None)
 
     # ----- what arrives -------------------------------------------------------------------------
     def activity(self, event: AgentActivity) -> None:
@@ -180,6 +183,7 @@ class PushedData:
         if queue_id is None or key is None:
             return
         draft = self._queues.setdefault(queue_id, QueueDraft())
+        self._queue_event_at[queue_id] = self._clock.monotonic()
         media, now = event.group.get("mediaType"), self._clock.time()
         for row in event.rows():
             draft.read(media, row, now)
@@ -197,12 +201,14 @@ class PushedData:
                 self._agents[uid] = merged
                 self._dirty.add(key)
 
-    def queues_polled(self, states: Mapping[str, QueueState]) -> None:
-        """A poll answers every metric of a queue: it replaces what events built up."""
+    def queues_polled(self, states: Mapping[str, QueueState], asked_at: float) -> None:
+        """A poll answers every metric of a queue: it replaces what events built up, unless an event
+        came after the poll was asked (`asked_at`, monotonic). Queue events carry no time of their own,
+        so that poll may be the older news, and the event it would overwrite is not sent again."""
         now = self._clock.time()
         for qid, state in states.items():
             key = self._group.get(("queues", qid))
-            if key is not None:
+            if key is not None and self._queue_event_at.get(qid, -math.inf) < asked_at:
                 self._queues[qid] = QueueDraft.of(state, now)
                 self._dirty.add(key)
 

@@ -43,7 +43,7 @@ from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
 
 from exporter.clock import Clock
 from exporter.simulator.faults import SOCKET_ROUTE, Fault, Faults
-from exporter.simulator.model import PRESENCE_NAMES, OrgModel, SimAgent
+from exporter.simulator.model import PRESENCE_NAMES, ROUTING_STATUSES, OrgModel, SimAgent
 from exporter.simulator.observations import LongestStyle, observe
 from exporter.simulator.wire import MAX_BODY_BYTES, MAX_PREDICATES, ApiError, bad_request, iso
 
@@ -614,8 +614,10 @@ def _observation_bodies(
 ) -> list[dict[str, Any]]:
     """StatEventQueueTopicStatsNotification bodies for one queue, and the channel's new baseline.
 
-    In "changed" style a row the query no longer answers (an oOnQueueUsers qualifier that fell to
-    zero) is sent once as a zero count, so a client that merges is never left with a stale value.
+    oOnQueueUsers carries every routing status, zero counts included (the query answers only those
+    with someone in them): a client that merges events into what a poll told it must not keep a
+    count the event leaves out because it is zero. In "changed" style only the rows whose value
+    changed since the channel's last event on the topic are sent (the first event sends them all).
     """
     before = channel.sent.get(queue_id)
     after: dict[str | None, Rows] = {}
@@ -627,6 +629,8 @@ def _observation_bodies(
             (row["metric"], row.get("qualifier")): {k: float(v) for k, v in row["stats"].items()}
             for row in result["data"]
         }
+        if media is None:  # an event is a whole picture of what it carries: no qualifier left to mean zero
+            rows = {**{("oOnQueueUsers", s): ZERO for s in ROUTING_STATUSES}, **rows}
         previous = before.get(media) if before is not None else None
         if style == "full" or previous is None:
             send = rows

@@ -148,13 +148,12 @@ class TruthWatch:
         self.false_values = 0
         org.model.listeners.append(self)
         self._now = exporter.clock.time
-        for agent in org.model.agents.values():
-            self.agent_changed(agent)
-        for queue_id in org.model.queues:
-            self.queue_changed(queue_id)
+        self._record_all()
 
     def agent_changed(self, agent: SimAgent) -> None:
         self.held[("routing", agent.id, agent.routing_status.lower(), "1")] = self._now()
+        for queue_id in agent.queues:  # their queues' available agents changed with them
+            self.queue_changed(queue_id)
 
     def queue_changed(self, queue_id: str) -> None:
         truth, now = self.org.model.queue_truth(queue_id), self._now()
@@ -162,12 +161,15 @@ class TruthWatch:
             self.held[("waiting", queue_id, media, str(float(n)))] = now
         self.held[("available", queue_id, str(float(truth.on_queue.get("IDLE", 0))))] = now
 
-    def step(self) -> None:
-        self.org.model.advance(self._now())
-        for agent in self.org.model.agents.values():  # what holds now holds until now
-            self.agent_changed(agent)
+    def _record_all(self) -> None:
+        for agent in self.org.model.agents.values():
+            self.held[("routing", agent.id, agent.routing_status.lower(), "1")] = self._now()
         for queue_id in self.org.model.queues:
             self.queue_changed(queue_id)
+
+    def step(self) -> None:
+        self.org.model.advance(self._now())
+        self._record_all()  # what holds now has held until now
         since = self._now() - TRUTH_WINDOW
         for family in text_string_to_metric_families(self.exporter.page.plain.decode()):
             for sample in family.samples:
@@ -218,10 +220,12 @@ async def run_scenario(scenario: Scenario, duration: float) -> Row:
         async with Exporter(settings, clock=clock, render_debounce=0.0) as exporter:
             while not exporter.page.ready:
                 await _step(exporter, clock)
+            truth = TruthWatch(exporter, org) if scenario.push else None  # the org's past, from the calm on
             for _ in range(CALM_SECONDS):
-                await _step(exporter, clock)
-            watch: Watch | TruthWatch = TruthWatch(exporter, org) if scenario.push else Watch(exporter)
+                await _step(exporter, clock, truth)
+            watch: Watch | TruthWatch = truth or Watch(exporter)
             watch.step()
+            watch.false_values = 0  # judged from the fault on
             org.faults.arm(*scenario.faults)
             for _ in range(int(duration)):
                 await _step(exporter, clock, watch)

@@ -119,31 +119,49 @@ async def test_a_live_slot_is_restamped_without_new_items() -> None:
     assert again.items is part.items
 
 
+QUEUE_STATE = QueueState(
+    waiting={"voice": 3, "chat": 1},
+    interacting={"voice": 2, "chat": 0},
+    alerting={"voice": 0, "chat": 0},
+    oldest_waiting_seconds={"voice": 40.0},
+    available_agents=0,
+    agents_by_status={"idle": 0, "interacting": 2},
+    member_agents=5,
+    joined_agents=4,
+)
+
+
+def waiting_event(queue: str, count: float) -> QueueStats:
+    return QueueStats.model_validate(
+        {
+            "group": {"queueId": queue, "mediaType": "voice"},
+            "data": [{"interval": "x/y", "metrics": [{"metric": "oWaiting", "stats": {"count": count}}]}],
+        }
+    )
+
+
+async def test_a_poll_asked_before_a_queue_event_does_not_overwrite_it() -> None:
+    clock, store, data = setup(0)
+    data.set_live(0, True)
+    asked = clock.monotonic()
+    await clock.advance(0.5)
+    data.queue_stats(waiting_event("q1", 7.0))  # news while the poll was on its way
+    data.queues_polled({"q1": QUEUE_STATE}, asked_at=asked)  # the poll's answer: 3 waiting, older
+    data.settle([("queues", "q1")])
+    data.flush()
+    assert merged(store.snapshot.queue_states, {"q1": 1})["q1"].waiting["voice"] == 7
+    await clock.advance(0.5)
+    data.queues_polled({"q1": QUEUE_STATE}, asked_at=clock.monotonic())  # asked after: it is the news
+    data.flush()
+    assert merged(store.snapshot.queue_states, {"q1": 1})["q1"].waiting["voice"] == 3
+
+
 def test_a_queue_event_merges_what_it_carries_and_keeps_the_rest() -> None:
     _, store, data = setup(0)
     data.set_live(0, True)
-    data.queues_polled(
-        {
-            "q1": QueueState(
-                waiting={"voice": 3, "chat": 1},
-                interacting={"voice": 2, "chat": 0},
-                alerting={"voice": 0, "chat": 0},
-                oldest_waiting_seconds={"voice": 40.0},
-                available_agents=0,
-                agents_by_status={"idle": 0, "interacting": 2},
-                member_agents=5,
-                joined_agents=4,
-            )
-        }
-    )
+    data.queues_polled({"q1": QUEUE_STATE}, asked_at=0.0)
     data.settle([("queues", "q1")])
-    stats = QueueStats.model_validate(
-        {
-            "group": {"queueId": "q1", "mediaType": "voice"},
-            "data": [{"interval": "x/y", "metrics": [{"metric": "oWaiting", "stats": {"count": 5.0}}]}],
-        }
-    )
-    data.queue_stats(stats)
+    data.queue_stats(waiting_event("q1", 5.0))
     data.queue_stats(
         QueueStats.model_validate(
             {
