@@ -142,12 +142,20 @@ class Exporter:
         self.store.set_agents(await discover_members(self.client, self.store.snapshot.queues, self.store.add_agents))
 
     async def _poll_users(self) -> None:
-        """Users scope: every active user and their state, page by page, from one listing."""
+        """Users scope: every active user and their state, page by page, from one listing.
+
+        With push on, this is the agent directory and the agents job polls their states by id: the
+        listing's states are kept on its first pass only (no agent has any state yet), not held
+        twice in the store ever after.
+        """
+        directory = self.store.status("agent_directory")
+        with_states = directory is None or directory.last_success is None
 
         def publish(index: int, agents: Mapping[str, Agent], states: Mapping[str, AgentState]) -> None:
             self.store.add_agents(agents)
-            polled = self._polled("agents", states)  # a pushed agent's state is push's to tell
-            self.store.put("agent_states", ("listing", index), {uid: states[uid] for uid in polled})
+            if with_states:
+                polled = self._polled("agents", states)  # a pushed agent's state is push's to tell
+                self.store.put("agent_states", ("listing", index), {uid: states[uid] for uid in polled})
 
         self.store.set_agents(await poll_users_with_state(self.client, publish))
 
