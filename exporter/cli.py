@@ -80,7 +80,12 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--scrapers", type=int, default=50, help="scrape-load: concurrent scrapers")
     bench.add_argument("--seconds", type=float, default=60.0, help="scrape-load: how long")
     bench.add_argument("--sizes", default="2000x50000,40x1000", help="QUEUESxAGENTS,... to measure")
-    bench.add_argument("--scope", choices=("members", "users"), default="members", help="agent scope")
+    bench.add_argument(
+        "--scope",
+        choices=("members", "users"),
+        default=None,
+        help="agent scope (scale: users from 10,000 agents, members below; cycle-cost: members)",
+    )
     return parser
 
 
@@ -156,9 +161,9 @@ def _bench(args: argparse.Namespace) -> int:
     if args.mode == "scale":
         from exporter.tools.scale import main as scale
 
-        scale(sizes, args.minutes, naive_seconds=args.naive_seconds)
+        scale(sizes, args.minutes, naive_seconds=args.naive_seconds, scope=args.scope)
         return 0
-    print_cycle_costs(sizes, args.scope)
+    print_cycle_costs(sizes, args.scope or "members")
     return 0
 
 

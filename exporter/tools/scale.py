@@ -55,6 +55,8 @@ class Figures:
     agents: int
     warmup_s: float = 0.0
     first_queue_data_s: float = math.nan
+    first_agent_data_s: float = math.nan
+    scope: str = ""
     measured_s: float = 0.0
     ages: dict[str, list[tuple[float, int]]] = field(default_factory=dict)  # job -> (age, series) samples
     scrape_ms: list[float] = field(default_factory=list)
@@ -196,11 +198,13 @@ async def measure(
         log_level="error",
         log_format="json",
     )
-    figures = Figures(queues, agents)
+    figures = Figures(queues, agents, scope=scope)
     started = time.monotonic()
     async with Exporter(settings) as exporter:
         await until(lambda: bool(exporter.page.snapshot.queue_states))
         figures.first_queue_data_s = time.monotonic() - started
+        await until(lambda: bool(exporter.page.snapshot.agent_states))
+        figures.first_agent_data_s = time.monotonic() - started
         await until(lambda: exporter.page.ready and _settled(exporter))
         figures.warmup_s = time.monotonic() - started
         prober = await asyncio.create_subprocess_exec(  # the outside observer, a process of its own
@@ -346,7 +350,10 @@ def print_figures(figures: Figures, rate_limit: int, targets: dict[str, float]) 
         f"{figures.measured_s / 60:.1f} min measured after a {figures.warmup_s:.0f} s warm-up "
         f"(every job once); {os.cpu_count()} cores"
     )
-    print(f"  queue data on the page {figures.first_queue_data_s:.1f} s after start")
+    print(
+        f"  agent scope {figures.scope}; queue data on the page {figures.first_queue_data_s:.1f} s after start, "
+        f"the first agent states {figures.first_agent_data_s:.1f} s after start"
+    )
     header = ("job", "configured s", "effective s", "req/cycle", "floor s", "age p50", "age p95", "age max", "target")
     widths = (12, 12, 11, 9, 8, 8, 8, 8, 16)
     print("  " + " ".join(f"{h:>{w}}" for h, w in zip(header, widths, strict=True)))
@@ -407,19 +414,27 @@ async def run(queues: int, agents: int, scope: str, minutes: float, rate_limit: 
             )
 
 
-def main(sizes: list[tuple[int, int]], minutes: float, rate_limit: int = 300, naive_seconds: float = 60.0) -> None:
+def main(
+    sizes: list[tuple[int, int]],
+    minutes: float,
+    rate_limit: int = 300,
+    naive_seconds: float = 60.0,
+    scope: str | None = None,
+) -> None:
     print("genesys-exporter bench scale: the simulated org in its own process, 4 scrapers every 5 s", flush=True)
     for queues, agents in sizes:  # each size in a fresh process: memory one kept must not count in the next's peak
-        args = (queues, agents, minutes, rate_limit, naive_seconds if agents >= 10_000 else 0)
+        args = (queues, agents, minutes, rate_limit, naive_seconds if agents >= 10_000 else 0, scope)
         child = multiprocessing.get_context("spawn").Process(target=run_size, args=args)
         child.start()
         child.join()
 
 
-def run_size(queues: int, agents: int, minutes: float, rate_limit: int, naive_seconds: float) -> None:
+def run_size(
+    queues: int, agents: int, minutes: float, rate_limit: int, naive_seconds: float, scope: str | None
+) -> None:
     exporter_logging.configure("console", "error")  # a spawned process: the CLI's set-up is not inherited
     tune_gc()
-    scope = "users" if agents >= 10_000 else "members"
+    scope = scope or ("users" if agents >= 10_000 else "members")
     asyncio.run(run(queues, agents, scope, minutes, rate_limit, naive_seconds))
     sys.stdout.flush()
 
