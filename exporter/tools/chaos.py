@@ -242,7 +242,7 @@ async def run_scenario(scenario: Scenario, duration: float) -> Row:
 
 def print_chaos(duration: float = 40.0, only: str = "") -> bool:
     header = (
-        f"{'fault':<30} {'recovery s':>10} {'over budget':>11} {'false values':>12} {'parse errors':>12} "
+        f"{'fault':<36} {'recovery s':>10} {'over budget':>11} {'false values':>12} {'parse errors':>12} "
         f"{'RSS MiB before':>14} {'after':>7}  verdict"
     )
     print(f"chaos: each fault for {duration:.0f} s (fake clock), then cleared; 20 queues, 200 agents")
@@ -252,7 +252,7 @@ def print_chaos(duration: float = 40.0, only: str = "") -> bool:
         row = asyncio.run(run_scenario(scenario, duration))
         rows.append(row)
         print(
-            f"{row.name:<30} {row.recovery:>10.0f} {row.over_budget:>11} {row.false_values:>12} {row.parse_errors:>12} "
+            f"{row.name:<36} {row.recovery:>10.0f} {row.over_budget:>11} {row.false_values:>12} {row.parse_errors:>12} "
             f"{row.rss_before:>14.0f} {row.rss_after:>7.0f}  {'ok' if row.ok else 'FAILED'}",
             flush=True,
         )
