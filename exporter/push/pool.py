@@ -161,6 +161,17 @@ class ChannelPool:
     def owned(self, kind: TopicKind) -> frozenset[str]:
         return self._data.owned(kind)
 
+    def rejected(self, kind: TopicKind) -> frozenset[str]:
+        """Items whose topic the service refused: polled."""
+        return frozenset(item for k, item in self._rejected if k == kind)
+
+    def retry_rejected(self) -> None:
+        """Plan the refused topics again (the sweep does, every 10 minutes): a role that has been
+        given the permission since gets them pushed without a restart; one that has not, refuses again."""
+        if self._rejected:
+            self._rejected.clear()
+            self._replan.set()
+
     def telemetry(self) -> PushTelemetry:
         snapshot = self._store.snapshot
         scope: dict[TopicKind, int] = {"queues": len(snapshot.queues), "agents": len(snapshot.agents)}

@@ -123,6 +123,7 @@ class PushSource:
 
     async def sweep(self) -> None:
         """Poll every pushed item once (a scheduler job): what an undelivered event left wrong is repaired."""
+        self.pool.retry_rejected()
         for kind in ("queues", "agents"):
             owned = sorted(self.data.owned(kind))
             if owned:

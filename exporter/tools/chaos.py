@@ -25,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.app import Exporter
 from exporter.clock import FakeClock
+from exporter.genesys.notifications import TopicKind
 from exporter.simulator.api import SimulatedOrg, serve_simulator
 from exporter.simulator.faults import SOCKET_ROUTE as SOCKET
 from exporter.simulator.faults import Fault
@@ -206,10 +207,14 @@ def _fresh(exporter: Exporter, since: float) -> bool:
 
 
 def _all_pushed(exporter: Exporter) -> bool:
+    """Every item pushed again, but those whose topic the service refused (those are polled)."""
     assert exporter.push is not None
-    snapshot = exporter.store.snapshot
-    data = exporter.push.data
-    return data.owned("agents") == frozenset(snapshot.agents) and data.owned("queues") == frozenset(snapshot.queues)
+    snapshot, pool = exporter.store.snapshot, exporter.push.pool
+    scopes: dict[TopicKind, frozenset[str]] = {
+        "agents": frozenset(snapshot.agents),
+        "queues": frozenset(snapshot.queues),
+    }
+    return all(pool.owned(kind) | pool.rejected(kind) == scope for kind, scope in scopes.items())
 
 
 async def run_scenario(scenario: Scenario, duration: float) -> Row:

@@ -222,7 +222,7 @@ async def test_revoked_tokens_close_the_sockets_and_push_recovers(pushed, clock)
 async def test_rejected_topics_are_polled_instead_and_reported(clock):
     async with serve_simulator(queues=6, agents=60, seed=11, clock=clock) as org:
         org.faults.arm(Fault("reject", "notification_subscriptions", limit=1))
-        async with Exporter(settings_for(org, push="auto"), clock=clock) as exporter:
+        async with Exporter(settings_for(org, push="auto", push_sweep_interval=60), clock=clock) as exporter:
             await until(clock, lambda: exporter.scheduler.ready)
             await step(clock, 40)
             assert exporter.push is not None
@@ -235,6 +235,8 @@ async def test_rejected_topics_are_polled_instead_and_reported(clock):
             _, families = await scrape(exporter.url)
             waiting = by_labels(families, "genesys_queue_waiting_interactions", "queue_id", "media_type")
             assert {q for q, _ in waiting} == set(org.model.queues)  # every queue still has data: polled
+            # The role is given the permission (the fault is spent): the sweep plans the topics again.
+            await until(clock, lambda: all_pushed(org, exporter), within=90)
 
 
 async def test_429_on_channel_creation_is_retried_within_the_budget(clock):
