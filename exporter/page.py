@@ -15,11 +15,11 @@ import asyncio
 import contextlib
 import gzip
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Collection, Hashable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
-from exporter.gzip_segments import Segment, compress, gzip_pieces, join
+from exporter.gzip_segments import EMPTY, Segment, compress, gzip_pieces, join
 from exporter.metrics import (
     StateLines,
     Telemetry,
@@ -119,6 +119,11 @@ class PageBuilder:
 
     def build(self, snapshot: Snapshot, telemetry: Telemetry) -> tuple[Body, int, set[str]]:
         """The page gzip-compressed (in pieces), its plain size, and the segments compressed afresh for it."""
+        segments, rebuilt = self.build_segments(snapshot, telemetry)
+        return gzip_pieces(list(segments.values())), sum(s.size for s in segments.values()), rebuilt
+
+    def build_segments(self, snapshot: Snapshot, telemetry: Telemetry) -> tuple[dict[str, Segment], set[str]]:
+        """Each segment by name, in page order, and the names of those compressed afresh."""
         parts: tuple[tuple[str, tuple[object, ...], Callable[[], Segment]], ...] = (
             (
                 "queues",
@@ -138,7 +143,7 @@ class PageBuilder:
             ),
             ("self", (snapshot.pollers, telemetry), lambda: compress(render_self(snapshot, telemetry))),
         )
-        segments, rebuilt = [], set()
+        segments, rebuilt = {}, set()
         for name, inputs, render in parts:
             kept = self.built.get(name)
             if kept is None or any(a is not b for a, b in zip(kept[0], inputs, strict=True)):
@@ -146,8 +151,8 @@ class PageBuilder:
                 kept = self.built[name] = (inputs, render())
                 self.seconds[name] = time.perf_counter() - started
                 rebuilt.add(name)
-            segments.append(kept[1])
-        return gzip_pieces(segments), sum(segment.size for segment in segments), rebuilt
+            segments[name] = kept[1]
+        return segments, rebuilt
 
 
 def build_page(snapshot: Snapshot, telemetry: Telemetry) -> tuple[bytes, int, float]:
@@ -160,6 +165,13 @@ def build_page(snapshot: Snapshot, telemetry: Telemetry) -> tuple[bytes, int, fl
 AGENT_RENDER_SPACING = 4  # the agent segments wait this many times their last build between two builds
 AGENT_FIELDS = ("agents", "agent_states", "agent_tallies")  # what the agent segments show
 AGENT_SEGMENTS = ("agent_info", "agent_states", "agent_tallies")
+# What `collect[]` may ask for (a public contract: README, the shipped scrape configs), each a run of
+# segments, in page order. A selection is a join of compressed segments: nothing is rendered for it.
+COLLECTORS: Mapping[str, tuple[str, ...]] = {
+    "queues": ("queues",),  # the queue families and today's queue figures
+    "agents": AGENT_SEGMENTS,  # agent info, states and tallies
+    "exporter": ("self",),  # the exporter's own metrics
+}
 
 
 class MetricsPage:
@@ -171,7 +183,8 @@ class MetricsPage:
     (a state page lands every second or so; the tallies take 0.3 s once a minute) are rebuilt at
     most once per four of their build times: the render thread holds the GIL a fifth of the time
     at most, and agent data, minutes apart at that size, waits a moment. The text is never held
-    whole. Prometheus asks for gzip; a client that does not gets the text decompressed for it.
+    whole. Prometheus asks for gzip; a client that does not gets the text decompressed for it. A
+    `collect[]` scrape gets the chosen collectors' segments joined (`body_of`), never a render.
     """
 
     def __init__(self, store: Store, telemetry: Callable[[], Telemetry], *, debounce: float = 0.05) -> None:
@@ -182,6 +195,10 @@ class MetricsPage:
         self.snapshot = Snapshot()  # the one the page shows
         self.body: Body = (gzip.compress(b""),)  # the gzip page in pieces, each written to a scraper in turn
         self.plain_bytes = 0
+        self._segments: Mapping[str, Segment] = dict.fromkeys(
+            (n for names in COLLECTORS.values() for n in names), EMPTY
+        )
+        self._selections: dict[frozenset[str], Body] = {}  # collect[] bodies of the page shown, made when asked
         self._builder = PageBuilder()
         self._agents_due = 0.0  # perf_counter time from which the agent segments may be rebuilt
         # One thread for every render: big strings freed by many threads leave glibc a heap per thread.
@@ -204,18 +221,37 @@ class MetricsPage:
         """How long each segment's last build took, by segment (queues, agent_states, ...)."""
         return dict(self._builder.seconds)
 
+    def body_of(self, collectors: Collection[str] = ()) -> Body:
+        """The page shown, or only the segments of the named collectors (in page order), as one gzip member.
+
+        Made once per page and selection from the compressed segments: their deflate runs end to end
+        and their CRCs combined, so scraping the small urgent part often costs no render.
+        """
+        if not collectors:
+            return self.body
+        key = frozenset(collectors)
+        body = self._selections.get(key)
+        if body is None:
+            chosen = [
+                self._segments[name] for collector, names in COLLECTORS.items() if collector in key for name in names
+            ]
+            body = self._selections[key] = gzip_pieces(chosen)
+        return body
+
     def refresh(self) -> None:
         """Rebuild now, every segment up to date, on the calling thread."""
-        body, size, _ = self._builder.build(self._store.snapshot, self._telemetry())
-        self._show(self._store.snapshot, body, size)
+        segments, _ = self._builder.build_segments(self._store.snapshot, self._telemetry())
+        self._show(self._store.snapshot, segments)
 
-    def _build(self, snapshot: Snapshot, telemetry: Telemetry) -> tuple[Body, int, float]:
-        """Build the page; the seconds its agent segments took (0 when none changed)."""
-        body, size, rebuilt = self._builder.build(snapshot, telemetry)
-        return body, size, sum(self._builder.seconds[name] for name in rebuilt & set(AGENT_SEGMENTS))
+    def _build(self, snapshot: Snapshot, telemetry: Telemetry) -> tuple[dict[str, Segment], float]:
+        """Build the page's segments; the seconds its agent segments took (0 when none changed)."""
+        segments, rebuilt = self._builder.build_segments(snapshot, telemetry)
+        return segments, sum(self._builder.seconds[name] for name in rebuilt & set(AGENT_SEGMENTS))
 
-    def _show(self, snapshot: Snapshot, body: Body, plain_bytes: int) -> None:
-        self.body, self.plain_bytes = body, plain_bytes
+    def _show(self, snapshot: Snapshot, segments: dict[str, Segment]) -> None:
+        self.body = gzip_pieces(list(segments.values()))
+        self.plain_bytes = sum(segment.size for segment in segments.values())
+        self._segments, self._selections = segments, {}
         self.snapshot, self.version = snapshot, snapshot.version
 
     @property
@@ -251,7 +287,7 @@ class MetricsPage:
             snapshot, telemetry = self._store.snapshot, self._telemetry()  # read on the loop's thread
             if time.perf_counter() < self._agents_due:  # show the agents of the page already shown
                 snapshot = replace(snapshot, **{f: getattr(self.snapshot, f) for f in AGENT_FIELDS})
-            body, size, agent_seconds = await loop.run_in_executor(self._renderer, self._build, snapshot, telemetry)
-            self._show(snapshot, body, size)
+            segments, agent_seconds = await loop.run_in_executor(self._renderer, self._build, snapshot, telemetry)
+            self._show(snapshot, segments)
             if agent_seconds:
                 self._agents_due = time.perf_counter() + AGENT_RENDER_SPACING * agent_seconds

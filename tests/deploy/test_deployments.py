@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import runpy
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from exporter.page import COLLECTORS
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy/kubernetes"
@@ -57,3 +60,44 @@ def test_dockerfile_runs_as_non_root_without_build_tools():
     assert "USER 10001" in final
     assert "apt-get" not in final and "gcc" not in final
     assert 'ENTRYPOINT ["genesys-exporter"]' in final
+
+
+def scrape_jobs() -> dict[str, dict[str, Any]]:
+    """The shipped Prometheus jobs by name."""
+    return {job["job_name"]: job for job in load(ROOT / "deploy/prometheus/prometheus.yml")["scrape_configs"]}
+
+
+def test_the_scrape_jobs_split_the_page_every_collector_in_one_job():
+    jobs = scrape_jobs()
+    # A part scraped by two jobs would put each of its series in Prometheus twice (one per job label).
+    assert sorted(c for job in jobs.values() for c in job["params"]["collect[]"]) == sorted(COLLECTORS)
+    assert all(re.fullmatch(".*genesys.*", name) for name in jobs)  # what GenesysExporterDown matches
+    targets = {t for job in jobs.values() for config in job["static_configs"] for t in config["targets"]}
+    assert targets == {"genesys-exporter:10474"}
+    urgent = next(job for job in jobs.values() if "queues" in job["params"]["collect[]"])
+    assert "exporter" in urgent["params"]["collect[]"]  # the queue alerts and DataStale read one job
+    assert urgent["scrape_interval"] == "5s"
+
+    endpoints = load(K8S / "servicemonitor.yaml")["spec"]["endpoints"]
+    by_collectors = {tuple(e["params"]["collect[]"]): e for e in endpoints}
+    assert {tuple(job["params"]["collect[]"]): job["scrape_interval"] for job in jobs.values()} == {
+        collectors: e["interval"] for collectors, e in by_collectors.items()
+    }
+    job_labels = [
+        next((r["replacement"] for r in e.get("relabelings", []) if r.get("targetLabel") == "job"), "genesys-exporter")
+        for e in endpoints
+    ]
+    assert len(set(job_labels)) == len(endpoints), "two endpoints with one job label would mix their `up` series"
+    assert all(re.fullmatch(".*genesys.*", name) for name in job_labels)
+
+
+def test_the_leaderboards_15_s_is_the_agents_scrape_interval():
+    (agents,) = (job for job in scrape_jobs().values() if job["params"]["collect[]"] == ["agents"])
+    assert agents["scrape_interval"] == "15s"
+    exprs = {
+        panel["title"]: panel["targets"][0]["expr"]
+        for panel in load(ROOT / "grafana/dashboards/genesys-leaderboard.json")["panels"]
+        if panel.get("targets")
+    }
+    assert exprs["Data delayed by up to"].endswith("+ 15")
+    assert "offset 15s" in exprs["Last updated"] and "offset 15s" in exprs["Data freshness"]

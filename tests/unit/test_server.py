@@ -10,10 +10,10 @@ from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
 from exporter import server
 from exporter.clock import FakeClock
-from exporter.metrics import Telemetry
+from exporter.metrics import Telemetry, render_agents, render_queue_performance, render_queues, render_self
 from exporter.page import MetricsPage
 from exporter.server import create_app, wants_gzip
-from exporter.snapshot import PollerStatus, Queue, Store
+from exporter.snapshot import Agent, AgentState, PollerStatus, Queue, QueueState, Snapshot, Store
 
 
 @pytest.fixture
@@ -94,3 +94,72 @@ async def test_the_gzip_page_is_written_in_slices_and_head_gets_none(served, mon
     head = await client.head("/metrics", headers={"Accept-Encoding": "gzip"})
     assert head.status == 200 and head.headers["Content-Encoding"] == "gzip"
     assert await head.read() == b""
+
+
+@pytest.fixture
+async def whole_org(clock: FakeClock) -> AsyncIterator[tuple[TestClient, MetricsPage]]:
+    """A page with every collector's part: queues, agents and the exporter's own."""
+    store = Store(clock)
+    store.set_queues({"q1": Queue("q1", "Sales", "Home")})
+    store.set_agents({"u1": Agent("u1", "Ann", "Home")})
+    store.put("agent_states", 0, {"u1": AgentState("idle", "on_queue", 1.0)})
+    store.put("queue_states", 0, {"q1": QueueState({"voice": 2}, {}, {}, {}, 1, {"idle": 1}, 2, 1)})
+    store.set_status("queues", PollerStatus(interval=10, up=True, last_success=clock.time()))
+    page = MetricsPage(store, Telemetry)
+    page.refresh()
+    client = TestClient(TestServer(create_app(page, store)))
+    await client.start_server()
+    yield client, page
+    await client.close()
+
+
+def text_of(*collectors: str, snapshot: Snapshot) -> str:
+    parts = {
+        "queues": (*render_queues(snapshot), *render_queue_performance(snapshot)),
+        "agents": render_agents(snapshot),
+        "exporter": render_self(snapshot, Telemetry()),
+    }
+    return "".join(text for name in ("queues", "agents", "exporter") if name in collectors for text in parts[name])
+
+
+async def test_collect_serves_only_the_chosen_collectors_in_page_order(whole_org):
+    client, page = whole_org
+    query = "collect[]=exporter&collect[]=queues"  # asked in any order, served in page order
+    zipped = await client.get(f"/metrics?{query}", headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
+    assert zipped.status == 200 and zipped.headers["Content-Encoding"] == "gzip"
+    body = await zipped.read()
+    assert int(zipped.headers["Content-Length"]) == len(body)
+    text = gzip.decompress(body).decode()  # one valid member: the segments' CRCs combined
+    assert text == text_of("queues", "exporter", snapshot=page.snapshot)
+    assert "genesys_queue_waiting_interactions{" in text and "genesys_exporter_poller_up{" in text
+    assert "genesys_agent_" not in text
+    plain = await client.get(f"/metrics?{query}", headers={"Accept-Encoding": "identity"})
+    assert (await plain.text()) == text
+    head = await client.head(f"/metrics?{query}", headers={"Accept-Encoding": "gzip"})
+    assert head.status == 200 and int(head.headers["Content-Length"]) == len(body)
+    assert await head.read() == b""
+    head_plain = await client.head(f"/metrics?{query}", headers={"Accept-Encoding": "identity"})
+    assert head_plain.status == 200 and int(head_plain.headers["Content-Length"]) == len(text.encode())
+    assert await head_plain.read() == b""
+
+
+@pytest.mark.parametrize("collector", ["queues", "agents", "exporter"])
+async def test_each_collector_alone_and_all_of_them(whole_org, collector):
+    client, page = whole_org
+    alone = await (await client.get(f"/metrics?collect[]={collector}")).text()
+    assert alone == text_of(collector, snapshot=page.snapshot)
+    assert alone.strip(), f"{collector}: an empty part proves little"
+    prefix = {"queues": "genesys_queue_", "agents": "genesys_agent_", "exporter": "genesys_exporter_"}[collector]
+    assert all(line.startswith(prefix) for line in alone.splitlines() if not line.startswith("#"))  # as the README says
+    every = "&".join(f"collect[]={name}" for name in ("agents", "exporter", "queues", collector))
+    zipped = await client.get(f"/metrics?{every}", headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
+    assert await zipped.read() == page.gzipped  # all of them (repeats allowed) is the page itself
+
+
+async def test_an_unknown_collector_is_a_400_with_one_line(whole_org):
+    client, _ = whole_org
+    response = await client.get("/metrics?collect[]=queues&collect[]=agent")
+    assert response.status == 400
+    reason = await response.text()
+    assert reason.count("\n") == 1 and "'agent'" in reason and "queues, agents, exporter" in reason
+    assert (await client.get("/metrics?collect[]=")).status == 400
