@@ -3,6 +3,11 @@
 A wrong setting must stop the process with one line that names the setting and says what is wrong
 (`ConfigError`), never with a traceback, and never with the secret in it: pydantic's own messages
 repeat the input value, so errors are re-worded here from the location and the reason only.
+
+One exporter may log in with several OAuth clients of the same org (each has its own rate budget
+and its own 20 notification channels): `GENESYS_CLIENT_ID` and `GENESYS_CLIENT_SECRET` are then
+comma lists of the same length, or the YAML file lists `clients:`. `Settings.clients` has them all;
+`client_id` and `client_secret` stay the first, for code that knows only one.
 """
 
 from __future__ import annotations
@@ -18,7 +23,16 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -28,6 +42,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from exporter import logging as exporter_logging
 from exporter.genesys.regions import Region, resolve_region
 
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - an exporter serves Prometheus on the network by default
@@ -116,11 +131,84 @@ def _base_url(value: object) -> str | None:
     return url
 
 
+@dataclass(frozen=True, slots=True)
+class OAuthClient:
+    """One OAuth client (Client Credentials grant) of the org: its own token, rate budget and channels."""
+
+    client_id: str
+    client_secret: SecretStr
+
+    @property
+    def label(self) -> str:
+        """The value of the `client` label of per-client metrics: the id names the client and is no secret."""
+        return self.client_id
+
+
+def _entries(value: object, name: str) -> list[str]:
+    """A comma list's entries, stripped. Empty ones are kept: a stray comma is an error, not nothing."""
+    text = value.get_secret_value() if isinstance(value, SecretStr) else value
+    if not isinstance(text, str):
+        raise ValueError(f"{name}: expected text (a comma list for several OAuth clients)")
+    entries = [entry.strip() for entry in text.split(",")]
+    for number, entry in enumerate(entries, 1):
+        if not entry:
+            raise ValueError(f"{name}: must not be empty" if len(entries) == 1 else f"{name}: entry {number} is empty")
+    return entries
+
+
+def _distinct(pairs: Sequence[tuple[str, str]], where: str) -> tuple[OAuthClient, ...]:
+    """The clients, once each. A repeat is named by position, never by value: it may be a misplaced secret."""
+    first_at: dict[str, int] = {}
+    for number, (client_id, _) in enumerate(pairs, 1):
+        seen = first_at.setdefault(client_id.lower(), number)  # ids are GUIDs: case does not make another client
+        if seen != number:
+            raise ValueError(
+                f"{where}: entries {seen} and {number} are the same client id (list each OAuth client once)"
+            )
+    return tuple(OAuthClient(client_id, SecretStr(secret)) for client_id, secret in pairs)
+
+
+def parse_clients(client_ids: object, client_secrets: object) -> tuple[OAuthClient, ...]:
+    """The clients of `GENESYS_CLIENT_ID` and `GENESYS_CLIENT_SECRET`: comma lists, paired by position."""
+    ids = _entries(client_ids, ENV_NAMES["client_id"])
+    secrets = _entries(client_secrets, ENV_NAMES["client_secret"])
+    if len(ids) != len(secrets):
+        raise ValueError(
+            f"{ENV_NAMES['client_id']} has {len(ids)} entries but {ENV_NAMES['client_secret']} has {len(secrets)}: "
+            "give one secret per client id, in the same order"
+        )
+    return _distinct(list(zip(ids, secrets, strict=True)), ENV_NAMES["client_id"])
+
+
+def listed_clients(value: object) -> tuple[OAuthClient, ...]:
+    """The clients of the YAML file's `clients:` list of `{client_id, client_secret}`."""
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence) or not value:
+        raise ValueError("clients: expected a list of {client_id, client_secret}, one per OAuth client")
+    pairs: list[tuple[str, str]] = []
+    for number, entry in enumerate(value, 1):
+        if isinstance(entry, OAuthClient):
+            entry = {"client_id": entry.client_id, "client_secret": entry.client_secret}
+        if not isinstance(entry, Mapping) or set(entry) != {"client_id", "client_secret"}:
+            raise ValueError(f"clients: entry {number} must have exactly the keys client_id and client_secret")
+        client_id, secret = (_listed_text(entry[key], number, key) for key in ("client_id", "client_secret"))
+        pairs.append((client_id, secret))
+    return _distinct(pairs, "clients")
+
+
+def _listed_text(value: object, number: int, key: str) -> str:
+    text = value.get_secret_value() if isinstance(value, SecretStr) else value
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"clients: entry {number}: {key} must be non-empty text")
+    return text.strip()
+
+
 BaseUrl = Annotated[str | None, BeforeValidator(_base_url)]
 Listen = Annotated[ListenAddress, NoDecode, BeforeValidator(parse_listen)]
 
 # Setting name (as used in YAML and by the CLI) -> the environment variable that sets it.
 ENV_NAMES: dict[str, str] = {}
+# Keys only the YAML file has (a list of mappings has no environment variable).
+FILE_ONLY = frozenset({"clients"})
 
 
 def _setting(env: str, default: Any = ..., description: str = "") -> Any:
@@ -134,8 +222,11 @@ class Settings(BaseSettings):
         env_file=".env", extra="ignore", populate_by_name=True, frozen=True, case_sensitive=False
     )
 
-    client_id: str = _setting("GENESYS_CLIENT_ID", description="OAuth client id (Client Credentials grant)")
-    client_secret: SecretStr = _setting("GENESYS_CLIENT_SECRET", description="OAuth client secret")
+    client_id: str = _setting(
+        "GENESYS_CLIENT_ID", description="OAuth client id (Client Credentials grant); a comma list for several"
+    )
+    client_secret: SecretStr = _setting("GENESYS_CLIENT_SECRET", description="OAuth client secret; a comma list")
+    _clients: tuple[OAuthClient, ...] = PrivateAttr(default=())
     region: Annotated[Region | None, NoDecode] = _setting(
         "GENESYS_REGION", None, "e.g. eu-west-1, eu_west_1 or mypurecloud.ie"
     )
@@ -242,19 +333,37 @@ class Settings(BaseSettings):
             raise ValueError("must be from 2 to 20 (one channel is kept spare for replacing a closing one)")
         return value
 
-    @field_validator("client_id")
+    @model_validator(mode="wrap")
     @classmethod
-    def _non_empty(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty")
-        return value.strip()
+    def _split_clients(cls, data: Any, handler: ModelWrapValidatorHandler[Settings]) -> Settings:
+        """Read the client lists (or the file's `clients:`) before the fields do: the fields get the first.
 
-    @field_validator("client_secret")
-    @classmethod
-    def _secret_non_empty(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().strip():
-            raise ValueError("must not be empty")
-        return value
+        The lists are one setting spread over two variables, and the file's `clients:` is a third
+        spelling, so no single field can check them. Set anywhere, `client_id`/`client_secret` take
+        the place of the file's `clients:` (the file is the last source; it may not hold both).
+        """
+        if not isinstance(data, dict):
+            return handler(data)
+        values = dict(data)
+        listed = values.pop("clients", None)
+        ids, secrets = (_pop_setting(values, name) for name in ("client_id", "client_secret"))
+        clients: tuple[OAuthClient, ...] = ()
+        if ids is not None and secrets is not None:
+            clients = parse_clients(ids, secrets)
+        elif ids is None and secrets is None and listed is not None:
+            clients = listed_clients(listed)
+        else:  # one of them is missing: the fields say which
+            values.update({k: v for k, v in (("client_id", ids), ("client_secret", secrets)) if v is not None})
+        if clients:
+            values["client_id"], values["client_secret"] = clients[0].client_id, clients[0].client_secret
+        settings = handler(values)
+        settings._clients = clients
+        return settings
+
+    @property
+    def clients(self) -> tuple[OAuthClient, ...]:
+        """Every OAuth client, in the order configured; the first is `client_id`/`client_secret`."""
+        return self._clients or (OAuthClient(self.client_id, self.client_secret),)  # built unvalidated
 
     @model_validator(mode="after")
     def _where(self) -> Settings:
@@ -295,11 +404,25 @@ for _name, _field in Settings.model_fields.items():
     ENV_NAMES[_name] = str(_field.validation_alias)
 
 
+def _pop_setting(values: dict[str, Any], name: str) -> object | None:
+    """A setting's raw value, gone from `values`: sources key it by its name or its variable."""
+    found = [values.pop(key) for key in (name, ENV_NAMES[name]) if key in values]
+    return found[0] if found else None
+
+
 def load_settings(config_file: Path | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
-    """Build the settings; CLI `overrides` beat the environment, which beats `.env`, which beats the file."""
+    """Build the settings; CLI `overrides` beat the environment, which beats `.env`, which beats the file.
+
+    Every client secret is registered for redaction here, so that no log line can show one.
+    """
     values = {k: v for k, v in (overrides or {}).items() if v is not None}
-    if config_file is None:
-        return _validated(Settings, values)
+    settings = _validated(Settings, values) if config_file is None else _from_file(config_file, values)
+    for client in settings.clients:
+        exporter_logging.redact(client.client_secret.get_secret_value())
+    return settings
+
+
+def _from_file(config_file: Path, values: Mapping[str, Any]) -> Settings:
     if not config_file.is_file():
         raise ConfigError(f"--config: no such file: {config_file}")
     try:
@@ -312,9 +435,15 @@ def load_settings(config_file: Path | None = None, overrides: Mapping[str, Any] 
         raise ConfigError(f"--config {config_file}: malformed YAML{line}: {getattr(exc, 'problem', exc)}") from None
     if content is not None and not isinstance(content, dict):
         raise ConfigError(f"--config {config_file}: expected a mapping of setting: value at the top level")
-    unknown = sorted(set(content or {}) - set(ENV_NAMES) - set(ENV_NAMES.values()))
+    keys = set(content or {})
+    unknown = sorted(keys - set(ENV_NAMES) - set(ENV_NAMES.values()) - FILE_ONLY)
     if unknown:
         raise ConfigError(f"--config {config_file}: unknown setting {unknown[0]!r}")
+    if "clients" in keys and keys & {"client_id", "client_secret", ENV_NAMES["client_id"], ENV_NAMES["client_secret"]}:
+        raise ConfigError(
+            f"--config {config_file}: clients cannot be combined with a top-level client_id or client_secret; "
+            "list every OAuth client under clients"
+        )
 
     class FileSettings(Settings):
         model_config = SettingsConfigDict(yaml_file=config_file)
@@ -335,9 +464,10 @@ def describe_error(exc: ValidationError) -> str:
     """One line: the first problem, named by its environment variable, without the offending value."""
     error = exc.errors(include_input=False, include_url=False)[0]
     loc = str(error["loc"][0]) if error["loc"] else ""
-    name = ENV_NAMES.get(loc, loc.upper()) if loc else "configuration"
+    name = ENV_NAMES.get(loc, loc.upper())
     if error["type"] == "missing":
         return f"{name}: required but not set"
     message = str(error["msg"]).removeprefix("Value error, ")
     more = len(exc.errors()) - 1
-    return f"{name}: {message}" + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
+    named = f"{name}: {message}" if name else message  # a check of several settings names them itself
+    return named + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
