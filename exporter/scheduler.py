@@ -115,6 +115,7 @@ class Scheduler:
             self.plan.weights,
             reserve_per_second=sum(self.plan.shares.get(j.name, 0.0) for j in urgent),
             burst=max((self._planned_costs[j.name] for j in urgent), default=0),
+            unplanned=[j.name for j in self._jobs if not self._succeeded[j.name].is_set()],
         )
         for job in self._jobs:
             interval = self.plan.intervals[job.name]

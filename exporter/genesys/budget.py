@@ -24,7 +24,7 @@ import heapq
 import itertools
 import math
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -87,6 +87,8 @@ class RateBudget:
         self._virtual_time = 0.0
         self._finish: dict[str, float] = {}  # job -> tag of its last request
         self._weights: dict[str, float] = {}  # job -> fair-queue weight, from the planner
+        self._job_starts: dict[str, deque[float]] = {}  # job -> its starts in the window
+        self._unplanned: frozenset[str] = frozenset()  # jobs in their first cycle: capped
         self.spent: Counter[str] = Counter()  # requests admitted per job, since start
         self.rate_limited_total = 0
 
@@ -108,14 +110,22 @@ class RateBudget:
             return max(0, min(ours, self._server_remaining))
         return max(0, ours)
 
-    def set_shares(self, weights: Mapping[str, float], reserve_per_second: float = 0.0, burst: int = 0) -> None:
-        """The planner's weights for the fair queue, and the urgent jobs' reserve and largest cycle.
+    def set_shares(
+        self,
+        weights: Mapping[str, float],
+        reserve_per_second: float = 0.0,
+        burst: int = 0,
+        unplanned: Collection[str] = (),
+    ) -> None:
+        """The planner's weights for the fair queue, the urgent jobs' reserve and largest cycle, and the
+        jobs whose cost is not known yet (`unplanned`: their first cycle), which are capped (`_job_cap`).
 
         Urgent requests go strictly first while the window holds fewer than their reserve plus one
         cycle of them (a cycle landing early, or late, stays first); beyond that they queue fairly, and
         never take more than half of what the reserve leaves the others.
         """
         self._weights = {name: weight for name, weight in weights.items() if weight > 0}
+        self._unplanned = frozenset(unplanned)
         self._reserve = min(self._limit - 1, math.floor(reserve_per_second * WINDOW_SECONDS))
         self._urgent_cap = self._reserve + min(burst, (self._limit - self._reserve) // 2)
 
@@ -143,12 +153,15 @@ class RateBudget:
         try:
             while True:
                 woken.clear()
-                if not self._first_in_line(woken):
+                head = self._head(self._clock.monotonic())
+                if head is None or self._flows[head[4]][0] is not woken:
                     await woken.wait()
                     continue
-                wait = self._wait(self._clock.monotonic(), caller.priority > URGENT_PRIORITY)
+                wait = self._wait(self._clock.monotonic(), caller)
                 if wait <= 0:
-                    tag = heapq.heappop(self._heads)[2]
+                    self._heads.remove(head)
+                    heapq.heapify(self._heads)
+                    tag = head[2]
                     flow.popleft()
                     self._take(caller, tag)
                     if flow:
@@ -187,24 +200,50 @@ class RateBudget:
         _forget_old(self._others, now)
         return len(self._starts) - len(self._others)
 
-    def _first_in_line(self, woken: asyncio.Event) -> bool:
-        return bool(self._heads) and self._flows[self._heads[0][4]][0] is woken
+    def _head(self, now: float) -> tuple[int, int, float, int, str] | None:
+        """Whose request goes next: the first in fair-queue order that is not over its own cap in the
+        window, or, when all are, the first (it waits for its cap to free, see `_wait`)."""
+        if not self._heads:
+            return None
+        ordered = sorted(self._heads)
+        for head in ordered:
+            if head[0] == 0 or self._own_wait(head[4], now) <= 0:
+                return head
+        return ordered[0]
+
+    def _own_wait(self, job: str, now: float) -> float:
+        """Seconds until an unplanned job holds fewer than its cap of the window's starts (0 for the others)."""
+        starts = self._job_starts.get(job)
+        return _until_room(starts, self._job_cap(), now) if starts and job in self._unplanned else 0.0
+
+    def _job_cap(self) -> int:
+        """A job whose cost is not known yet may start at most three quarters of what the reserve leaves
+        the jobs that are not urgent in any 60 s. Fair queueing cannot hold back a job that is alone, and
+        one that starts alone (a 2,000-queue member listing at start-up) would spend the window in two
+        seconds: the agents' first state polls and the notification channels, a moment behind, would
+        find nothing left for a minute. Once its cost is known the planner paces it like any job."""
+        return max(1, (3 * (self._limit - self._reserve)) // 4)
 
     def waiting(self, job: str) -> int:
         """Requests of the job waiting for a place: the cost still to come of the cycle it is running."""
         return len(self._flows.get(job, ()))
 
-    def _wait(self, now: float, within_room: bool) -> float:
+    def _wait(self, now: float, caller: Caller) -> float:
         """Seconds until the head of the queue may start; inf while every concurrency place is taken.
 
         Any request waits for the window to hold fewer than `limit` starts; one of a job that is not
-        urgent also for fewer than `limit - reserve` starts of such jobs, so the reserve stays free.
+        urgent also for fewer than `limit - reserve` starts of such jobs, so the reserve stays free,
+        and for its own starts to be under its cap (`_job_cap`).
         """
         if self._in_flight >= self._concurrency:
             return math.inf
         wait = max(self._paused_until - now, _until_room(self._starts, self._limit, now))
-        if within_room:
-            wait = max(wait, _until_room(self._others, max(1, self._limit - self._reserve), now))
+        if caller.priority > URGENT_PRIORITY:
+            wait = max(
+                wait,
+                _until_room(self._others, max(1, self._limit - self._reserve), now),
+                self._own_wait(caller.name, now),
+            )
         return wait
 
     def _take(self, caller: Caller, tag: float) -> None:
@@ -212,14 +251,16 @@ class RateBudget:
         self._starts.append(now)
         if caller.priority > URGENT_PRIORITY:
             self._others.append(now)
+            self._job_starts.setdefault(caller.name, deque()).append(now)
         self._in_flight += 1
         self._virtual_time = tag
         self.spent[caller.name] += 1
 
     def _wake_head(self) -> None:
-        """Only the first in line can start next: wake it alone (not every waiter) to look again."""
-        if self._heads:
-            self._flows[self._heads[0][4]][0].set()
+        """Only the next in line can start next: wake it alone (not every waiter) to look again."""
+        head = self._head(self._clock.monotonic())
+        if head is not None:
+            self._flows[head[4]][0].set()
 
     async def _sleep_or_woken(self, seconds: float, woken: asyncio.Event) -> None:
         if math.isinf(seconds):

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exporter.clock import FakeClock
-from exporter.genesys.budget import RateBudget
+from exporter.genesys.budget import Caller, RateBudget, current_caller
 from exporter.genesys.regions import REGIONS, resolve_region
 
 
@@ -103,3 +103,30 @@ def test_every_region_and_unknown_ones():
     assert resolve_region("us-east-1").api_url == "https://api.mypurecloud.com"
     with pytest.raises(ValueError, match="unknown region 'mars-1'"):
         resolve_region("mars-1")
+
+
+async def test_a_job_of_unknown_cost_leaves_a_quarter_of_the_window_to_those_that_start_after_it(clock):
+    budget = RateBudget(clock, requests_per_minute=300, headroom=0.1, concurrency=8)
+    budget.set_shares({"agent_directory": 1.0, "agents": 1.0}, unplanned=["agent_directory"])
+    listing: list[float] = []
+    states: list[float] = []
+
+    async def request(job: str, arrive: float, into: list[float]) -> None:
+        current_caller.set(Caller(job, 4))
+        await clock.sleep(arrive)
+        async with budget.slot():
+            into.append(clock.monotonic())
+            await clock.sleep(0.05)
+
+    tasks = [asyncio.ensure_future(request("agent_directory", 0.0, listing)) for _ in range(600)]
+    tasks += [asyncio.ensure_future(request("agents", 10.0, states)) for _ in range(20)]
+    for _ in range(40):  # 20 s
+        await clock.advance(0.5)
+    assert len(listing) == 3 * 270 // 4  # alone at first, yet capped: the cost of a first cycle is a guess
+    assert len(states) == 20 and max(states) < 12  # the agents' first polls, ten seconds later, got through
+    budget.set_shares({"agent_directory": 1.0, "agents": 1.0})  # its cost is known: paced by the plan only
+    for _ in range(240):  # 2 min
+        await clock.advance(0.5)
+    assert max_in_any_window(listing + states) == 270
+    for task in tasks:
+        task.cancel()
