@@ -198,7 +198,12 @@ class Exporter:
         if self.push is not None:
             self._tasks.append(asyncio.create_task(self.push.run(), name="push"))
         self._runner = web.AppRunner(
-            create_app(self.page, self.store, BasicAuth(self.web.users) if self.web.users else None),
+            create_app(
+                self.page,
+                self.store,
+                BasicAuth(self.web.users) if self.web.users else None,
+                push=self.push.telemetry if self.push is not None else lambda: None,
+            ),
             access_log=None,
             handle_signals=False,
             shutdown_timeout=2.0,

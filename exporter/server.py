@@ -12,11 +12,13 @@ import asyncio
 import gzip
 import html
 import time
+from collections.abc import Callable
 
 from aiohttp import web
 
 from exporter import __version__
 from exporter.page import COLLECTORS, MetricsPage
+from exporter.push.pool import PushTelemetry
 from exporter.snapshot import Store, merged
 from exporter.webconfig import BasicAuth
 
@@ -45,7 +47,12 @@ def collectors(request: web.Request) -> tuple[str, ...]:
     return names
 
 
-def create_app(page: MetricsPage, store: Store, auth: BasicAuth | None = None) -> web.Application:
+def create_app(
+    page: MetricsPage,
+    store: Store,
+    auth: BasicAuth | None = None,
+    push: Callable[[], PushTelemetry | None] = lambda: None,
+) -> web.Application:
     async def metrics(request: web.Request) -> web.StreamResponse:
         body = page.body_of(collectors(request))  # this page to the end, whatever is rendered meanwhile
         if not wants_gzip(request):  # 55 MB to inflate at 50,000 agents: off the loop
@@ -74,7 +81,7 @@ def create_app(page: MetricsPage, store: Store, auth: BasicAuth | None = None) -
         return web.Response(status=503, text=f"not ready: waiting for the first success of {', '.join(waiting)}\n")
 
     async def landing(_: web.Request) -> web.Response:
-        return web.Response(text=landing_page(store, time.time()), content_type="text/html")
+        return web.Response(text=landing_page(store, time.time(), push()), content_type="text/html")
 
     app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[auth.middleware] if auth else [])
     app.router.add_get("/metrics", metrics)
@@ -84,8 +91,8 @@ def create_app(page: MetricsPage, store: Store, auth: BasicAuth | None = None) -
     return app
 
 
-def landing_page(store: Store, now: float) -> str:
-    """A small status page: links, and for each poller whether it is up and how fresh its data is."""
+def landing_page(store: Store, now: float, push: PushTelemetry | None = None) -> str:
+    """A small status page: links, for each poller whether it is up and how fresh its data is, and push's health."""
     rows = []
     for name, status in sorted(store.snapshot.pollers.items()):
         state = {None: "starting", True: "up", False: "failing"}[status.up]
@@ -106,5 +113,32 @@ def landing_page(store: Store, now: float) -> str:
 <p>{len(snapshot.queues)} queues in scope, {len(merged(snapshot.queue_states, snapshot.queues))} with live data.</p>
 <table><tr><th>poller</th><th>state</th><th>cadence</th><th>last success</th><th>last error</th></tr>
 {"".join(rows)}
-</table></body></html>
+</table>
+{push_section(push, now)}</body></html>
+"""
+
+
+def push_section(push: PushTelemetry | None, now: float) -> str:
+    """Push next to the pollers: channels, where each kind's live data comes from, the last event, reconnects.
+
+    Channels are counted, never named: a channel id is a capability.
+    """
+    if push is None:
+        return "<p>Push is off (GENESYS_PUSH=off): everything is polled.</p>\n"
+    state = "up" if push.slots and push.channels >= push.slots else ("starting" if not push.channels else "failing")
+    last = f"{now - push.last_event:.0f} s ago" if push.last_event is not None else "none yet"
+    rows = "".join(
+        f"<tr><td>{kind}</td><td>{push.items.get((kind, 'push'), 0)}</td><td>{push.items.get((kind, 'poll'), 0)}</td>"
+        f"<td>{push.topics.get((kind, 'pending'), 0)}</td><td>{push.topics.get((kind, 'rejected'), 0)}</td>"
+        f"<td>{push.events.get(kind, 0)}</td></tr>"
+        for kind in ("queues", "agents")
+    )
+    reconnects = ", ".join(f"{html.escape(r)} {n}" for r, n in sorted(push.reconnects.items())) or "none"
+    return f"""<h2>Push</h2>
+<p class={state}>{push.channels} of {push.slots} notification channels connected; last event {last};
+reconnects: {reconnects}.</p>
+<table><tr><th>kind</th><th>pushed</th><th>polled</th><th>pending topics</th><th>rejected topics</th>
+<th>events</th></tr>
+{rows}
+</table>
 """

@@ -263,3 +263,16 @@ async def test_push_off_polls_as_before(clock):
         await until(clock, lambda: exporter.scheduler.ready)
         assert exporter.push is None
         assert org.notifications.channels_of(org.client_id) == []
+
+
+async def test_the_landing_page_shows_push_next_to_the_pollers_without_a_channel_id(pushed):
+    org, exporter = pushed
+    async with aiohttp.ClientSession() as session, session.get(f"{exporter.url}/") as response:
+        page = await response.text()
+    assert "<h2>Push</h2>" in page
+    assert "1 of 1 notification channels connected" in page
+    assert "<tr><td>agents</td><td>60</td><td>0</td>" in page
+    channel_ids = [c.id for c in org.notifications.channels_of(org.client_id)]
+    assert channel_ids and not any(cid in page for cid in channel_ids)
+    text, _ = await scrape(exporter.url)
+    assert not any(cid in text for cid in channel_ids)  # nor on /metrics
