@@ -45,7 +45,7 @@ from exporter.clock import Clock
 from exporter.simulator.faults import SOCKET_ROUTE, Fault, Faults
 from exporter.simulator.model import PRESENCE_NAMES, ROUTING_STATUSES, OrgModel, SimAgent
 from exporter.simulator.observations import LongestStyle, observe
-from exporter.simulator.wire import MAX_BODY_BYTES, MAX_PREDICATES, ApiError, bad_request, iso
+from exporter.simulator.wire import MAX_PREDICATES, ApiError, bad_request, iso, json_body
 
 log = logging.getLogger(__name__)
 
@@ -650,15 +650,7 @@ def _observation_bodies(
 
 async def _topics_body(request: web.Request) -> list[str]:
     """`[{"id": topic}, ...]`, the body of PUT/POST subscriptions."""
-    if request.content_type != "application/json":
-        raise ApiError(415, "unsupported.media.type", f"Unsupported content type {request.content_type!r}")
-    raw = await request.read()
-    if len(raw) > MAX_BODY_BYTES:
-        raise ApiError(413, "request.entity.too.large", f"Request body over {MAX_BODY_BYTES} bytes")
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise bad_request("The request body is not valid JSON") from None
+    body = await json_body(request)
     if not isinstance(body, list) or not all(isinstance(t, dict) and isinstance(t.get("id"), str) for t in body):
         raise bad_request('The body must be a list of topics: [{"id": "v2.users.<id>.activity"}, ...]')
     return [t["id"] for t in body]

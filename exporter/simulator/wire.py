@@ -6,6 +6,7 @@ exporter misread the API, the simulator should not repeat the misreading.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -158,3 +159,16 @@ def next_uri_listing(request: web.Request, entities: list[Any], size: int, numbe
     if number > 1:
         body["previousUri"] = page_uri(request, number - 1, size)
     return body
+
+
+async def json_body(request: web.Request) -> Any:
+    """A request's JSON body, checked as the real API checks it: content type, size, syntax."""
+    if request.content_type != "application/json":
+        raise ApiError(415, "unsupported.media.type", f"Unsupported content type {request.content_type!r}")
+    raw = await request.read()
+    if len(raw) > MAX_BODY_BYTES:
+        raise ApiError(413, "request.entity.too.large", f"Request body over {MAX_BODY_BYTES} bytes")
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise bad_request("The request body is not valid JSON") from None
