@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -22,6 +22,9 @@ from exporter import logging as exporter_logging
 from exporter.config import DEFAULT_PORT, ConfigError, ListenAddress, Settings, load_settings, parse_listen
 from exporter.process import tune_gc
 from exporter.simulator.faults import Fault, parse_fault
+
+if TYPE_CHECKING:
+    from exporter.simulator.api import SimulatedOrg
 
 log = structlog.get_logger(__name__)
 
@@ -93,7 +96,13 @@ def _simulation_args(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--queues", type=int, default=20, help="queues in the simulated org")
     sub.add_argument("--agents", type=int, default=200, help="agents in the simulated org")
     sub.add_argument("--seed", type=int, default=1, help="random seed: same seed, same org")
-    sub.add_argument("--rate-limit", type=int, default=300, help="requests per minute per token")
+    sub.add_argument("--rate-limit", type=int, default=300, help="requests per minute per OAuth client")
+    sub.add_argument(
+        "--clients",
+        type=_client_count,
+        default=1,
+        help="OAuth clients of the simulated org, each with its own rate window and channels (default 1)",
+    )
     sub.add_argument("--heartbeat", type=float, default=30.0, help="seconds between notification socket heartbeats")
     sub.add_argument(
         "--fault",
@@ -102,6 +111,27 @@ def _simulation_args(sub: argparse.ArgumentParser) -> None:
         metavar="ROUTE:KIND[:k=v,...]",
         help="make the simulated org misbehave, e.g. queue_observations:status:status=503,rate=0.2 (repeatable)",
     )
+
+
+def _client_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of OAuth clients, at least 1, got {text!r}")
+    return count
+
+
+def _print_clients(sim: SimulatedOrg) -> None:
+    """Every client's id; the secrets only of the simulator's own demo clients, never of given ones."""
+    demo = sim.demo_clients
+    given = [client for client in sim.clients if client not in demo]
+    if given:
+        print(f"  accepting the credentials in GENESYS_CLIENT_ID / GENESYS_CLIENT_SECRET for {', '.join(given)}")
+    if demo:
+        print(f"  demo credentials: GENESYS_CLIENT_ID={','.join(demo)} GENESYS_CLIENT_SECRET={','.join(demo.values())}")
+    sys.stdout.flush()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -230,16 +260,11 @@ async def _simulate(args: argparse.Namespace, listen: ListenAddress) -> int:
         heartbeat_seconds=args.heartbeat,
         client_id=os.environ.get("GENESYS_CLIENT_ID"),
         client_secret=os.environ.get("GENESYS_CLIENT_SECRET"),
+        clients=args.clients,
     ) as sim:
         sim.faults.arm(*_faults(args))
         print(f"Simulated Genesys Cloud API at {sim.url} ({args.queues} queues, {args.agents} agents)", flush=True)
-        if sim.uses_demo_credentials:
-            print(
-                f"  demo credentials: GENESYS_CLIENT_ID={sim.client_id} GENESYS_CLIENT_SECRET={sim.demo_secret}",
-                flush=True,
-            )
-        else:
-            print("  accepting the credentials in GENESYS_CLIENT_ID / GENESYS_CLIENT_SECRET", flush=True)
+        _print_clients(sim)
         print(f"  point the exporter at it with GENESYS_API_URL={sim.url}", flush=True)
         await _until_stopped()
     return 0
@@ -258,13 +283,14 @@ async def _demo(args: argparse.Namespace, listen: ListenAddress, fmt: str, level
         seed=args.seed,
         rate_limit=args.rate_limit,
         heartbeat_seconds=args.heartbeat,
+        clients=args.clients,
     ) as sim:
         sim.faults.arm(*_faults(args))
         settings = load_settings(
             None,
             {
-                "client_id": sim.client_id,
-                "client_secret": sim.client_secret,
+                "client_id": ",".join(sim.clients),  # every client, as GENESYS_CLIENT_ID would list them
+                "client_secret": ",".join(sim.clients.values()),
                 "api_url": sim.url,
                 "listen": listen,
                 "log_format": fmt,
@@ -279,6 +305,7 @@ async def _demo(args: argparse.Namespace, listen: ListenAddress, fmt: str, level
             )
             print(f"  metrics: {exporter.url}/metrics", flush=True)
             print(f"  status:  {exporter.url}/", flush=True)
+            _print_clients(sim)
             with contextlib.suppress(asyncio.CancelledError):
                 await _until_stopped()
     return 0

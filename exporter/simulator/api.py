@@ -1,10 +1,15 @@
 """The simulated Genesys Cloud API: an aiohttp app in front of the live `OrgModel`.
 
 It behaves like the real service where the exporter can tell: OAuth client credentials with
-expiring tokens, a per-token rate limit with the `inin-ratelimit-*` headers and the normalized 429,
+expiring tokens, a rate limit with the `inin-ratelimit-*` headers and the normalized 429,
 ErrorBody errors whose `contextId` is the `inin-correlation-id`, permissions per client, the three
 paging styles, and bodies checked as strictly as the brief says the real API checks them. The
 Notifications API (channels, subscriptions, the WebSocket) is its own room, `notifications.py`.
+
+The org may have several OAuth clients, as a large contact centre's integrations do. Each has its
+own credentials, its own rate window (one 60 s window for all of the client's tokens, so a new token
+does not buy a fresh minute, and another client's requests never use it up) and its own 20
+channels; the counters `client_requests` and `rate_limited_by` tell them apart for tests.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import collections
 import ipaddress
 import json
 import math
+import re
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -59,6 +65,7 @@ from exporter.simulator.wire import (
 DEMO_CLIENT_ID = "demo-client"
 DEMO_CLIENT_SECRET = "demo-secret"  # noqa: S105 - the simulator's published demo credentials
 WINDOW_SECONDS = 60.0
+NOT_API = ("oauth_token", "admin", SOCKET_ROUTE)  # routes `api_requests` does not count
 
 # Route name -> the permission the real API wants (any one of them), brief §2.
 PERMISSIONS: dict[str, tuple[str, ...]] = {
@@ -77,22 +84,46 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def demo_credentials(number: int) -> tuple[str, str]:
+    """The published credentials of the simulator's `number`th own client (1 is the demo client)."""
+    suffix = "" if number == 1 else f"-{number}"
+    return DEMO_CLIENT_ID + suffix, DEMO_CLIENT_SECRET + suffix
+
+
+def is_demo_client(client_id: str, secret: str) -> bool:
+    """Credentials the simulator made up and prints, as opposed to ones it was given (never printed)."""
+    match = re.fullmatch(rf"{re.escape(DEMO_CLIENT_ID)}(-\d+)?", client_id)
+    return match is not None and secret == DEMO_CLIENT_SECRET + (match[1] or "")
+
+
 @dataclass
 class _Token:
     expires_at: float
-    client_id: str = DEMO_CLIENT_ID  # whose channels the token's notification calls see
-    window_start: float = -math.inf
-    window_count: int = 0
+    client_id: str  # whose rate window it draws on, whose channels its notification calls see
+
+
+@dataclass
+class _Window:
+    """One OAuth client's rate window: it opens with the first request after the last one ended."""
+
+    start: float = -math.inf
+    count: int = 0
 
 
 @dataclass
 class SimulatedOrg:
-    """The org's API state around the model: who may log in, tokens, limits, switches for tests."""
+    """The org's API state around the model: who may log in, tokens, limits, switches for tests.
+
+    `clients` (client id -> secret) are the OAuth clients that may log in; when it is not given
+    the org has the one client `client_id`/`client_secret`, and when it is those two name its first,
+    for callers that know one client.
+    """
 
     model: OrgModel
     clock: Clock
     client_id: str = DEMO_CLIENT_ID
     client_secret: str = DEMO_CLIENT_SECRET
+    clients: dict[str, str] = field(default_factory=dict)
     token_ttl: float = 86400.0
     rate_limit: int = 300
     permissions: frozenset[str] | None = None  # None: every permission
@@ -100,8 +131,13 @@ class SimulatedOrg:
     expand_presence: bool = True  # False: `/users` leaves out routingStatus/presence (best effort expand)
     faults: Faults = field(default_factory=Faults)
     tokens: dict[str, _Token] = field(default_factory=dict)
+    windows: dict[str, _Window] = field(default_factory=dict)  # client id -> its rate window
     requests: collections.Counter[tuple[str, int]] = field(default_factory=collections.Counter)
-    rate_limited: int = 0  # requests refused by the real per-token limit (injected 429s not counted)
+    # (client id, route, status): the requests that named a client (a bearer token it was given, or
+    # its id at the token endpoint), faults and refusals included.
+    client_requests: collections.Counter[tuple[str, str, int]] = field(default_factory=collections.Counter)
+    rate_limited: int = 0  # requests refused by the real per-client limit (injected 429s not counted)
+    rate_limited_by: collections.Counter[str] = field(default_factory=collections.Counter)  # the same, by client
     url: str = ""
     # Notifications API (see notifications.py); read live, so a test may change them on a running org.
     heartbeat_seconds: float = 30.0
@@ -111,28 +147,30 @@ class SimulatedOrg:
     notifications: Notifications = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.clients:
+            self.client_id, self.client_secret = next(iter(self.clients.items()))
+        else:
+            self.clients = {self.client_id: self.client_secret}
         self.notifications = Notifications(self)
 
     @property
-    def uses_demo_credentials(self) -> bool:
-        return self.client_id == DEMO_CLIENT_ID and self.client_secret == DEMO_CLIENT_SECRET
-
-    @property
-    def demo_secret(self) -> str:
-        return DEMO_CLIENT_SECRET
+    def demo_clients(self) -> dict[str, str]:
+        """The clients whose credentials are the simulator's own published ones: safe to print."""
+        return {client: secret for client, secret in self.clients.items() if is_demo_client(client, secret)}
 
     def revoke_tokens(self, client_id: str | None = None) -> None:
         """Revoke every token (or one client's); their notification sockets hear so and close."""
         self.tokens = {v: t for v, t in self.tokens.items() if client_id not in (None, t.client_id)}
         self.notifications.revoke(None if client_id is None else {client_id})
 
-    def api_requests(self, route: str | None = None) -> int:
-        """Requests answered on `/api/v2` (all, or one route's), whatever their status."""
-        return sum(
-            n
-            for (name, _), n in self.requests.items()
-            if name not in ("oauth_token", "admin", SOCKET_ROUTE) and route in (None, name)
+    def api_requests(self, route: str | None = None, client: str | None = None) -> int:
+        """Requests answered on `/api/v2` (all, one route's, one client's, or both), whatever their status."""
+        answered = (
+            ((name, n) for (name, _), n in self.requests.items())
+            if client is None
+            else ((name, n) for (who, name, _), n in self.client_requests.items() if who == client)
         )
+        return sum(n for name, n in answered if name not in NOT_API and route in (None, name))
 
     def create_app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=MAX_BODY_BYTES * 2)
@@ -159,6 +197,8 @@ class SimulatedOrg:
         extra_headers: dict[str, str] = {}
         fault = self.faults.pick(route, self.clock.monotonic(), REQUEST_KINDS) if route != "admin" else None
         request[FAULT_KEY] = fault  # the `reject` fault is the subscriptions handler's to apply
+        if (token := self._bearer(request)) is not None:  # known before any fault: counted as the client's
+            request[CLIENT_KEY] = token.client_id
         try:
             if fault is not None:
                 await self._fault_before(fault, route)
@@ -179,6 +219,8 @@ class SimulatedOrg:
             response.headers["inin-correlation-id"] = context_id
             response.headers.update(extra_headers)
         self.requests[(route, response.status)] += 1
+        if (client := request.get(CLIENT_KEY)) is not None:
+            self.client_requests[(client, route, response.status)] += 1
         return response
 
     async def _fault_before(self, fault: Fault, route: str) -> None:
@@ -231,11 +273,13 @@ class SimulatedOrg:
             return cut
         return response
 
-    def _admit(self, request: web.Request, route: str) -> dict[str, str]:
-        """Bearer token, then the per-token rate window, then the route's permission."""
+    def _bearer(self, request: web.Request) -> _Token | None:
         header = request.headers.get("Authorization", "")
-        token_value = header[7:] if header[:7].lower() == "bearer " else ""
-        token = self.tokens.get(token_value)
+        return self.tokens.get(header[7:]) if header[:7].lower() == "bearer " else None
+
+    def _admit(self, request: web.Request, route: str) -> dict[str, str]:
+        """Bearer token, then its client's rate window, then the route's permission."""
+        token = self._bearer(request)
         now = self.clock.monotonic()
         if token is None:
             raise ApiError(
@@ -243,19 +287,20 @@ class SimulatedOrg:
             )
         if now >= token.expires_at:
             raise ApiError(401, "credentials.expired", "The bearer token has expired.")
-        if now >= token.window_start + WINDOW_SECONDS:
-            token.window_start, token.window_count = now, 0
-        reset = max(1, math.ceil(token.window_start + WINDOW_SECONDS - now))
-        if token.window_count >= self.rate_limit:
+        window = self.windows.setdefault(token.client_id, _Window())
+        if now >= window.start + WINDOW_SECONDS:
+            window.start, window.count = now, 0
+        reset = max(1, math.ceil(window.start + WINDOW_SECONDS - now))
+        if window.count >= self.rate_limit:
             self.rate_limited += 1
+            self.rate_limited_by[token.client_id] += 1
             raise ApiError(
                 429,
                 "too.many.requests.retry.after",
                 f"Rate limit exceeded the maximum. Retry the request in [{reset}] seconds",
                 headers={"Retry-After": str(reset)},
             )
-        token.window_count += 1
-        request[CLIENT_KEY] = token.client_id
+        window.count += 1
         needed = PERMISSIONS.get(route, ())
         if needed and self.permissions is not None and not self.permissions.intersection(needed):
             code = "missing.any.permissions" if len(needed) > 1 else "missing.permissions"
@@ -269,7 +314,7 @@ class SimulatedOrg:
             )
         return {
             "inin-ratelimit-allowed": str(self.rate_limit),
-            "inin-ratelimit-count": str(token.window_count),
+            "inin-ratelimit-count": str(window.count),
             "inin-ratelimit-reset": str(reset),
         }
 
@@ -294,7 +339,10 @@ class SimulatedOrg:
         except (binascii.Error, UnicodeDecodeError):
             user, password = "", ""
         form = await request.post()
-        if not (secrets.compare_digest(user, self.client_id) and secrets.compare_digest(password, self.client_secret)):
+        secret = self.clients.get(user)
+        if secret is not None:
+            request[CLIENT_KEY] = user  # its login attempts count as its requests, failed ones too
+        if secret is None or not secrets.compare_digest(password, secret):
             return web.json_response(
                 {
                     "error": "invalid_client",
@@ -308,7 +356,7 @@ class SimulatedOrg:
                 {"error": "unsupported_grant_type", "description": "use client_credentials"}, status=400
             )
         value = secrets.token_urlsafe(32)
-        self.tokens[value] = _Token(expires_at=self.clock.monotonic() + self.token_ttl, client_id=self.client_id)
+        self.tokens[value] = _Token(expires_at=self.clock.monotonic() + self.token_ttl, client_id=user)
         return web.json_response({"access_token": value, "token_type": "bearer", "expires_in": int(self.token_ttl)})
 
     async def _queues(self, request: web.Request) -> web.Response:
@@ -504,19 +552,24 @@ async def serve_simulator(
     clock: Clock | None = None,
     client_id: str | None = None,
     client_secret: str | None = None,
+    clients: int = 1,
     **options: Any,
 ) -> AsyncIterator[SimulatedOrg]:
-    """Run the simulated org on `host:port` (port 0: any free port) until the block ends."""
+    """Run the simulated org on `host:port` (port 0: any free port) until the block ends.
+
+    It has `clients` OAuth clients: the first logs in with `client_id`/`client_secret` (the demo
+    credentials when not given), the others with the simulator's own (`demo_credentials(2)`, ...).
+    """
+    if clients < 1:
+        raise ValueError(f"an org needs at least one OAuth client, not {clients}")
+    credentials = {client_id or DEMO_CLIENT_ID: client_secret or DEMO_CLIENT_SECRET}
+    number = 1
+    while len(credentials) < clients:
+        number += 1
+        credentials.setdefault(*demo_credentials(number))  # skips an id the first client already has
     clock = clock or SystemClock()
     model = OrgModel(SimConfig(queues=queues, agents=agents, seed=seed), clock.time())
-    org = SimulatedOrg(
-        model,
-        clock,
-        client_id=client_id or DEMO_CLIENT_ID,
-        client_secret=client_secret or DEMO_CLIENT_SECRET,
-        rate_limit=rate_limit,
-        **options,
-    )
+    org = SimulatedOrg(model, clock, clients=credentials, rate_limit=rate_limit, **options)
     runner = web.AppRunner(org.create_app(), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

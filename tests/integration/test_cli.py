@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import signal
 import subprocess
@@ -263,3 +264,46 @@ def test_run_and_demo_tune_the_gc_of_the_process_they_own(command, request, defa
         argv = ["demo", "--listen", "127.0.0.1:0", "--queues", "2", "--agents", "5", "--log-format", "json"]
     assert cli.main(argv) == 0
     assert seen == [GC_THRESHOLDS]
+
+
+@pytest.fixture
+def in_process(monkeypatch, tmp_path) -> Iterator[None]:
+    """A command run in this process, stopped as soon as it is up, without the tree's .env or variables."""
+
+    async def stop_at_once() -> None:
+        return None
+
+    monkeypatch.setattr(cli, "_until_stopped", stop_at_once)
+    monkeypatch.chdir(tmp_path)
+    for name in os.environ:
+        if name.startswith(("GENESYS_", "EXPORTER_")):
+            monkeypatch.delenv(name)
+    yield
+    structlog.reset_defaults()  # the command set up logging for its process, which is this one
+    logging.basicConfig(force=True, handlers=[logging.NullHandler()])
+
+
+def test_simulate_clients_prints_every_id_and_only_the_simulators_own_secrets(in_process, monkeypatch, capsys):
+    assert cli.main(["simulate", "--listen", "127.0.0.1:0", "--clients", "3"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "  demo credentials: GENESYS_CLIENT_ID=demo-client,demo-client-2,demo-client-3 "
+        "GENESYS_CLIENT_SECRET=demo-secret,demo-secret-2,demo-secret-3\n"
+    ) in out
+    monkeypatch.setenv("GENESYS_CLIENT_ID", "cli-client")
+    monkeypatch.setenv("GENESYS_CLIENT_SECRET", SECRET)
+    assert cli.main(["simulate", "--listen", "127.0.0.1:0", "--clients", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "accepting the credentials in GENESYS_CLIENT_ID / GENESYS_CLIENT_SECRET for cli-client\n" in out
+    assert "demo credentials: GENESYS_CLIENT_ID=demo-client-2 GENESYS_CLIENT_SECRET=demo-secret-2\n" in out
+    assert SECRET not in out
+
+
+def test_demo_clients_and_a_bad_count(in_process, capsys):
+    argv = ["demo", "--listen", "127.0.0.1:0", "--queues", "2", "--agents", "5", "--log-format", "json"]
+    assert cli.main([*argv, "--clients", "2"]) == 0
+    assert "demo credentials: GENESYS_CLIENT_ID=demo-client,demo-client-2 " in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exited:
+        cli.main([*argv, "--clients", "0"])
+    assert exited.value.code == 2
+    assert "--clients: expected a whole number of OAuth clients, at least 1" in capsys.readouterr().err

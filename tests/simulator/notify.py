@@ -26,17 +26,22 @@ def user_topic(agent_id: str) -> str:
 
 
 class Client:
-    """One OAuth client's REST calls to the simulated org."""
+    """One OAuth client's REST calls to the simulated org (the org's first client unless told)."""
 
-    def __init__(self, org: SimulatedOrg, http: aiohttp.ClientSession) -> None:
+    def __init__(self, org: SimulatedOrg, http: aiohttp.ClientSession, client_id: str | None = None) -> None:
         self.org, self.http, self.token = org, http, ""
+        self.client_id = client_id or org.client_id
 
-    async def login(self) -> None:
-        auth = basic_auth(self.org.client_id, self.org.client_secret)
+    async def login(self, secret: str | None = None) -> int:
+        """Log in (with the client's own secret unless told); the token endpoint's status."""
+        auth = basic_auth(self.client_id, secret or self.org.clients.get(self.client_id, ""))
         async with self.http.post(
             f"{self.org.url}/oauth/token", data={"grant_type": "client_credentials"}, headers=auth
         ) as r:
-            self.token = (await r.json())["access_token"]
+            body = await r.json()
+            if r.status == 200:
+                self.token = body["access_token"]
+            return r.status
 
     async def call(self, method: str, path: str, **kw: Any) -> tuple[int, Any, Any]:
         headers = {"Authorization": f"Bearer {self.token}", **kw.pop("headers", {})}
