@@ -57,6 +57,7 @@ from exporter.simulator.wire import (
     bad_request,
     error,
     iso,
+    json_body,
     next_uri_listing,
     numbered_listing,
     page_size,
@@ -319,15 +320,7 @@ class SimulatedOrg:
         }
 
     async def _json_body(self, request: web.Request) -> Any:
-        if request.content_type != "application/json":
-            raise ApiError(415, "unsupported.media.type", f"Unsupported content type {request.content_type!r}")
-        raw = await request.read()
-        if len(raw) > MAX_BODY_BYTES:
-            raise ApiError(413, "request.entity.too.large", f"Request body over {MAX_BODY_BYTES} bytes")
-        try:
-            return json.loads(raw)
-        except ValueError:
-            raise bad_request("The request body is not valid JSON") from None
+        return await json_body(request)
 
     # ----- endpoints ----------------------------------------------------------------------------
     async def _token(self, request: web.Request) -> web.Response:

@@ -24,7 +24,7 @@ from exporter.clock import FakeClock
 from exporter.genesys.budget import RateBudget
 from exporter.genesys.client import GenesysClient
 from exporter.process import GC_THRESHOLDS
-from exporter.simulator.api import serve_simulator
+from exporter.simulator.api import SimulatedOrg, serve_simulator
 from tests.conftest import free_port
 from tests.integration.test_exporter_vs_simulator import settings_for
 
@@ -164,18 +164,23 @@ def test_check_says_ok_for_a_good_client(simulator):
     assert "FAIL  login: OAuth client credentials rejected" in wrong.stdout
 
 
+def client_of(org: SimulatedOrg, clock: FakeClock) -> GenesysClient:
+    """A client of the simulated org that tries each call once, as `check` does."""
+    return GenesysClient(
+        api_url=org.url,
+        login_url=org.url,
+        client_id=org.client_id,
+        client_secret=SecretStr(org.client_secret),
+        clock=clock,
+        budget=RateBudget(clock),
+        max_retries=0,
+    )
+
+
 async def test_check_names_a_missing_permission(clock: FakeClock):
     async with (
         serve_simulator(queues=2, agents=5, clock=clock, permissions=frozenset({"routing:queue:view"})) as org,
-        GenesysClient(
-            api_url=org.url,
-            login_url=org.url,
-            client_id=org.client_id,
-            client_secret=SecretStr(org.client_secret),
-            clock=clock,
-            budget=RateBudget(clock),
-            max_retries=0,
-        ) as client,
+        client_of(org, clock) as client,
     ):
         findings = await run_checks(client)
     lines = [f.line() for f in findings]
@@ -194,15 +199,7 @@ async def test_check_names_a_missing_permission(clock: FakeClock):
 async def test_check_skips_push_when_it_is_off_and_members_in_the_users_scope(clock: FakeClock):
     async with (
         serve_simulator(queues=2, agents=5, clock=clock) as org,
-        GenesysClient(
-            api_url=org.url,
-            login_url=org.url,
-            client_id=org.client_id,
-            client_secret=SecretStr(org.client_secret),
-            clock=clock,
-            budget=RateBudget(clock),
-            max_retries=0,
-        ) as client,
+        client_of(org, clock) as client,
     ):
         findings = await run_checks(client, agent_scope="users", push=False)
         assert org.notifications.channels_of(org.client_id) == []
