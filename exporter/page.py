@@ -162,7 +162,7 @@ def build_page(snapshot: Snapshot, telemetry: Telemetry) -> tuple[bytes, int, fl
     return b"".join(body), size, time.perf_counter() - started
 
 
-AGENT_RENDER_SPACING = 4  # the agent segments wait this many times their last build between two builds
+AGENT_RENDER_SPACING = 3  # the agent segments wait this many times their last build between two builds
 AGENT_FIELDS = ("agents", "agent_states", "agent_tallies")  # what the agent segments show
 AGENT_SEGMENTS = ("agent_info", "agent_states", "agent_tallies")
 # What `collect[]` may ask for (a public contract: README, the shipped scrape configs), each a run of
@@ -181,8 +181,8 @@ class MetricsPage:
     runs in a worker thread (the snapshot is immutable: nothing to lock), segment by segment, so
     new queue data is on the page within a tenth of a second of landing, while the agent segments
     (a state page lands every second or so; the tallies take 0.3 s once a minute) are rebuilt at
-    most once per four of their build times: the render thread holds the GIL a fifth of the time
-    at most, and agent data, minutes apart at that size, waits a moment. The text is never held
+    most once per three of their build times: the render thread holds the GIL a quarter of the time
+    at most, and agent data (pushed changes land every quarter second) waits that long at most. The text is never held
     whole. Prometheus asks for gzip; a client that does not gets the text decompressed for it. A
     `collect[]` scrape gets the chosen collectors' segments joined (`body_of`), never a render.
     """

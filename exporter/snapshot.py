@@ -133,6 +133,22 @@ def merged(parts: Mapping[Hashable, Part[T]], scope: Mapping[str, Any]) -> dict[
     return out
 
 
+SUPERSEDED_CHECK_SECONDS = 10.0
+
+
+def _uncovered(parts: Mapping[Hashable, Part[T]]) -> dict[Hashable, Part[T]]:
+    """The parts with at least one item no newer part has: an older part newer ones cover whole shows
+    nothing (the newest wins) and would only be held until its stale limit. At 50,000 agents the
+    users listing's first pass and the state polls held every state twice for minutes."""
+    seen: set[str] = set()
+    kept: dict[Hashable, Part[T]] = {}
+    for key, part in sorted(parts.items(), key=lambda kv: kv[1].taken_at, reverse=True):
+        if not part.items.keys() <= seen:
+            kept[key] = part
+            seen.update(part.items)
+    return kept
+
+
 class Store:
     """Holds the current `Snapshot`, swaps in changes, and wakes whoever waits for one."""
 
@@ -141,6 +157,7 @@ class Store:
         self._stale_after = dict(stale_after or {})
         self._snapshot = Snapshot()
         self._changed = asyncio.Event()
+        self._superseded_checked = clock.monotonic()
 
     @property
     def snapshot(self) -> Snapshot:
@@ -192,14 +209,21 @@ class Store:
         return self._snapshot.pollers.get(poller)
 
     def expire(self) -> bool:
-        """Drop parts older than their kind's stale limit; True when something went."""
+        """Drop parts older than their kind's stale limit, and now and then those newer parts cover whole;
+        True when something went."""
         now = self._clock.monotonic()
+        superseded = now - self._superseded_checked >= SUPERSEDED_CHECK_SECONDS
+        if superseded:
+            self._superseded_checked = now
         changes: dict[str, object] = {}
         for kind in MEASUREMENTS:
             limit = self._stale_after.get(kind)
             parts: Mapping[Hashable, Part[Any]] = getattr(self._snapshot, kind)
-            if limit is not None and any(p.taken_at < now - limit for p in parts.values()):
-                changes[kind] = {k: p for k, p in parts.items() if p.taken_at >= now - limit}
+            kept = {k: p for k, p in parts.items() if limit is None or p.taken_at >= now - limit}
+            if superseded:
+                kept = _uncovered(kept)
+            if len(kept) != len(parts):
+                changes[kind] = kept
         if changes:
             self._swap(**changes)
         return bool(changes)

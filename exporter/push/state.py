@@ -8,10 +8,10 @@ may carry only some metrics (Unconfirmed), so it is read into the queue's draft,
 names and keeping the rest; a poll of the queue is a whole picture and replaces the draft.
 
 50,000 agents change status hundreds of times a second: events only mark items dirty, and every
-`flush_every` seconds the dirty groups (100 items each, the page's unit of re-rendering) land in
-the store in one swap. While a channel is live its data is current (no event means no change), so
-its groups are re-stamped now and then; when it dies they are left to age like any poll's data,
-and the pollers take its items over.
+`flush_every` seconds (queues: every `queue_every`) the dirty groups (100 items each, the page's
+unit of re-rendering) land in the store in one swap. While a channel is live its data is current
+(no event means no change), so its groups are re-stamped now and then; when it dies they are left
+to age like any poll's data, and the pollers take its items over.
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ class PushedData:
         store: Store,
         clock: Clock,
         *,
-        flush_every: float = 0.5,
+        flush_every: float = 0.25,
+        queue_every: float = 0.5,
         age_every: float = 2.0,
         restamp_every: float = 10.0,
     ) -> None:
@@ -72,6 +73,8 @@ class PushedData:
         self._restamp_every = restamp_every
         self._age_every = age_every
         self._last_aged = clock.monotonic()
+        self._queue_every = queue_every  # queue events come once a second at most; the queue segment is rebuilt whole
+        self._last_queue_flush = -math.inf
         self._agents: dict[str, AgentState] = {}
         self._queues: dict[str, QueueDraft] = {}
         self._queue_event_at: dict[str, float] = {}  # queue -> monotonic time its last event arrived
@@ -219,10 +222,13 @@ class PushedData:
     # ----- into the store -----------------------------------------------------------------------
     def flush(self) -> None:
         """Land the live slots' dirty groups in the store, one swap per kind; re-stamp the rest now and then."""
-        now = self._clock.time()
-        due = {key for key in self._dirty if key[1] in self._live}
-        if self._clock.monotonic() - self._last_aged >= self._age_every:  # the oldest waits have aged
-            self._last_aged = self._clock.monotonic()
+        now, mono = self._clock.time(), self._clock.monotonic()
+        queues_due = mono - self._last_queue_flush >= self._queue_every
+        if queues_due:
+            self._last_queue_flush = mono
+        due = {key for key in self._dirty if key[1] in self._live and (queues_due or key[0] == "agents")}
+        if mono - self._last_aged >= self._age_every:  # the oldest waits have aged
+            self._last_aged = mono
             due |= {key for key in self._ticking if key[1] in self._live}
         self._dirty -= due
         for kind, store_kind in STORE_KIND.items():
@@ -236,8 +242,12 @@ class PushedData:
         if self._clock.monotonic() - self._last_restamp >= self._restamp_every:
             self._last_restamp = self._clock.monotonic()
             for kind, store_kind in STORE_KIND.items():
-                keys = [("push", *k[1:]) for k in self._members if k[0] == kind and k[1] in self._live]
-                self._store.restamp(store_kind, keys)
+                live = [k for k in self._members if k[0] == kind and k[1] in self._live]
+                held = getattr(self._store.snapshot, store_kind)
+                self._store.restamp(store_kind, [("push", *k[1:]) for k in live])
+                # A part a newer poll covered whole was dropped by the store: a live group is put back.
+                gone = {("push", *k[1:]): self._items(k, now) for k in live if ("push", *k[1:]) not in held}
+                self._store.put_many(store_kind, {key: items for key, items in gone.items() if items})
 
     def _items(self, key: tuple[TopicKind, int, int], now: float) -> dict[str, AgentState] | dict[str, QueueState]:
         kind, pending = key[0], self._pending

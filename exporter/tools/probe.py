@@ -10,9 +10,9 @@ org, like a supervisor watching a dashboard. Two kinds of change:
   start so that nobody answers it (`unstaff`, then `wait`); answered when the queue's
   `genesys_queue_waiting_interactions{media_type="voice"}` shows the count the org reported.
 
-The page is scraped as Prometheus does (gzip), the queue part every 0.5 s (`collect[]=queues`) and
-the whole page every second (inflated only as far as the family it reads), so a figure holds up to
-that much of scrape spacing. A probe is timed
+The page is scraped as Prometheus does (gzip), the queue part (`collect[]=queues`) and the agent
+part (`collect[]=agents`, inflated only as far as the family it reads) every 0.5 s each, so a figure
+holds up to that much of scrape spacing. A probe is timed
 from just before the change to the end of the scrape that first showed it.
 """
 
@@ -33,7 +33,7 @@ import aiohttp
 AGENT_EVERY = 1.0  # seconds between two agent changes (pushed and polled agents in turn)
 QUEUE_EVERY = 2.0
 QUEUE_SCRAPE_EVERY = 0.5
-PAGE_SCRAPE_EVERY = 1.0
+PAGE_SCRAPE_EVERY = 0.5
 GIVE_UP_AFTER = 900.0  # a probe not answered by then is reported as lost
 _PRESENCE = re.compile(rb'^genesys_agent_presence\{user_id="([^"]+)"[^\n]*presence="([^"]+)"\} 1$', re.M)
 _WAITING = re.compile(
@@ -83,7 +83,7 @@ def _family(text: bytes, start_mark: bytes) -> bytes:
 
 
 async def probe(spec: dict[str, Any]) -> dict[str, Any]:
-    """Changes for `seconds`; the latency of each, by kind and group, and those never seen."""
+    """Changes for `seconds`; each one's (group, item, latency), inf for one never seen."""
     metrics, org, seconds = spec["metrics"], spec["org"], float(spec["seconds"])
     groups: dict[str, list[str]] = spec["agents"]  # group (pushed, polled) -> agents to change
     queues: list[str] = spec["queues"]
@@ -143,12 +143,9 @@ async def probe(spec: dict[str, Any]) -> dict[str, Any]:
                 b"genesys_queue_waiting_interactions",
                 _WAITING,
             ),
-            watch(metrics, PAGE_SCRAPE_EVERY, "agent", b"genesys_agent_presence", _PRESENCE),
+            watch(f"{metrics}?collect[]=agents", PAGE_SCRAPE_EVERY, "agent", b"genesys_agent_presence", _PRESENCE),
         )
-    by_group: dict[str, list[float]] = {}
-    for group, _, latency in done:
-        by_group.setdefault(group, []).append(latency)
-    return {"latencies": by_group}
+    return {"latencies": [[group, item, latency] for group, item, latency in done]}
 
 
 if __name__ == "__main__":  # python -m exporter.tools.probe '{"metrics": ..., "org": ..., ...}'

@@ -251,7 +251,10 @@ async def measure(
         output, _ = await scrapers.communicate()
         figures.scrape_ms = json.loads(output)
         output, _ = await prober.communicate()  # waits for the slowest probes (polled agents) to land
-        figures.outside = json.loads(output)["latencies"]
+        pushed = exporter.push.data.owned("agents") if exporter.push is not None else frozenset()
+        for group, item, latency in json.loads(output)["latencies"]:  # agents grouped by how they are fed now
+            name = group if group == "queues" else ("pushed" if item in pushed else "polled")
+            figures.outside.setdefault(name, []).append(latency)
         if exporter.push is not None:
             figures.events = sum(exporter.push.data.events.values()) - events_before
             for (kind, source), n in exporter.push.telemetry().items.items():

@@ -8,7 +8,7 @@ import pytest
 
 from exporter.clock import FakeClock
 from exporter.scheduler import Job, Scheduler
-from exporter.snapshot import Queue, QueueState, Store, merged
+from exporter.snapshot import AgentState, Queue, QueueState, Store, merged
 
 
 def state(waiting: int = 1) -> QueueState:
@@ -119,3 +119,18 @@ async def test_a_job_waits_for_its_dependency(clock: FakeClock):
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_a_part_newer_parts_cover_whole_is_dropped_one_they_do_not_is_kept(clock):
+    store = Store(clock)
+    state = AgentState("idle", "on_queue", 1.0)
+    store.put("agent_states", ("listing", 0), {"a": state, "b": state})
+    store.put("agent_states", ("listing", 1), {"c": state, "d": state})
+    await clock.advance(1)
+    store.put("agent_states", 0, {"a": state, "b": state, "c": state})  # covers listing 0 whole, listing 1 not
+    store.expire()
+    assert set(store.snapshot.agent_states) == {("listing", 0), ("listing", 1), 0}  # checked every 10 s only
+    await clock.advance(10)
+    store.expire()
+    assert set(store.snapshot.agent_states) == {("listing", 1), 0}
+    assert merged(store.snapshot.agent_states, {"a": 1, "b": 1, "c": 1, "d": 1}).keys() == {"a", "b", "c", "d"}
