@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from types import TracebackType
 from zoneinfo import ZoneInfo
 
@@ -16,7 +16,7 @@ import structlog
 from aiohttp import web
 
 from exporter.clock import Clock, SystemClock
-from exporter.config import Settings
+from exporter.config import OAuthClient, Settings
 from exporter.genesys.budget import RateBudget
 from exporter.genesys.client import GenesysClient
 from exporter.genesys.notifications import TopicKind
@@ -37,21 +37,25 @@ log = structlog.get_logger(__name__)
 FIRST_AGENTS_WITHIN_SECONDS = 10.0  # the first agent states are polled by then, whatever the directory's progress
 
 
-def client_from_settings(settings: Settings, clock: Clock, *, max_retries: int = 3) -> GenesysClient:
-    """The API client and its budget, as the settings describe them."""
-    budget = RateBudget(
-        clock,
-        requests_per_minute=settings.rate_limit_per_minute,
-        headroom=settings.rate_headroom,
-        concurrency=settings.concurrency,
-    )
+def client_from_settings(
+    settings: Settings, clock: Clock, *, max_retries: int = 3, clients: Sequence[OAuthClient] | None = None
+) -> GenesysClient:
+    """The API client, with a budget for each OAuth client of the settings (or of `clients`): the
+    rate limit, headroom and concurrency are each client's."""
+
+    def budget() -> RateBudget:
+        return RateBudget(
+            clock,
+            requests_per_minute=settings.rate_limit_per_minute,
+            headroom=settings.rate_headroom,
+            concurrency=settings.concurrency,
+        )
+
     return GenesysClient(
         api_url=settings.api_base,
         login_url=settings.login_base,
-        client_id=settings.client_id,
-        client_secret=settings.client_secret,
+        clients=[(oauth, budget()) for oauth in (settings.clients if clients is None else clients)],
         clock=clock,
-        budget=budget,
         timeout=settings.request_timeout,
         max_retries=max_retries,
     )
@@ -121,10 +125,10 @@ class Exporter:
     def telemetry(self) -> Telemetry:
         return Telemetry(
             push=self.push.telemetry() if self.push is not None else None,
-            requests=dict(self.client.stats.requests),
-            rate_limit_remaining=self.budget.remaining,
-            rate_limited_total=self.budget.rate_limited_total,
-            budget_per_minute=self.budget.requests_per_minute,
+            requests=dict(self.client.stats.by_client),
+            rate_limit_remaining={label: b.remaining for label, b in self.budget.members.items()},
+            rate_limited_total={label: b.rate_limited_total for label, b in self.budget.members.items()},
+            budget_per_minute={label: b.requests_per_minute for label, b in self.budget.members.items()},
             parse_errors=dict(self.client.stats.parse_errors),
         )
 

@@ -239,12 +239,16 @@ async def _check(settings: Settings) -> int:
     from exporter.check import run_checks
     from exporter.clock import SystemClock
 
-    async with client_from_settings(settings, SystemClock(), max_retries=1) as client:
-        findings = await run_checks(client, agent_scope=settings.agent_scope, push=settings.push == "auto")
+    clients = settings.clients
+    ok = True
     print(f"Genesys Cloud at {settings.api_base}")
-    for finding in findings:
-        print(finding.line())
-    return 0 if all(f.ok for f in findings) else 1
+    for oauth in clients:  # each client has its own permissions and channels: each is checked on its own
+        async with client_from_settings(settings, SystemClock(), max_retries=1, clients=[oauth]) as client:
+            findings = await run_checks(client, agent_scope=settings.agent_scope, push=settings.push == "auto")
+        for finding in findings:
+            print(f"{oauth.label}  {finding.line()}" if len(clients) > 1 else finding.line(), flush=True)
+        ok = ok and all(f.ok for f in findings)
+    return 0 if ok else 1
 
 
 async def _simulate(args: argparse.Namespace, listen: ListenAddress) -> int:

@@ -26,10 +26,11 @@ ROUTING_STATUSES = ("idle", "interacting", "communicating", "not_responding", "o
 class Telemetry:
     """The exporter's own counters at render time (the API client's, not the snapshot's)."""
 
-    requests: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (endpoint, code) -> count
-    rate_limit_remaining: int | None = None
-    rate_limited_total: int = 0
-    budget_per_minute: int | None = None
+    # Per OAuth client, by its label (`OAuthClient.label`): the `client` label of the families.
+    requests: Mapping[tuple[str, str, str], int] = field(default_factory=dict)  # (endpoint, code, client) -> count
+    rate_limit_remaining: Mapping[str, int] = field(default_factory=dict)
+    rate_limited_total: Mapping[str, int] = field(default_factory=dict)
+    budget_per_minute: Mapping[str, int] = field(default_factory=dict)
     parse_errors: Mapping[str, int] = field(default_factory=dict)  # endpoint -> responses of the wrong shape
     push: PushTelemetry | None = None  # None when push is off
 
@@ -273,7 +274,10 @@ def _info_labels(qid: str, queue: Queue) -> str:
 
 def render_self(snapshot: Snapshot, telemetry: Telemetry) -> Families:
     pollers = sorted(snapshot.pollers.items())
-    remaining = telemetry.rate_limit_remaining
+
+    def per_client(values: Mapping[str, int]) -> list[tuple[str, int]]:
+        return [(labels(client=client), n) for client, n in values.items()]  # in the order configured
+
     return (
         family(
             "genesys_exporter_poller_up",
@@ -314,8 +318,8 @@ def render_self(snapshot: Snapshot, telemetry: Telemetry) -> Families:
         family(
             "genesys_exporter_api_requests_total",
             "counter",
-            "Genesys Cloud API responses by endpoint and HTTP status ('error' when no response came).",
-            ((labels(endpoint=e, code=c), n) for (e, c), n in sorted(telemetry.requests.items())),
+            "Genesys Cloud API responses by endpoint, HTTP status ('error' when no response came) and OAuth client.",
+            ((labels(endpoint=e, code=c, client=k), n) for (e, c, k), n in sorted(telemetry.requests.items())),
         ),
         family(
             "genesys_exporter_parse_errors_total",
@@ -326,20 +330,21 @@ def render_self(snapshot: Snapshot, telemetry: Telemetry) -> Families:
         family(
             "genesys_exporter_rate_limited_total",
             "counter",
-            "HTTP 429 responses received from Genesys Cloud.",
-            [("", telemetry.rate_limited_total)],
+            "HTTP 429 responses received from Genesys Cloud, by OAuth client.",
+            per_client(telemetry.rate_limited_total),
         ),
         family(
             "genesys_exporter_budget_requests_per_minute",
             "gauge",
-            "Requests the exporter allows itself in any 60 s: rate limit less headroom, tightened by the server.",
-            [] if telemetry.budget_per_minute is None else [("", telemetry.budget_per_minute)],
+            "Requests the exporter allows itself in any 60 s per OAuth client: rate limit less headroom, tightened "
+            "by the server.",
+            per_client(telemetry.budget_per_minute),
         ),
         family(
             "genesys_exporter_rate_limit_remaining",
             "gauge",
-            "Requests left in the current rate-limit window (inin-ratelimit-* headers, else our count).",
-            [] if remaining is None else [("", remaining)],
+            "Requests left in the OAuth client's current rate-limit window (inin-ratelimit-* headers, else our count).",
+            per_client(telemetry.rate_limit_remaining),
         ),
         *(render_push(telemetry.push) if telemetry.push is not None else ()),
         family(

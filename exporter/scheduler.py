@@ -23,9 +23,10 @@ from dataclasses import dataclass, replace
 import structlog
 
 from exporter.clock import Clock
-from exporter.genesys.budget import URGENT_PRIORITY, Caller, RateBudget, current_caller
+from exporter.genesys.budget import URGENT_PRIORITY, Budget, Caller, RateBudget, current_caller
 from exporter.planner import Demand, Plan, plan
 from exporter.snapshot import Kind, PollerStatus, Store
+from exporter.tasks import first_of
 
 log = structlog.get_logger(__name__)
 
@@ -68,7 +69,7 @@ class Scheduler:
         store: Store,
         clock: Clock,
         jobs: list[Job],
-        budget: RateBudget | None = None,
+        budget: Budget | None = None,
         *,
         sweep_every: float = 1.0,
         jitter: float = 0.1,
@@ -76,7 +77,7 @@ class Scheduler:
         self._store = store
         self._clock = clock
         self._jobs = jobs
-        self._budget = budget or RateBudget(clock)
+        self._budget: Budget = budget or RateBudget(clock)  # several OAuth clients: a BudgetGroup
         self._sweep_every = sweep_every
         self._jitter = jitter
         self._succeeded: dict[str, asyncio.Event] = {job.name: asyncio.Event() for job in jobs}
@@ -147,16 +148,10 @@ class Scheduler:
 
     async def _first_success(self, name: str, at_most: float | None) -> None:
         """Wait for the job's first success, or `at_most` seconds of the injected clock."""
-        success = asyncio.ensure_future(self._succeeded[name].wait())
         if at_most is None:
-            await success
-            return
-        timer = asyncio.ensure_future(self._clock.sleep(at_most))
-        try:
-            await asyncio.wait((success, timer), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            success.cancel()
-            timer.cancel()
+            await self._succeeded[name].wait()
+        else:
+            await first_of({"success": self._succeeded[name].wait(), "timeout": self._clock.sleep(at_most)})
 
     async def run_once(self, job: Job) -> bool:
         started = self._clock.monotonic()

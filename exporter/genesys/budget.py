@@ -1,4 +1,7 @@
-"""One request budget shared by every request of every poller, and the order requests get it in.
+"""One OAuth client's request budget, shared by every poller's requests, and the order they get it in.
+
+With several OAuth clients each has a budget of its own, and a `BudgetGroup`
+(`exporter.genesys.group`) sends each request to the one whose `eta` is soonest.
 
 Genesys Cloud allows an OAuth client's token 300 requests a minute (brief §3). The budget keeps the
 start time of each request in a sliding 60 s log and admits a request only while fewer than
@@ -28,6 +31,7 @@ from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Protocol
 
 from exporter.clock import Clock
 
@@ -63,6 +67,38 @@ def _until_room(starts: deque[float], room: int, now: float) -> float:
     """Forget starts older than the window; seconds until it holds fewer than `room` of them."""
     _forget_old(starts, now)
     return starts[len(starts) - room] + WINDOW_SECONDS - now if len(starts) >= room else 0.0
+
+
+def _until_start(starts: deque[float], room: int, queued: int, now: float) -> float:
+    """Seconds until the request after `queued` others may start, if each starts as soon as a window
+    of `room` starts allows: the k-th start from now takes the place of the start `room` before it,
+    60 s later, and that one is a past start or, `k // room` windows on, one of the first `room` to come.
+    """
+    _forget_old(starts, now)
+    laps, first = divmod(queued, room)
+    behind = len(starts) + first - room  # the past start whose place the first-lap one takes, if any
+    start = max(now, starts[behind] + WINDOW_SECONDS) if behind >= 0 else now
+    return start + laps * WINDOW_SECONDS - now
+
+
+class Budget(Protocol):
+    """What the scheduler asks of a budget: one client's `RateBudget`, or several as a `BudgetGroup`."""
+
+    @property
+    def per_second(self) -> float: ...
+
+    @property
+    def spent(self) -> Mapping[str, int]: ...
+
+    def waiting(self, job: str) -> int: ...
+
+    def set_shares(
+        self,
+        weights: Mapping[str, float],
+        reserve_per_second: float = 0.0,
+        burst: int = 0,
+        unplanned: Collection[str] = (),
+    ) -> None: ...
 
 
 class RateBudget:
@@ -227,6 +263,28 @@ class RateBudget:
     def waiting(self, job: str) -> int:
         """Requests of the job waiting for a place: the cost still to come of the cycle it is running."""
         return len(self._flows.get(job, ()))
+
+    def eta(self, caller: Caller) -> float:
+        """Seconds until a request of `caller` sent now could start here, behind every one already
+        waiting: what a `BudgetGroup` compares to send a request where it starts soonest.
+
+        An estimate from the windows and any pause (the fair queue may let it pass requests of other
+        jobs, a first cycle's cap hold it longer), but 0 only when the window has room for it and
+        everyone ahead of it.
+        """
+        now = self._clock.monotonic()
+        queued = sum(len(flow) for flow in self._flows.values())
+        eta = max(0.0, self._paused_until - now, _until_start(self._starts, self._limit, queued, now))
+        if caller.priority > URGENT_PRIORITY:
+            others = _until_start(self._others, max(1, self._limit - self._reserve), queued, now)
+            eta = max(eta, others)
+        return eta
+
+    @property
+    def load(self) -> float:
+        """Requests in flight or waiting per concurrency place: between budgets that would all start a
+        request at once, the least loaded gets it, so a burst spreads instead of filling one first."""
+        return (self._in_flight + sum(len(flow) for flow in self._flows.values())) / self._concurrency
 
     def _wait(self, now: float, caller: Caller) -> float:
         """Seconds until the head of the queue may start; inf while every concurrency place is taken.

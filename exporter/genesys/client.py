@@ -1,19 +1,25 @@
 """The one way the exporter talks to the Genesys Cloud API.
 
-Every request: a valid token, a place in the shared budget, one `aiohttp` session, and the rules of
-brief §3-4. 429/502/503/504 and lost connections are retried (our requests are idempotent reads)
-on `Retry-After` or a jittered exponential backoff; a Retry-After over 180 s is a daily cap and is
+Every request: a valid token, a place in a budget, one `aiohttp` session, and the rules of
+brief §3-4. With several OAuth clients of the org, each has its own token and budget (a `Lane`),
+and each request goes to the one its `BudgetGroup` picks: where it starts soonest, away from a
+client that failed (`exporter.genesys.group`). A notification channel is the client's own, so the
+channel endpoints always use the first client.
+
+429/502/503/504 and lost connections are retried (our requests are idempotent reads) on
+`Retry-After` or a jittered exponential backoff; a Retry-After over 180 s is a daily cap and is
 not waited out; 4xx are never retried; a 401 gets one new token and one replay. Each response
-counts in `stats` and feeds the budget its rate-limit headers.
+counts in `stats` (by client) and feeds its client's budget the rate-limit headers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import json
 import random
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from types import TracebackType
@@ -22,15 +28,23 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 import structlog
-from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from exporter import __version__
 from exporter import logging as exporter_logging
 from exporter.clock import Clock
+from exporter.config import OAuthClient
 from exporter.genesys.auth import TokenProvider
-from exporter.genesys.budget import RateBudget
+from exporter.genesys.budget import RateBudget, current_caller
 from exporter.genesys.endpoints import Endpoint
-from exporter.genesys.errors import DAILY_CAP_SECONDS, MalformedResponse, TransportError, error_from_response
+from exporter.genesys.errors import (
+    DAILY_CAP_SECONDS,
+    GenesysError,
+    MalformedResponse,
+    TransportError,
+    error_from_response,
+)
+from exporter.genesys.group import BudgetGroup
 
 log = structlog.get_logger(__name__)
 
@@ -46,11 +60,28 @@ MAX_PAGES = 10_000  # a guard against a nextUri that never ends
 
 @dataclass
 class ApiStats:
-    requests: collections.Counter[tuple[str, str]] = field(default_factory=collections.Counter)
+    by_client: collections.Counter[tuple[str, str, str]] = field(default_factory=collections.Counter)
     parse_errors: collections.Counter[str] = field(default_factory=collections.Counter)  # by endpoint
 
-    def count(self, endpoint: str, code: str) -> None:
-        self.requests[(endpoint, code)] += 1
+    def count(self, endpoint: str, code: str, client: str) -> None:
+        self.by_client[(endpoint, code, client)] += 1
+
+    @property
+    def requests(self) -> collections.Counter[tuple[str, str]]:
+        """Responses by (endpoint, code), every client's together."""
+        total: collections.Counter[tuple[str, str]] = collections.Counter()
+        for (endpoint, code, _), n in self.by_client.items():
+            total[(endpoint, code)] += n
+        return total
+
+
+@dataclass(frozen=True, slots=True)
+class Lane:
+    """One OAuth client's way to the API: its label (the `client` of the metrics), token and budget."""
+
+    label: str
+    tokens: TokenProvider
+    budget: RateBudget
 
 
 def retry_after_seconds(value: str | None, now: float) -> float | None:
@@ -88,10 +119,8 @@ class GenesysClient:
         *,
         api_url: str,
         login_url: str,
-        client_id: str,
-        client_secret: SecretStr,
+        clients: Sequence[tuple[OAuthClient, RateBudget]],
         clock: Clock,
-        budget: RateBudget,
         session: aiohttp.ClientSession | None = None,
         timeout: float = 30.0,
         max_retries: int = 3,
@@ -104,22 +133,36 @@ class GenesysClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(10.0, timeout))
         self._own_session = session is None
         self._session = session or aiohttp.ClientSession(headers={"User-Agent": user_agent})
-        self.budget = budget
         self.stats = ApiStats()
-        self.tokens = TokenProvider(
-            self._session,
-            login_url,
-            client_id,
-            client_secret,
-            clock,
-            timeout=timeout,
-            on_response=self.stats.count,
-            on_token=exporter_logging.redact,
+        self.lanes = tuple(
+            Lane(
+                oauth.label,
+                TokenProvider(
+                    self._session,
+                    login_url,
+                    oauth.client_id,
+                    oauth.client_secret,
+                    clock,
+                    timeout=timeout,
+                    on_response=functools.partial(self.stats.count, client=oauth.label),
+                    on_token=exporter_logging.redact,
+                ),
+                budget,
+            )
+            for oauth, budget in clients
         )
-        exporter_logging.redact(client_secret.get_secret_value())
+        for oauth, _ in clients:
+            exporter_logging.redact(oauth.client_secret.get_secret_value())
+        self._lanes = {lane.label: lane for lane in self.lanes}
+        self.budget = BudgetGroup(clock, {lane.label: lane.budget for lane in self.lanes})
 
     def __repr__(self) -> str:
-        return f"GenesysClient(api_url={self._api_url!r})"
+        return f"GenesysClient(api_url={self._api_url!r}, clients={len(self.lanes)})"
+
+    @property
+    def tokens(self) -> TokenProvider:
+        """The first client's token: the one `check` logs in with, and the notification channels use."""
+        return self.lanes[0].tokens
 
     async def close(self) -> None:
         if self._own_session and not self._session.closed:
@@ -242,12 +285,24 @@ class GenesysClient:
     async def _send(
         self, endpoint: Endpoint, url: str, query: list[tuple[str, str]], body: Any
     ) -> tuple[bytes, str | None]:
-        """The body of a 2xx answer and its `inin-correlation-id`, after the retry rules."""
+        """The body of a 2xx answer and its `inin-correlation-id`, after the retry rules.
+
+        Each attempt goes to the client the group picks. A client that fails this request for good
+        (its login refused, a 401 with a new token, a daily cap) is set aside and the request goes
+        to another, without counting as a retry; with none left, the error is raised as it came.
+        """
         attempt = 0
-        renewed = False
+        renewed: set[str] = set()  # clients whose token this request has renewed after a 401
+        failed: set[str] = set()  # clients that failed it for good
         while True:
-            token = await self.tokens.token()
-            async with self.budget.slot():
+            lane = self._lane(endpoint, failed)
+            try:
+                token = await lane.tokens.token()
+            except GenesysError as error:
+                if self._elsewhere(endpoint, lane, failed, f"login failed: {error}"):
+                    continue
+                raise
+            async with lane.budget.slot():
                 try:
                     async with self._session.request(
                         endpoint.method,
@@ -259,43 +314,73 @@ class GenesysClient:
                     ) as response:
                         status, headers, raw = response.status, response.headers, await response.read()
                 except (aiohttp.ClientError, OSError, TimeoutError) as error:
-                    self.stats.count(endpoint.name, "error")
+                    self.stats.count(endpoint.name, "error", lane.label)
                     reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
                     if attempt >= self._max_retries:
                         raise TransportError(endpoint.name, f"no answer from Genesys ({reason})") from None
                     attempt += 1
                     await self._wait(endpoint, backoff(attempt), reason=reason, attempt=attempt)
                     continue
-            self.stats.count(endpoint.name, str(status))
-            self.budget.observe(headers)
+            self.stats.count(endpoint.name, str(status), lane.label)
+            lane.budget.observe(headers)
             context_id = headers.get("inin-correlation-id")
             if 200 <= status < 300:
+                self.budget.succeeded(lane.label)
                 return raw, context_id
             payload = _json_or_none(raw)
-            if status == 401 and not renewed:
-                renewed = True
-                await self.tokens.renew(token)
+            if status == 401 and lane.label not in renewed:
+                renewed.add(lane.label)
+                try:
+                    await lane.tokens.renew(token)
+                except GenesysError as error:
+                    if self._elsewhere(endpoint, lane, failed, f"login failed: {error}"):
+                        continue
+                    raise
                 continue
             retry_after = retry_after_seconds(headers.get("Retry-After"), self._clock.time())
+            if status == 401 and self._elsewhere(endpoint, lane, failed, "HTTP 401 with a new token"):
+                continue
             if status == 429:
                 wait = DEFAULT_RETRY_AFTER if retry_after is None else retry_after
-                self.budget.rate_limited(min(wait, DAILY_CAP_SECONDS))  # every request waits, this one too
+                self.budget.rate_limited(lane.label, min(wait, DAILY_CAP_SECONDS))  # its requests wait, this one too
                 log.warning(
                     "rate limited by Genesys",
                     endpoint=endpoint.name,
+                    client=lane.label,
                     retry_after_s=wait,
                     allowed=headers.get("inin-ratelimit-allowed"),
                     context_id=context_id,
                 )
+                if wait > DAILY_CAP_SECONDS and self._elsewhere(endpoint, lane, failed, "daily cap", at_least=wait):
+                    continue
                 if wait <= DAILY_CAP_SECONDS and attempt < self._max_retries:
                     attempt += 1
-                    continue  # slot() holds the request until the pause ends
+                    continue  # to the client that starts it soonest: this one's slot() holds it until the pause ends
             elif status in RETRYABLE and attempt < self._max_retries:
                 attempt += 1
                 wait = retry_after if retry_after is not None else backoff(attempt)
                 await self._wait(endpoint, wait, reason=f"HTTP {status}", attempt=attempt, context_id=context_id)
                 continue
             raise error_from_response(endpoint, status, payload, context_id, retry_after)
+
+    def _lane(self, endpoint: Endpoint, failed: Collection[str]) -> Lane:
+        """The client for the next attempt: the first for a channel call, else the group's pick (the
+        request gives up when none is left: `_elsewhere`)."""
+        if endpoint.first_client_only:
+            return self.lanes[0]
+        label = self.budget.choose(current_caller.get(), exclude=failed)
+        assert label is not None
+        return self._lanes[label]
+
+    def _elsewhere(
+        self, endpoint: Endpoint, lane: Lane, failed: set[str], reason: str, *, at_least: float = 0.0
+    ) -> bool:
+        """Set the client aside after it failed this request; whether another client can take it."""
+        self.budget.set_aside(lane.label, reason, at_least)
+        failed.add(lane.label)
+        if endpoint.first_client_only:
+            return False
+        return self.budget.choose(current_caller.get(), exclude=failed) is not None
 
     async def _wait(self, endpoint: Endpoint, seconds: float, **why: Any) -> None:
         log.warning("request failed, retrying", endpoint=endpoint.name, wait_s=round(seconds, 2), **why)

@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from yarl import URL
 
 from exporter.clock import FakeClock
+from exporter.config import OAuthClient
 from exporter.genesys.budget import RateBudget
 from exporter.genesys.client import GenesysClient, retry_after_seconds
 from exporter.genesys.endpoints import QUEUE_MEMBERS, QUEUE_OBSERVATIONS, ROUTING_QUEUES
@@ -50,10 +51,8 @@ async def client(clock: FakeClock) -> AsyncIterator[GenesysClient]:
     c = GenesysClient(
         api_url=API,
         login_url=LOGIN,
-        client_id="cid",
-        client_secret=SecretStr(SECRET),
+        clients=[(OAuthClient("cid", SecretStr(SECRET)), RateBudget(clock, requests_per_minute=300, headroom=0.1))],
         clock=clock,
-        budget=RateBudget(clock, requests_per_minute=300, headroom=0.1, concurrency=8),
     )
     yield c
     await c.close()

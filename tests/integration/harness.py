@@ -29,8 +29,8 @@ def on_the_wire(exporter: Exporter) -> int:
     """Requests sent and not answered yet: API requests (each attempt takes a budget place) and token
     requests, less the answers and transport errors the client has counted."""
     client = exporter.client
-    sent = sum(client.budget.spent.values()) + client.tokens.requests
-    return sent - sum(client.stats.requests.values())
+    sent = sum(client.budget.spent.values()) + sum(lane.tokens.requests for lane in client.lanes)
+    return sent - sum(client.stats.by_client.values())
 
 
 async def landed(exporter: Exporter) -> None:

@@ -21,6 +21,7 @@ from exporter import cli
 from exporter.app import Exporter
 from exporter.check import run_checks
 from exporter.clock import FakeClock
+from exporter.config import OAuthClient, Settings
 from exporter.genesys.budget import RateBudget
 from exporter.genesys.client import GenesysClient
 from exporter.process import GC_THRESHOLDS
@@ -169,10 +170,8 @@ def client_of(org: SimulatedOrg, clock: FakeClock) -> GenesysClient:
     return GenesysClient(
         api_url=org.url,
         login_url=org.url,
-        client_id=org.client_id,
-        client_secret=SecretStr(org.client_secret),
+        clients=[(OAuthClient(org.client_id, SecretStr(org.client_secret)), RateBudget(clock))],
         clock=clock,
-        budget=RateBudget(clock),
         max_retries=0,
     )
 
@@ -304,3 +303,18 @@ def test_demo_clients_and_a_bad_count(in_process, capsys):
         cli.main([*argv, "--clients", "0"])
     assert exited.value.code == 2
     assert "--clients: expected a whole number of OAuth clients, at least 1" in capsys.readouterr().err
+
+
+async def test_check_runs_for_each_client_and_labels_its_lines(capsys: pytest.CaptureFixture[str]):
+    async with serve_simulator(queues=2, agents=5, clients=2) as org:
+        first, second = org.clients
+        secrets = [org.clients[first], "not-its-secret"]
+        settings = Settings(client_id=f"{first},{second}", client_secret=",".join(secrets), api_url=org.url)
+        status = await cli._check(settings)
+    lines = capsys.readouterr().out.splitlines()
+    assert status == 1
+    assert [line for line in lines if line.startswith(f"{first}  ")] == lines[1:10]
+    assert all(line.startswith(f"{first}  ok  ") for line in lines[1:10])  # login, 5 endpoints, channel, 2 topics
+    assert lines[10].startswith(f"{second}  FAIL  login: OAuth client credentials rejected")
+    assert len(lines) == 11
+    assert not any(secret in line for line in lines for secret in secrets)

@@ -21,7 +21,7 @@ async def served(clock: FakeClock) -> AsyncIterator[tuple[TestClient, Store, Met
     store = Store(clock, {"queue_states": 30})
     store.set_queues({"q1": Queue("q1", "Sales <b>", "Home")})
     store.set_status("queues", PollerStatus(interval=10, up=False, last_error="403 <script>"))
-    page = MetricsPage(store, lambda: Telemetry(requests={("queue_observations", "200"): 3}))
+    page = MetricsPage(store, lambda: Telemetry(requests={("queue_observations", "200", "cid"): 3}))
     page.refresh()
     client = TestClient(TestServer(create_app(page, store)))
     await client.start_server()
@@ -36,7 +36,7 @@ async def test_metrics_serves_the_cached_page_plain_and_gzip(served):
     body = await plain.read()
     assert body == page.plain
     assert b'genesys_queue_info{queue_id="q1",queue_name="Sales <b>",division="Home"} 1' in body
-    assert b'genesys_exporter_api_requests_total{endpoint="queue_observations",code="200"} 3' in body
+    assert b'genesys_exporter_api_requests_total{endpoint="queue_observations",code="200",client="cid"} 3' in body
     zipped = await client.get("/metrics", headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
     assert zipped.headers["Content-Encoding"] == "gzip"
     assert gzip.decompress(await zipped.read()) == page.plain
