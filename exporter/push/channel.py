@@ -43,6 +43,7 @@ from exporter.genesys.notifications import (
 )
 from exporter.push.plan import Item
 from exporter.push.state import PushedData
+from exporter.tasks import first_of
 
 log = structlog.get_logger(__name__)
 
@@ -121,6 +122,7 @@ class ChannelSlot:
         self._subscribed: tuple[Item, ...] = ()
         self._changed = asyncio.Event()
         self.report = SlotReport()
+        self._readers: set[asyncio.Task[Closing | Ended]] = set()
         self.on_rejected: Callable[[dict[Item, str]], None] = lambda _: None
 
     def set_items(self, items: Sequence[Item]) -> None:
@@ -130,6 +132,15 @@ class ChannelSlot:
             self._changed.set()
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:  # the sockets' readers are this slot's: they end with it
+            for reader in list(self._readers):
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
+
+    async def _run(self) -> None:
         failures = 0
         while True:
             if not self._items:
@@ -171,9 +182,9 @@ class ChannelSlot:
         connected = asyncio.Event()
         generation = _Generation(channel, socket)
         generation.task = asyncio.create_task(self._read(generation, connected), name=f"channel-{self.index}")
-        waiter = asyncio.ensure_future(connected.wait())
-        await asyncio.wait((waiter, generation.reader), return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
+        self._readers.add(generation.task)
+        generation.task.add_done_callback(self._readers.discard)
+        await first_of({"connected": connected.wait(), "ended": generation.reader})
         if not connected.is_set():
             raise _NotConnected(generation.reader.result().reason)
         self._data.assign(self.index, items)
@@ -229,21 +240,19 @@ class ChannelSlot:
         while True:
             renew_at = generation.channel.expires_at()
             wait_for = None if renew_at is None else max(0.0, renew_at - RENEW_BEFORE_SECONDS - self._clock.time())
-            waiters: dict[asyncio.Future[Any], str] = {
-                asyncio.ensure_future(generation.closing.wait()): "closing",
-                asyncio.ensure_future(self._changed.wait()): "changed",
+            waits: dict[str, Awaitable[Any]] = {
+                "ended": generation.reader,
+                "closing": generation.closing.wait(),
+                "changed": self._changed.wait(),
             }
             if wait_for is not None:
-                waiters[asyncio.ensure_future(self._clock.sleep(wait_for))] = "renewal"
-            watched: list[asyncio.Future[Any]] = [generation.reader, *waiters]
-            done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
-            for waiter in waiters:
-                waiter.cancel()
-            if generation.reader in done:
+                waits["renewal"] = self._clock.sleep(wait_for)
+            done = await first_of(waits)
+            if "ended" in done:
                 ended = generation.reader.result()
                 log.warning("notification channel lost", slot=self.index, reason=ended.reason)
                 return ended.reason
-            why = next(waiters[w] for w in done if w in waiters)
+            why = "changed" if "changed" in done else "closing" if "closing" in done else "renewal"
             if why == "changed":
                 self._changed.clear()
                 await self._resubscribe(generation)

@@ -25,6 +25,7 @@ from exporter.push.channel import ChannelSlot, ChannelSource, Fallback, Reconcil
 from exporter.push.plan import KINDS, Item, TopicPlan, plan_topics
 from exporter.push.state import PushedData
 from exporter.snapshot import Store
+from exporter.tasks import first_of
 
 log = structlog.get_logger(__name__)
 
@@ -127,11 +128,7 @@ class ChannelPool:
                 seen = (snapshot.queues, snapshot.agents)
                 self._replan.clear()
                 self._apply(self._plan(snapshot.queues, snapshot.agents))
-            waiter = asyncio.ensure_future(self._store.wait_changed(snapshot.version))
-            rejected = asyncio.ensure_future(self._replan.wait())
-            await asyncio.wait((waiter, rejected), return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
-            rejected.cancel()
+            await first_of({"changed": self._store.wait_changed(snapshot.version), "rejected": self._replan.wait()})
             await self._clock.sleep(REPLAN_DEBOUNCE_SECONDS)
 
     def _plan(self, queues: Mapping[str, object], agents: Mapping[str, object]) -> TopicPlan:
