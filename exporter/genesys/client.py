@@ -296,12 +296,9 @@ class GenesysClient:
         failed: set[str] = set()  # clients that failed it for good
         while True:
             lane = self._lane(endpoint, failed)
-            try:
-                token = await lane.tokens.token()
-            except GenesysError as error:
-                if self._elsewhere(endpoint, lane, failed, f"login failed: {error}"):
-                    continue
-                raise
+            token = await self._token(endpoint, lane, failed)
+            if token is None:
+                continue
             async with lane.budget.slot():
                 try:
                     async with self._session.request(
@@ -330,13 +327,8 @@ class GenesysClient:
             payload = _json_or_none(raw)
             if status == 401 and lane.label not in renewed:
                 renewed.add(lane.label)
-                try:
-                    await lane.tokens.renew(token)
-                except GenesysError as error:
-                    if self._elsewhere(endpoint, lane, failed, f"login failed: {error}"):
-                        continue
-                    raise
-                continue
+                await self._token(endpoint, lane, failed, rejected=token)
+                continue  # the replay, on this client's new token or, if its login failed, another client
             retry_after = retry_after_seconds(headers.get("Retry-After"), self._clock.time())
             if status == 401 and self._elsewhere(endpoint, lane, failed, "HTTP 401 with a new token"):
                 continue
@@ -362,6 +354,16 @@ class GenesysClient:
                 await self._wait(endpoint, wait, reason=f"HTTP {status}", attempt=attempt, context_id=context_id)
                 continue
             raise error_from_response(endpoint, status, payload, context_id, retry_after)
+
+    async def _token(self, endpoint: Endpoint, lane: Lane, failed: set[str], rejected: str | None = None) -> str | None:
+        """The client's token (a new one after a 401 to `rejected`); None when its login failed and
+        another client can take the request, which the client is set aside for."""
+        try:
+            return await (lane.tokens.token() if rejected is None else lane.tokens.renew(rejected))
+        except GenesysError as error:
+            if self._elsewhere(endpoint, lane, failed, f"login failed: {error}"):
+                return None
+            raise
 
     def _lane(self, endpoint: Endpoint, failed: Collection[str]) -> Lane:
         """The client for the next attempt: the first for a channel call, else the group's pick (the

@@ -19,7 +19,7 @@ from exporter.clock import FakeClock
 from exporter.config import OAuthClient
 from exporter.genesys.budget import RateBudget
 from exporter.genesys.client import GenesysClient, retry_after_seconds
-from exporter.genesys.endpoints import QUEUE_MEMBERS, QUEUE_OBSERVATIONS, ROUTING_QUEUES
+from exporter.genesys.endpoints import NOTIFICATION_CHANNELS, QUEUE_MEMBERS, QUEUE_OBSERVATIONS, ROUTING_QUEUES
 from exporter.genesys.errors import (
     BadRequest,
     CredentialsRejected,
@@ -296,3 +296,27 @@ async def test_secret_and_token_never_in_errors_or_reprs(client, mocked):
         await client.post(QUEUE_OBSERVATIONS, {})
     for text in (str(caught.value), repr(caught.value), repr(client), repr(client.tokens), repr(client.budget)):
         assert SECRET not in text
+
+
+async def test_a_401_with_a_new_token_sets_the_client_aside_and_another_client_answers(clock, mocked):
+    budgets = [RateBudget(clock) for _ in range(2)]
+    clients = [(OAuthClient(name, SecretStr(SECRET)), budget) for name, budget in zip("ab", budgets, strict=True)]
+    async with GenesysClient(api_url=API, login_url=LOGIN, clients=clients, clock=clock) as client:
+        give_token(mocked, repeat=True)
+        mocked.post(OBS_URL, status=401, payload={"code": "bad.credentials"})  # client a
+        mocked.post(OBS_URL, status=401, payload={"code": "bad.credentials"})  # client a, its new token
+        mocked.post(OBS_URL, payload={"ok": True})  # client b
+        assert await client.post(QUEUE_OBSERVATIONS, {}) == {"ok": True}
+        assert client.budget.in_use() == ("b",)
+        assert client.stats.by_client[("queue_observations", "401", "a")] == 2
+        assert client.stats.by_client[("queue_observations", "200", "b")] == 1
+        assert len(calls(mocked, "POST", TOKEN_URL)) == 3  # a, a renewed, b
+
+
+async def test_channel_calls_go_to_the_first_client_only(clock, mocked):
+    clients = [(OAuthClient(name, SecretStr(SECRET)), RateBudget(clock)) for name in "ab"]
+    async with GenesysClient(api_url=API, login_url=LOGIN, clients=clients, clock=clock) as client:
+        give_token(mocked, repeat=True)
+        mocked.post(f"{API}{NOTIFICATION_CHANNELS.path}", payload={"id": "c"}, repeat=True)
+        await asyncio.gather(*(client.post(NOTIFICATION_CHANNELS, None) for _ in range(4)))
+        assert client.stats.by_client[("notification_channels", "200", "a")] == 4
