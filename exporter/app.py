@@ -29,7 +29,7 @@ from exporter.pollers.queues import poll_queues
 from exporter.push.source import PushSource
 from exporter.scheduler import Job, Scheduler
 from exporter.server import create_app
-from exporter.snapshot import Agent, AgentState, Store
+from exporter.snapshot import Agent, AgentState, Snapshot, Store
 from exporter.webconfig import BasicAuth, WebConfig, load_web_config
 
 log = structlog.get_logger(__name__)
@@ -163,11 +163,25 @@ class Exporter:
 
         self.store.set_agents(await poll_users_with_state(self.client, publish))
 
+    def _freshly_listed(self, snapshot: Snapshot) -> set[str]:
+        """Agents whose state the user listing's first pass gave within one agents cadence: polling them
+        by id as well would cost a request per 100 of them and hold every state twice."""
+        status = snapshot.pollers.get("agents")
+        since = self.clock.monotonic() - (status.interval if status else self.settings.agent_interval)
+        return {
+            uid
+            for key, part in snapshot.agent_states.items()
+            if isinstance(key, tuple) and key[0] == "listing" and part.taken_at >= since
+            for uid in part.items
+        }
+
     def _polled(self, kind: TopicKind, ids: Collection[str]) -> list[str]:
         return self.push.polled(kind, ids) if self.push is not None else list(ids)
 
     async def _poll_agents(self) -> None:
-        agent_ids = self._polled("agents", self.store.snapshot.agents)
+        snapshot = self.store.snapshot
+        listed = self._freshly_listed(snapshot)
+        agent_ids = [uid for uid in self._polled("agents", snapshot.agents) if uid not in listed]
         if agent_ids:
             await poll_agent_states(
                 self.client, agent_ids, lambda key, states: self.store.put("agent_states", key, states)
