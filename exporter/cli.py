@@ -89,6 +89,12 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="agent scope (scale: users from 10,000 agents, members below; cycle-cost: members)",
     )
+    bench.add_argument(
+        "--clients",
+        type=_client_count,
+        default=1,
+        help="scale: OAuth clients of the simulated org the exporter uses (default 1)",
+    )
     return parser
 
 
@@ -191,7 +197,7 @@ def _bench(args: argparse.Namespace) -> int:
     if args.mode == "scale":
         from exporter.tools.scale import main as scale
 
-        scale(sizes, args.minutes, naive_seconds=args.naive_seconds, scope=args.scope)
+        scale(sizes, args.minutes, naive_seconds=args.naive_seconds, scope=args.scope, clients=args.clients)
         return 0
     print_cycle_costs(sizes, args.scope or "members")
     return 0

@@ -134,9 +134,15 @@ def push_section(push: PushTelemetry | None, now: float) -> str:
         for kind in ("queues", "agents")
     )
     reconnects = ", ".join(f"{html.escape(r)} {n}" for r, n in sorted(push.reconnects.items())) or "none"
+    clients = "".join(
+        f"<br>client {html.escape(client)}: {push.channels_by_client.get(client, 0)} of {planned} connected"
+        + (" (another exporter uses its channels: polled)" if push.conflicts.get(client) else "")
+        for client, planned in push.slots_by_client.items()
+        if len(push.slots_by_client) > 1 or push.conflicts.get(client)
+    )
     return f"""<h2>Push</h2>
 <p class={state}>{push.channels} of {push.slots} notification channels connected; last event {last};
-reconnects: {reconnects}.</p>
+reconnects: {reconnects}.{clients}</p>
 <table><tr><th>kind</th><th>pushed</th><th>polled</th><th>pending topics</th><th>rejected topics</th>
 <th>events</th></tr>
 {rows}

@@ -3,8 +3,9 @@
 Every request: a valid token, a place in a budget, one `aiohttp` session, and the rules of
 brief §3-4. With several OAuth clients of the org, each has its own token and budget (a `Lane`),
 and each request goes to the one its `BudgetGroup` picks: where it starts soonest, away from a
-client that failed (`exporter.genesys.group`). A notification channel is the client's own, so the
-channel endpoints always use the first client.
+client that failed (`exporter.genesys.group`). A notification channel is the client's own: a
+`per_client` endpoint is pinned to the client the caller names (`as_client=`, its label), and a
+failure there stays that client's (it is never retried on another, whose token cannot see the channel).
 
 429/502/503/504 and lost connections are retried (our requests are idempotent reads) on
 `Retry-After` or a jittered exponential backoff; a Retry-After over 180 s is a daily cap and is
@@ -161,8 +162,13 @@ class GenesysClient:
 
     @property
     def tokens(self) -> TokenProvider:
-        """The first client's token: the one `check` logs in with, and the notification channels use."""
+        """The first client's token: the one `check` logs in with."""
         return self.lanes[0].tokens
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The clients' labels in the order configured: what `as_client=` names."""
+        return tuple(lane.label for lane in self.lanes)
 
     async def close(self) -> None:
         if self._own_session and not self._session.closed:
@@ -177,11 +183,13 @@ class GenesysClient:
         await self.close()
 
     async def get(self, endpoint: Endpoint, *, params: Params | None = None, **path_params: str) -> Any:
-        raw, context_id = await self._send(endpoint, self._url(endpoint, path_params), _query(params), None)
+        url = self._url(endpoint, path_params)
+        raw, context_id = await self._send(endpoint, url, _query(params), None, self._pin(endpoint, None))
         return self._json(endpoint, raw, context_id)
 
     async def post(self, endpoint: Endpoint, body: Any, **path_params: str) -> Any:
-        raw, context_id = await self._send(endpoint, self._url(endpoint, path_params), [], body)
+        url = self._url(endpoint, path_params)
+        raw, context_id = await self._send(endpoint, url, [], body, self._pin(endpoint, None))
         return self._json(endpoint, raw, context_id)
 
     async def get_as(
@@ -194,15 +202,30 @@ class GenesysClient:
         return await self._send_as(endpoint, shape, body, None, path_params)
 
     async def send_as(
-        self, endpoint: Endpoint, shape: Shape[T], *, body: Any = None, params: Params | None = None, **path_params: str
+        self,
+        endpoint: Endpoint,
+        shape: Shape[T],
+        *,
+        body: Any = None,
+        params: Params | None = None,
+        as_client: str | None = None,
+        **path_params: str,
     ) -> T:
-        """The endpoint's own method with a query and a body, the answer checked against `shape`."""
-        return await self._send_as(endpoint, shape, body, params, path_params)
+        """The endpoint's own method with a query and a body, the answer checked against `shape`;
+        `as_client` pins it to one client (required for a `per_client` endpoint when there are several)."""
+        return await self._send_as(endpoint, shape, body, params, path_params, as_client)
 
     async def _send_as(
-        self, endpoint: Endpoint, shape: Shape[T], body: Any, params: Params | None, path_params: Mapping[str, str]
+        self,
+        endpoint: Endpoint,
+        shape: Shape[T],
+        body: Any,
+        params: Params | None,
+        path_params: Mapping[str, str],
+        as_client: str | None = None,
     ) -> T:
-        raw, context_id = await self._send(endpoint, self._url(endpoint, path_params), _query(params), body)
+        url = self._url(endpoint, path_params)
+        raw, context_id = await self._send(endpoint, url, _query(params), body, self._pin(endpoint, as_client))
         return self._checked(endpoint, lambda: _validate_json(shape, raw or b"null"), context_id)
 
     def websocket(self, url: str, *, heartbeat: float | None = None) -> Any:
@@ -282,21 +305,34 @@ class GenesysClient:
     def _url(self, endpoint: Endpoint, path_params: Mapping[str, str]) -> str:
         return self._api_url + endpoint.url_path(**path_params)
 
+    def _pin(self, endpoint: Endpoint, as_client: str | None) -> str | None:
+        """The client a request is pinned to: the one named, or for a `per_client` endpoint the only one."""
+        if as_client is not None:
+            if as_client not in self._lanes:
+                raise ValueError(f"no OAuth client {as_client!r} in this exporter")
+            return as_client
+        if endpoint.per_client:
+            if len(self.lanes) > 1:
+                raise ValueError(f"{endpoint.name} answers for one OAuth client: name it (as_client=)")
+            return self.lanes[0].label
+        return None
+
     async def _send(
-        self, endpoint: Endpoint, url: str, query: list[tuple[str, str]], body: Any
+        self, endpoint: Endpoint, url: str, query: list[tuple[str, str]], body: Any, pinned: str | None = None
     ) -> tuple[bytes, str | None]:
         """The body of a 2xx answer and its `inin-correlation-id`, after the retry rules.
 
         Each attempt goes to the client the group picks. A client that fails this request for good
         (its login refused, a 401 with a new token, a daily cap) is set aside and the request goes
-        to another, without counting as a retry; with none left, the error is raised as it came.
+        to another, without counting as a retry; with none left, the error is raised as it came. A
+        request `pinned` to a client stays on it: it is set aside all the same, and the error raised.
         """
         attempt = 0
         renewed: set[str] = set()  # clients whose token this request has renewed after a 401
         failed: set[str] = set()  # clients that failed it for good
         while True:
-            lane = self._lane(endpoint, failed)
-            token = await self._token(endpoint, lane, failed)
+            lane = self._lanes[pinned] if pinned is not None else self._lane(failed)
+            token = await self._token(lane, failed, pinned)
             if token is None:
                 continue
             async with lane.budget.slot():
@@ -327,10 +363,10 @@ class GenesysClient:
             payload = _json_or_none(raw)
             if status == 401 and lane.label not in renewed:
                 renewed.add(lane.label)
-                await self._token(endpoint, lane, failed, rejected=token)
+                await self._token(lane, failed, pinned, rejected=token)
                 continue  # the replay, on this client's new token or, if its login failed, another client
             retry_after = retry_after_seconds(headers.get("Retry-After"), self._clock.time())
-            if status == 401 and self._elsewhere(endpoint, lane, failed, "HTTP 401 with a new token"):
+            if status == 401 and self._elsewhere(lane, failed, pinned, "HTTP 401 with a new token"):
                 continue
             if status == 429:
                 wait = DEFAULT_RETRY_AFTER if retry_after is None else retry_after
@@ -343,7 +379,7 @@ class GenesysClient:
                     allowed=headers.get("inin-ratelimit-allowed"),
                     context_id=context_id,
                 )
-                if wait > DAILY_CAP_SECONDS and self._elsewhere(endpoint, lane, failed, "daily cap", at_least=wait):
+                if wait > DAILY_CAP_SECONDS and self._elsewhere(lane, failed, pinned, "daily cap", at_least=wait):
                     continue
                 if wait <= DAILY_CAP_SECONDS and attempt < self._max_retries:
                     attempt += 1
@@ -355,32 +391,31 @@ class GenesysClient:
                 continue
             raise error_from_response(endpoint, status, payload, context_id, retry_after)
 
-    async def _token(self, endpoint: Endpoint, lane: Lane, failed: set[str], rejected: str | None = None) -> str | None:
+    async def _token(self, lane: Lane, failed: set[str], pinned: str | None, rejected: str | None = None) -> str | None:
         """The client's token (a new one after a 401 to `rejected`); None when its login failed and
         another client can take the request, which the client is set aside for."""
         try:
             return await (lane.tokens.token() if rejected is None else lane.tokens.renew(rejected))
         except GenesysError as error:
-            if self._elsewhere(endpoint, lane, failed, f"login failed: {error}"):
+            if self._elsewhere(lane, failed, pinned, f"login failed: {error}"):
                 return None
             raise
 
-    def _lane(self, endpoint: Endpoint, failed: Collection[str]) -> Lane:
-        """The client for the next attempt: the first for a channel call, else the group's pick (the
-        request gives up when none is left: `_elsewhere`)."""
-        if endpoint.first_client_only:
-            return self.lanes[0]
+    def _lane(self, failed: Collection[str]) -> Lane:
+        """The client for the next attempt of a request not pinned: the group's pick (the request
+        gives up when none is left: `_elsewhere`)."""
         label = self.budget.choose(current_caller.get(), exclude=failed)
         assert label is not None
         return self._lanes[label]
 
     def _elsewhere(
-        self, endpoint: Endpoint, lane: Lane, failed: set[str], reason: str, *, at_least: float = 0.0
+        self, lane: Lane, failed: set[str], pinned: str | None, reason: str, *, at_least: float = 0.0
     ) -> bool:
-        """Set the client aside after it failed this request; whether another client can take it."""
+        """Set the client aside after it failed this request; whether another client can take it
+        (never for a pinned request)."""
         self.budget.set_aside(lane.label, reason, at_least)
         failed.add(lane.label)
-        if endpoint.first_client_only:
+        if pinned is not None:
             return False
         return self.budget.choose(current_caller.get(), exclude=failed) is not None
 

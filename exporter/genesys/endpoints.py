@@ -17,7 +17,7 @@ class Endpoint:
     path: str  # may hold `{queueId}`-style placeholders
     permissions: tuple[str, ...]  # any one of them is enough
     purpose: str  # what the operator loses without it, in plain words
-    first_client_only: bool = False  # its answer is the asking OAuth client's own (a channel): the first client asks
+    per_client: bool = False  # its answer is the asking OAuth client's own (a channel): the caller names the client
 
     def url_path(self, **params: str) -> str:
         return self.path.format(**params) if params else self.path
@@ -63,7 +63,12 @@ CONVERSATION_AGGREGATES = Endpoint(
 
 # Notifications (brief §5): channel calls need no permission; each topic kind may (read from Rejected).
 NOTIFICATION_CHANNELS = Endpoint(
-    "notification_channels", "POST", "/api/v2/notifications/channels", (), "push notifications (a channel)", True
+    "notification_channels",
+    "POST",
+    "/api/v2/notifications/channels",
+    (),
+    "push notifications (a channel)",
+    per_client=True,
 )
 NOTIFICATION_CHANNEL_LIST = Endpoint(
     "notification_channel_list",
@@ -71,7 +76,7 @@ NOTIFICATION_CHANNEL_LIST = Endpoint(
     "/api/v2/notifications/channels",
     (),
     "finding the channels an earlier run left",
-    True,
+    per_client=True,
 )
 NOTIFICATION_SUBSCRIPTIONS = Endpoint(
     "notification_subscriptions",
@@ -79,7 +84,7 @@ NOTIFICATION_SUBSCRIPTIONS = Endpoint(
     "/api/v2/notifications/channels/{channelId}/subscriptions",
     (),
     "push notifications (topic subscriptions)",
-    True,
+    per_client=True,
 )
 
 ALL: tuple[Endpoint, ...] = (

@@ -164,21 +164,27 @@ class SystemMessage(_Model):
 
 
 # ----- REST ------------------------------------------------------------------------------------
-async def create_channel(client: GenesysClient) -> Channel:
-    channel = await client.send_as(NOTIFICATION_CHANNELS, Channel)
+# A channel is the OAuth client's that made it: every call about one names that client (`as_client`,
+# its label), and may leave it out only when the exporter has one client.
+async def create_channel(client: GenesysClient, as_client: str | None = None) -> Channel:
+    channel = await client.send_as(NOTIFICATION_CHANNELS, Channel, as_client=as_client)
     _keep_secret(channel)
     return channel
 
 
-async def list_channels(client: GenesysClient) -> list[Channel]:
+async def list_channels(client: GenesysClient, as_client: str | None = None) -> list[Channel]:
     """The OAuth client's channels, such as those a previous run of this exporter left behind."""
-    listing = await client.send_as(NOTIFICATION_CHANNEL_LIST, ChannelListing, params={"includechannels": "oauthclient"})
+    listing = await client.send_as(
+        NOTIFICATION_CHANNEL_LIST, ChannelListing, params={"includechannels": "oauthclient"}, as_client=as_client
+    )
     for channel in listing.entities:
         _keep_secret(channel)
     return listing.entities
 
 
-async def subscribe(client: GenesysClient, channel: Channel, topics: Sequence[str]) -> list[TopicState]:
+async def subscribe(
+    client: GenesysClient, channel: Channel, topics: Sequence[str], as_client: str | None = None
+) -> list[TopicState]:
     """Replace the channel's topics; a topic we lack permission for comes back Rejected, not a 403."""
     if len(topics) > MAX_TOPICS_PER_CHANNEL:
         raise ValueError(f"a channel holds at most {MAX_TOPICS_PER_CHANNEL} topics, got {len(topics)}")
@@ -187,6 +193,7 @@ async def subscribe(client: GenesysClient, channel: Channel, topics: Sequence[st
         TopicListing,
         body=[{"id": topic} for topic in topics],
         params={"ignoreErrors": "true"},
+        as_client=as_client,
         channelId=channel.id,
     )
     return listing.entities

@@ -8,6 +8,11 @@ slot opens a channel again, backing off while that fails; once back, the reconci
 repairs what the gap lost. A maintenance notice (`socket_closing`) or the channel's coming
 24 h expiry is met without a gap: a new channel is opened, subscribed and connected first, and
 only then is the old one let go.
+
+A slot belongs to one OAuth client (`client`, its label): a channel is the client's that made it,
+so every call of the slot (opening, subscribing) is pinned to that client's token and budget. A
+client whose channels keep being evicted by another exporter is in conflict (`Conflicts`): its
+slots stay closed, their items polled, until its back-off is over.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from exporter.genesys.notifications import (
     subscribe,
     topic_for,
 )
+from exporter.push.conflict import Conflicts
 from exporter.push.plan import Item
 from exporter.push.state import PushedData
 from exporter.tasks import first_of
@@ -64,17 +70,18 @@ class SlotReport:
 
 
 class ChannelSource:
-    """Where a slot's channels come from: first those an earlier run left (so a restart does not push
-    the client past 20), then new ones."""
+    """Where one OAuth client's slots get their channels: first those an earlier run left (so a
+    restart does not push the client past 20), then new ones, made with that client's token."""
 
-    def __init__(self, client: GenesysClient, leftovers: Sequence[Channel] = ()) -> None:
+    def __init__(self, client: GenesysClient, label: str, leftovers: Sequence[Channel] = ()) -> None:
         self._client = client
+        self.label = label
         self._leftovers = list(leftovers)
 
     async def take(self) -> Channel:
         if self._leftovers:
             return self._leftovers.pop()
-        return await create_channel(self._client)
+        return await create_channel(self._client, as_client=self.label)
 
 
 @dataclass
@@ -104,11 +111,14 @@ class ChannelSlot:
         reconcile: Reconcile,
         fallback: Fallback,
         reconnects: Counter[str],
+        conflicts: Conflicts,
         *,
         ping_after: float = 20.0,
         dead_after: float = 60.0,
     ) -> None:
         self.index = index
+        self.client = source.label  # the OAuth client the slot's channels belong to
+        self._conflicts = conflicts
         self._client = client
         self._clock = clock
         self._data = data
@@ -147,6 +157,7 @@ class ChannelSlot:
                 self._changed.clear()
                 await self._changed.wait()
                 continue
+            await self._conflicts.wait_clear(self.client)
             try:
                 generation = await self._open()
             except (GenesysError, ValidationError) as error:
@@ -159,6 +170,7 @@ class ChannelSlot:
             failures = 0
             reason = await self._follow(generation)
             self._lost(reason)
+            self._conflicts.lost(self.client, reason)
             await self._clock.sleep(random.uniform(0.5, 1.5))
 
     def _lost(self, reason: str) -> None:
@@ -192,7 +204,8 @@ class ChannelSlot:
         return generation
 
     async def _subscribe(self, channel: Channel, items: Sequence[Item]) -> tuple[Item, ...]:
-        states = await subscribe(self._client, channel, [topic_for(kind, item) for kind, item in items])
+        topics = [topic_for(kind, item) for kind, item in items]
+        states = await subscribe(self._client, channel, topics, as_client=self.client)
         rejected = _rejected(states)
         if rejected:
             self.report.rejected.update(rejected)

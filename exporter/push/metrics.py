@@ -1,7 +1,9 @@
 """Push's self-metrics (public contract, README): channels, topics, the pushed/polled split, events.
 
 Rendered into the exporter's own segment of the page. The channel id is a capability and never a
-label: channels are counted, not named.
+label: channels are counted, not named. Channels and conflicts are per OAuth client (`client`, the
+client id, as on the request metrics); topics, items, events and reconnects are the exporter's
+totals, since one plan spreads them over every client.
 """
 
 from __future__ import annotations
@@ -15,14 +17,22 @@ def render_push(push: PushTelemetry) -> tuple[str, ...]:
         family(
             "genesys_exporter_push_channels",
             "gauge",
-            "Notification channels with a connected socket.",
-            [("", push.channels)],
+            "Notification channels with a connected socket, by OAuth client.",
+            ((labels(client=client), n) for client, n in push.channels_by_client.items()),
         ),
         family(
             "genesys_exporter_push_planned_channels",
             "gauge",
-            "Notification channels the topic plan uses (one of the client's 20 is kept spare for handovers).",
-            [("", push.slots)],
+            "Notification channels the topic plan uses, by OAuth client (one of each client's 20 is kept "
+            "spare for handovers).",
+            ((labels(client=client), n) for client, n in push.slots_by_client.items()),
+        ),
+        family(
+            "genesys_exporter_push_conflict",
+            "gauge",
+            "1 while another exporter uses this OAuth client's notification channels (they evict each other): "
+            "its items are polled, and push is tried again after 30 minutes. Give each exporter its own client.",
+            ((labels(client=client), int(conflict)) for client, conflict in push.conflicts.items()),
         ),
         family(
             "genesys_exporter_push_topics",

@@ -6,6 +6,10 @@ service is about to close (maintenance, the 24 h renewal) can be replaced before
 every 8 s, 150 a minute, and a queue topic carries the wallboard's most urgent numbers. Agents take
 what is left; whatever does not fit is polled as before, on the budget push has freed.
 
+With several OAuth clients each has its own 20 channels, and one plan covers them all: 19 usable
+channels per client, slot `i` belonging to client `i mod n` (`owner`), so slots filled in order
+spread over the clients and none is given more than its 19.
+
 Plans are stable: an item keeps its channel from one plan to the next while it stays in scope,
 so a new agent in the directory changes one subscription, not twenty. Pure, no I/O.
 """
@@ -33,6 +37,11 @@ class TopicPlan:
     @property
     def capacity(self) -> int:
         return len(self.channels) * MAX_TOPICS_PER_CHANNEL
+
+
+def owner(slot: int, clients: Sequence[str]) -> str:
+    """The OAuth client a channel slot of the plan belongs to: the clients take turns."""
+    return clients[slot % len(clients)]
 
 
 def usable_channels(channels_per_client: int = MAX_CHANNELS_PER_CLIENT) -> int:

@@ -1,10 +1,15 @@
-"""The OAuth client's notification channels as one pool: the topic plan, its slots, and what they report.
+"""The OAuth clients' notification channels as one pool: the topic plan, its slots, and what they report.
 
 The pool reads the directories from the store (queues and agents in scope), plans topics over its
 slots (queues first, then agents; stable from one plan to the next), and hands each slot its
-items. A topic the service rejects is never planned again (its item stays polled) and is reported
-with the permission it lacks. On start it lists the channels the client already has and takes
-those over before it opens any, so a restarted exporter never pushes its client past 20.
+items. Each OAuth client has its own share of slots (19 of its 20 channels), and one plan covers
+them all: slot `i` belongs to client `i mod n`, so the plan, filling slots in order, spreads its
+channels over the clients (3 clients at 50,000 agents and 2,000 queues: 52 channels of 57). A
+client that fails takes only its own slots down, whose items are polled until they reopen.
+
+A topic the service rejects is never planned again (its item stays polled) and is reported with
+the permission it lacks. On start it lists each client's channels and takes those over before it
+opens any, so a restarted exporter never pushes a client past 20.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from exporter.genesys.client import GenesysClient
 from exporter.genesys.errors import GenesysError
 from exporter.genesys.notifications import Channel, TopicKind, list_channels
 from exporter.push.channel import ChannelSlot, ChannelSource, Fallback, Reconcile
-from exporter.push.plan import KINDS, Item, TopicPlan, plan_topics
+from exporter.push.conflict import Conflicts
+from exporter.push.plan import KINDS, Item, TopicPlan, owner, plan_topics
 from exporter.push.state import PushedData
 from exporter.snapshot import Store
 from exporter.tasks import first_of
@@ -37,14 +43,23 @@ REPLAN_DEBOUNCE_SECONDS = 2.0
 class PushTelemetry:
     """What `/metrics` and the landing page say about push (see the README's self-metrics)."""
 
-    channels: int = 0  # channels with a connected socket
-    slots: int = 0  # channels the plan uses
+    channels_by_client: dict[str, int] = field(default_factory=dict)  # channels with a connected socket
+    slots_by_client: dict[str, int] = field(default_factory=dict)  # channels the plan uses
+    conflicts: dict[str, bool] = field(default_factory=dict)  # client -> another exporter uses its channels
     topics: dict[tuple[TopicKind, str], int] = field(default_factory=dict)  # (kind, live|pending|rejected)
     items: dict[tuple[TopicKind, str], int] = field(default_factory=dict)  # (kind, push|poll): the split
     events: dict[TopicKind, int] = field(default_factory=dict)
     reconnects: dict[str, int] = field(default_factory=dict)  # reason -> count
     last_event: float | None = None
     malformed_events: int = 0
+
+    @property
+    def channels(self) -> int:
+        return sum(self.channels_by_client.values())
+
+    @property
+    def slots(self) -> int:
+        return sum(self.slots_by_client.values())
 
 
 class ChannelPool:
@@ -57,17 +72,20 @@ class ChannelPool:
         reconcile: Reconcile,
         fallback: Fallback,
         *,
-        channels: int,
+        channels_per_client: int,
         ping_after: float = 20.0,
         dead_after: float = 60.0,
     ) -> None:
         self._client = client
+        self._labels = client.labels
+        self._per_client = channels_per_client
+        self._channels = channels_per_client * len(self._labels)
+        self.conflicts = Conflicts(clock, self._labels)
         self._clock = clock
         self._store = store
         self._data = data
         self._reconcile = reconcile
         self._fallback = fallback
-        self._channels = channels
         self._ping_after = ping_after
         self._dead_after = dead_after
         self._slots: list[ChannelSlot] = []
@@ -78,17 +96,21 @@ class ChannelPool:
 
     async def run(self) -> None:
         current_caller.set(PUSH_CALLER)  # this task's requests, and its children's, are push's
-        source = ChannelSource(self._client, await self._leftovers())
+        leftovers = await asyncio.gather(*(self._leftovers(label) for label in self._labels))
+        sources = {
+            label: ChannelSource(self._client, label, left) for label, left in zip(self._labels, leftovers, strict=True)
+        }
         self._slots = [
             ChannelSlot(
                 index,
                 self._client,
                 self._clock,
                 self._data,
-                source,
+                sources[owner(index, self._labels)],
                 self._reconcile,
                 self._fallback,
                 self.reconnects,
+                self.conflicts,
                 ping_after=self._ping_after,
                 dead_after=self._dead_after,
             )
@@ -102,18 +124,20 @@ class ChannelPool:
             for slot in self._slots:
                 group.create_task(slot.run(), name=f"push-slot-{slot.index}")
 
-    async def _leftovers(self) -> list[Channel]:
-        """Channels an earlier run of this client left, to take over (at most as many as we use)."""
+    async def _leftovers(self, label: str) -> list[Channel]:
+        """Channels an earlier run left on the client, to take over (at most as many as it has slots)."""
         try:
-            channels = await list_channels(self._client)
+            channels = await list_channels(self._client, as_client=label)
         except GenesysError as error:
-            log.warning("could not list the client's notification channels", error=str(error))
+            log.warning("could not list the client's notification channels", client=label, error=str(error))
             return []
         if channels:
             log.info(
-                "taking over notification channels left by an earlier run", channels=min(len(channels), self._channels)
+                "taking over notification channels left by an earlier run",
+                client=label,
+                channels=min(len(channels), self._per_client),
             )
-        return channels[: self._channels]
+        return channels[: self._per_client]
 
     def _rejected_topics(self, rejected: dict[Item, str]) -> None:
         self._rejected.update(rejected)
@@ -182,9 +206,17 @@ class ChannelPool:
             topics[(kind, "rejected")] = rejected
             items[(kind, "push")] = live
             items[(kind, "poll")] = max(0, scope[kind] - live)
+        planned = len(self.plan.channels)
         return PushTelemetry(
-            channels=sum(1 for slot in self._slots if slot.report.connected),
-            slots=len(self.plan.channels),
+            channels_by_client={
+                label: sum(1 for slot in self._slots if slot.client == label and slot.report.connected)
+                for label in self._labels
+            },
+            slots_by_client={
+                label: sum(1 for index in range(planned) if owner(index, self._labels) == label)
+                for label in self._labels
+            },
+            conflicts=self.conflicts.states(),
             topics=topics,
             items=items,
             events=dict(self._data.events),

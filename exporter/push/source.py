@@ -56,7 +56,7 @@ class PushSource:
             self.data,
             self.reconcile,
             self.fallback,
-            channels=usable_channels(channels_per_client),
+            channels_per_client=usable_channels(channels_per_client),
             ping_after=ping_after,
             dead_after=dead_after,
         )

@@ -17,6 +17,7 @@ request per queue (honouring 429s) and a render of the whole page on every scrap
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import gc
 import json
@@ -73,6 +74,7 @@ class Figures:
     events: int = 0  # notification events received while measured
     split: dict[str, int] = field(default_factory=dict)  # "agents push" -> count, ...
     gc_pauses_ms: list[float] = field(default_factory=list)  # full (generation 2) collections
+    by_client: dict[str, tuple[int, int]] = field(default_factory=dict)  # OAuth client -> (requests, 429s)
 
 
 async def scrape(url: str, seconds: float) -> list[float]:
@@ -101,9 +103,19 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class SimulatorProcess:
+    url: str
+    client_id: str  # comma lists, one entry per OAuth client, as GENESYS_CLIENT_ID takes them
+    client_secret: str
+
+
 @contextlib.asynccontextmanager
-async def simulator_process(queues: int, agents: int, rate_limit: int) -> AsyncIterator[str]:
-    """`genesys-exporter simulate` in a child process on 127.0.0.1; yields its base URL once it serves."""
+async def simulator_process(
+    queues: int, agents: int, rate_limit: int, clients: int = 1
+) -> AsyncIterator[SimulatorProcess]:
+    """`genesys-exporter simulate` in a child process on 127.0.0.1; yields its base URL and the demo
+    credentials it prints (one client each) once it serves."""
     port = free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -114,6 +126,7 @@ async def simulator_process(queues: int, agents: int, rate_limit: int) -> AsyncI
         f"--queues={queues}",
         f"--agents={agents}",
         f"--rate-limit={rate_limit}",
+        f"--clients={clients}",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
         env={k: v for k, v in os.environ.items() if not k.startswith("GENESYS_")},  # its demo credentials
@@ -123,7 +136,12 @@ async def simulator_process(queues: int, agents: int, rate_limit: int) -> AsyncI
         banner = await asyncio.wait_for(process.stdout.readline(), timeout=600)
         if not banner:
             raise RuntimeError("the simulated org exited before serving")
-        yield f"http://127.0.0.1:{port}"
+        line = (await asyncio.wait_for(process.stdout.readline(), timeout=10)).decode()
+        credentials = dict(word.split("=", 1) for word in line.split() if word.startswith("GENESYS_CLIENT_"))
+        if set(credentials) != {"GENESYS_CLIENT_ID", "GENESYS_CLIENT_SECRET"}:
+            raise RuntimeError(f"the simulated org printed no demo credentials: {line!r}")
+        url = f"http://127.0.0.1:{port}"
+        yield SimulatorProcess(url, credentials["GENESYS_CLIENT_ID"], credentials["GENESYS_CLIENT_SECRET"])
     finally:
         if process.returncode is None:
             process.terminate()
@@ -186,11 +204,12 @@ def probe_spec(exporter: Exporter, org_url: str, seconds: float) -> dict[str, ob
 
 
 async def measure(
-    url: str, queues: int, agents: int, scope: str, minutes: float, rate_limit: int
+    org: SimulatorProcess, queues: int, agents: int, scope: str, minutes: float, rate_limit: int
 ) -> tuple[Figures, Snapshot]:
+    url = org.url
     settings = Settings(
-        client_id=DEMO_CLIENT_ID,
-        client_secret=DEMO_CLIENT_SECRET,
+        client_id=org.client_id,
+        client_secret=org.client_secret,
         api_url=url,
         listen="127.0.0.1:0",
         agent_scope=scope,
@@ -216,6 +235,7 @@ async def measure(
         )
         events_before = sum(exporter.push.data.events.values()) if exporter.push is not None else 0
         requests_before = sum(exporter.client.stats.requests.values())
+        by_client_before = collections.Counter(exporter.client.stats.by_client)
         cpu_before = time.process_time()
         deadline = time.monotonic() + minutes * 60
         scrapers = await asyncio.create_subprocess_exec(  # out of process, as Prometheus is
@@ -263,6 +283,11 @@ async def measure(
         figures.cpu_s = time.process_time() - cpu_before
         figures.requests = sum(exporter.client.stats.requests.values()) - requests_before
         figures.rate_limited = exporter.budget.rate_limited_total
+        sent = collections.Counter(exporter.client.stats.by_client)
+        sent.subtract(by_client_before)
+        for label, budget in exporter.budget.members.items():
+            requests = sum(n for (_, _, client), n in sent.items() if client == label)
+            figures.by_client[label] = (requests, budget.rate_limited_total)
         figures.peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         figures.plain_bytes, figures.gzip_bytes = exporter.page.plain_bytes, exporter.page.gzip_bytes
         plan = exporter.scheduler.plan
@@ -379,6 +404,14 @@ def print_figures(figures: Figures, rate_limit: int, targets: dict[str, float]) 
         f"exporter CPU {figures.cpu_s / (figures.measured_s / 60):.1f} s/min; "
         f"peak RSS {figures.peak_rss_mib:.0f} MiB ({figures.peak_rss_mib * 2**20 / 1e6:.0f} MB)"
     )
+    if len(figures.by_client) > 1:
+        print(
+            "  per OAuth client: "
+            + "; ".join(
+                f"{label} {requests / (figures.measured_s / 60):.0f} requests/min, {limited} 429s"
+                for label, (requests, limited) in figures.by_client.items()
+            )
+        )
     print(
         f"  /metrics {figures.plain_bytes / 1e6:.1f} MB plain, {figures.gzip_bytes / 1e6:.2f} MB gzip; "
         f"scrape p50 {percentile(figures.scrape_ms, 0.5):.1f} ms, p99 {percentile(figures.scrape_ms, 0.99):.1f} ms "
@@ -396,16 +429,19 @@ def print_figures(figures: Figures, rate_limit: int, targets: dict[str, float]) 
     )
 
 
-async def run(queues: int, agents: int, scope: str, minutes: float, rate_limit: int, naive_seconds: float) -> None:
-    async with simulator_process(queues, agents, rate_limit) as url:
-        figures, snapshot = await measure(url, queues, agents, scope, minutes, rate_limit)
+async def run(
+    queues: int, agents: int, scope: str, minutes: float, rate_limit: int, naive_seconds: float, clients: int = 1
+) -> None:
+    async with simulator_process(queues, agents, rate_limit, clients) as org:
+        url = org.url
+        figures, snapshot = await measure(org, queues, agents, scope, minutes, rate_limit)
         large = agents >= 10_000
         targets = (
             {"performance": 90.0, "outside_queues": 3.0, "outside_pushed": 3.0, "outside_polled_floor": 1.25}
             if large
             else {"outside_queues": 2.0, "outside_pushed": 2.0, "outside_polled": 2.0}
         )
-        print_figures(figures, rate_limit, targets)
+        print_figures(figures, rate_limit * clients, targets)  # the clients' limits together
         if naive_seconds:
             cost = await naive(url, snapshot, naive_seconds)
             print(
@@ -423,22 +459,29 @@ def main(
     rate_limit: int = 300,
     naive_seconds: float = 60.0,
     scope: str | None = None,
+    clients: int = 1,
 ) -> None:
     print("genesys-exporter bench scale: the simulated org in its own process, 4 scrapers every 5 s", flush=True)
     for queues, agents in sizes:  # each size in a fresh process: memory one kept must not count in the next's peak
-        args = (queues, agents, minutes, rate_limit, naive_seconds if agents >= 10_000 else 0, scope)
+        args = (queues, agents, minutes, rate_limit, naive_seconds if agents >= 10_000 else 0, scope, clients)
         child = multiprocessing.get_context("spawn").Process(target=run_size, args=args)
         child.start()
         child.join()
 
 
 def run_size(
-    queues: int, agents: int, minutes: float, rate_limit: int, naive_seconds: float, scope: str | None
+    queues: int,
+    agents: int,
+    minutes: float,
+    rate_limit: int,
+    naive_seconds: float,
+    scope: str | None,
+    clients: int = 1,
 ) -> None:
     exporter_logging.configure("console", "error")  # a spawned process: the CLI's set-up is not inherited
     tune_gc()
     scope = scope or ("users" if agents >= 10_000 else "members")
-    asyncio.run(run(queues, agents, scope, minutes, rate_limit, naive_seconds))
+    asyncio.run(run(queues, agents, scope, minutes, rate_limit, naive_seconds, clients))
     sys.stdout.flush()
 
 

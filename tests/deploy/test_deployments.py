@@ -101,3 +101,19 @@ def test_the_leaderboards_15_s_is_the_agents_scrape_interval():
     }
     assert exprs["Data delayed by up to"].endswith("+ 15")
     assert "offset 15s" in exprs["Last updated"] and "offset 15s" in exprs["Data freshness"]
+
+
+def test_the_standby_example_has_a_client_of_its_own_and_the_same_scrape():
+    standby = {doc["kind"]: doc for doc in yaml.safe_load_all((K8S / "standby.example.yaml").read_text())}
+    main = load(K8S / "deployment.yaml")["spec"]["template"]["spec"]["containers"][0]
+    container = standby["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["envFrom"][0]["secretRef"]["name"] == standby["Secret"]["metadata"]["name"]
+    assert standby["Secret"]["metadata"]["name"] != main["envFrom"][0]["secretRef"]["name"]  # a client of its own
+    for key in ("securityContext", "livenessProbe", "ports", "image"):
+        assert container[key] == main[key], key
+    monitor = load(K8S / "servicemonitor.yaml")["spec"]["selector"]["matchLabels"]
+    assert monitor.items() <= standby["Service"]["metadata"]["labels"].items()
+    pods = standby["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    assert standby["Service"]["spec"]["selector"].items() <= pods.items()
+    assert not monitor.items() <= pods.items()  # the first Deployment's selector does not take its pods
+    assert "standby.example.yaml" not in load(K8S / "kustomization.yaml")["resources"]  # optional

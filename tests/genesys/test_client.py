@@ -23,6 +23,7 @@ from exporter.genesys.endpoints import NOTIFICATION_CHANNELS, QUEUE_MEMBERS, QUE
 from exporter.genesys.errors import (
     BadRequest,
     CredentialsRejected,
+    GenesysError,
     MalformedResponse,
     NotFound,
     PermissionDenied,
@@ -31,6 +32,7 @@ from exporter.genesys.errors import (
     TokenRejected,
     TransportError,
 )
+from exporter.genesys.notifications import create_channel
 
 API = "https://api.example.test"
 LOGIN = "https://login.example.test"
@@ -313,10 +315,25 @@ async def test_a_401_with_a_new_token_sets_the_client_aside_and_another_client_a
         assert len(calls(mocked, "POST", TOKEN_URL)) == 3  # a, a renewed, b
 
 
-async def test_channel_calls_go_to_the_first_client_only(clock, mocked):
+async def test_channel_calls_go_to_the_client_they_name_and_only_to_it(clock, mocked):
+    clients = [(OAuthClient(name, SecretStr(SECRET)), RateBudget(clock)) for name in "abc"]
+    async with GenesysClient(api_url=API, login_url=LOGIN, clients=clients, clock=clock) as client:
+        give_token(mocked, repeat=True)
+        mocked.post(f"{API}{NOTIFICATION_CHANNELS.path}", payload={"id": "c", "connectUri": "ws://x"}, repeat=True)
+        await asyncio.gather(*(create_channel(client, as_client="b") for _ in range(4)))
+        assert client.stats.by_client[("notification_channels", "200", "b")] == 4
+        assert not client.stats.by_client[("notification_channels", "200", "a")]
+        with pytest.raises(ValueError, match="as_client"):  # whose channel? with several clients, it must say
+            await client.post(NOTIFICATION_CHANNELS, None)
+
+
+async def test_a_pinned_request_that_fails_is_never_moved_to_another_client(clock, mocked):
     clients = [(OAuthClient(name, SecretStr(SECRET)), RateBudget(clock)) for name in "ab"]
     async with GenesysClient(api_url=API, login_url=LOGIN, clients=clients, clock=clock) as client:
         give_token(mocked, repeat=True)
-        mocked.post(f"{API}{NOTIFICATION_CHANNELS.path}", payload={"id": "c"}, repeat=True)
-        await asyncio.gather(*(client.post(NOTIFICATION_CHANNELS, None) for _ in range(4)))
-        assert client.stats.by_client[("notification_channels", "200", "a")] == 4
+        mocked.post(f"{API}{NOTIFICATION_CHANNELS.path}", status=401, payload={"code": "bad.credentials"}, repeat=True)
+        with pytest.raises(GenesysError):
+            await create_channel(client, as_client="a")
+        assert client.stats.by_client[("notification_channels", "401", "a")] == 2  # the first token, and a new one
+        assert not any(key[2] == "b" for key in client.stats.by_client)
+        assert client.budget.in_use() == ("b",)  # set aside all the same: its polls go to b

@@ -12,7 +12,6 @@ from exporter.config import Settings
 from exporter.simulator.api import SimulatedOrg, serve_simulator
 from tests.integration.harness import eventually, landed
 from tests.integration.test_exporter_vs_simulator import scrape
-from tests.integration.test_push import all_pushed, until
 
 LIMIT = 60  # per client and minute; 54 with the headroom
 QUIET = {"listen": "127.0.0.1:0", "log_level": "info", "log_format": "json", "jitter": 0.0}
@@ -105,16 +104,3 @@ async def test_a_client_revoked_mid_run_hands_its_requests_to_the_others(clock: 
         assert org.api_requests(client=revoked) - before <= 8  # the 401s of the requests in flight, then none
         assert exporter.budget.in_use() == (first, third)
         assert org.rate_limited == 0
-
-
-async def test_notification_channels_stay_on_the_first_client_while_requests_spread(clock: FakeClock):
-    async with (
-        serve_simulator(queues=6, agents=60, seed=11, clock=clock, clients=3) as org,
-        Exporter(settings_of(org, push="auto", push_sweep_interval=60), clock=clock) as exporter,
-    ):
-        first, *others = org.clients
-        await until(clock, lambda: exporter.scheduler.ready and all_pushed(org, exporter))
-        assert org.notifications.channels_of(first)
-        assert not any(org.notifications.channels_of(client) for client in others)
-        assert all(org.api_requests("notification_channels", client=client) == 0 for client in others)
-        assert all(org.api_requests(client=client) > 0 for client in others)  # the polls spread all the same

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.push.plan import TopicPlan, plan_topics, usable_channels
+from exporter.push.plan import TopicPlan, owner, plan_topics, usable_channels
 
 
 def ids(prefix: str, n: int) -> list[str]:
@@ -98,3 +99,35 @@ def test_every_item_pushed_or_polled_once_and_no_channel_over_its_limit(
 
 def test_empty_scope_plans_nothing() -> None:
     assert plan_topics({}, channels=3) == TopicPlan(channels=(), polled={"queues": frozenset(), "agents": frozenset()})
+
+
+def test_three_clients_push_a_50000_seat_org_whole_none_over_its_limits() -> None:
+    clients = ("a", "b", "c")
+    plan = plan_topics(
+        {"queues": ids("q", 2_000), "agents": ids("a", 50_000)}, channels=usable_channels() * len(clients)
+    )
+    assert plan.pushed("queues") == frozenset(ids("q", 2_000))
+    assert plan.pushed("agents") == frozenset(ids("a", 50_000))
+    assert not plan.polled["agents"] and not plan.polled["queues"]
+    assert all(len(slot) <= 1_000 for slot in plan.channels)
+    per_client = Counter(owner(index, clients) for index, slot in enumerate(plan.channels) if slot)
+    assert set(per_client) == set(clients)
+    assert max(per_client.values()) <= usable_channels()  # 52 channels: 18, 17, 17 of each client's 19
+
+
+@given(
+    queues=st.integers(0, 3_000),
+    agents=st.integers(0, 70_000),
+    clients=st.integers(1, 4),
+)
+@settings(max_examples=25, deadline=None)
+def test_over_several_clients_no_channel_over_1000_topics_and_no_client_over_19_channels(
+    queues: int, agents: int, clients: int
+) -> None:
+    labels = tuple(f"c{i}" for i in range(clients))
+    plan = plan_topics({"queues": ids("q", queues), "agents": ids("a", agents)}, channels=19 * clients)
+    assert all(len(slot) <= 1_000 for slot in plan.channels)
+    per_client = Counter(owner(index, labels) for index in range(len(plan.channels)))
+    assert all(n <= 19 for n in per_client.values())
+    assert len(plan.pushed("queues")) + len(plan.pushed("agents")) == min(queues + agents, 19_000 * clients)
+    assert max(per_client.values(), default=0) - min(per_client.values(), default=0) <= 1  # spread evenly
