@@ -89,7 +89,7 @@ def agent_state_segment(snapshot: Snapshot, cache: AgentCache) -> Segment:
     A state page lands every second or so at 50,000 agents; compressing the three families whole
     (20 MB of text) each time cost the render thread ~0.1 s; now one run of 25 parts is compressed.
     """
-    segments = []
+    segments, used = [], set()
     for index, header, lines in agent_state_families(cache.state_lines(snapshot)):
         segments.append(compress([header]))
         for first in range(0, len(lines), STATE_PARTS_PER_RUN):
@@ -98,6 +98,10 @@ def agent_state_segment(snapshot: Snapshot, cache: AgentCache) -> Segment:
             if kept is None or len(kept[0]) != len(run) or any(a is not b for a, b in zip(kept[0], run, strict=True)):
                 kept = cache.compressed[(index, first)] = (run, compress(run))
             segments.append(kept[1])
+            used.add((index, first))
+    # Runs past the end (fewer parts now: the listing's first pass dropped) would keep their lines alive.
+    for key in cache.compressed.keys() - used:
+        del cache.compressed[key]
     return join(segments)
 
 

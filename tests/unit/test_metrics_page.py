@@ -70,3 +70,25 @@ def test_a_new_state_part_recompresses_only_its_run_of_parts(clock: FakeClock):
     changed = {key for key, run in builder.agents.compressed.items() if runs[key] is not run}
     # Parts go in key order as text ("0", "1", "10", ...): part 31 is the 26th, in the run from the 25th.
     assert {first_part for _, first_part in changed} == {25}
+
+
+def test_compressed_runs_of_parts_that_are_gone_are_not_kept() -> None:
+    from exporter.page import STATE_PARTS_PER_RUN, AgentCache, agent_state_segment
+    from exporter.snapshot import Part, Snapshot
+
+    agents = {f"u{i}": Agent(f"u{i}", f"Agent {i}", "") for i in range(200)}
+    state = AgentState("idle", "on_queue", 1.0)
+
+    def snapshot(parts: int) -> Snapshot:
+        per = len(agents) // parts
+        ids = sorted(agents)
+        states = {n: Part(dict.fromkeys(ids[n * per : (n + 1) * per], state), float(n)) for n in range(parts)}
+        return Snapshot(agents=agents, agent_states=states)
+
+    cache = AgentCache()
+    many, few = snapshot(4 * STATE_PARTS_PER_RUN), snapshot(STATE_PARTS_PER_RUN)
+    cache.blocks_of(many.agents)
+    agent_state_segment(many, cache)
+    assert len(cache.compressed) == 3 * 4  # three families, four runs each
+    agent_state_segment(few, cache)
+    assert len(cache.compressed) == 3  # one run each: the runs past the end went, and their lines with them
