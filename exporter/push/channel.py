@@ -118,6 +118,7 @@ class ChannelSlot:
     ) -> None:
         self.index = index
         self.client = source.label  # the OAuth client the slot's channels belong to
+        self._log = log.bind(slot=index, client=self.client)  # every line says whose channel (never its id)
         self._conflicts = conflicts
         self._client = client
         self._clock = clock
@@ -164,7 +165,7 @@ class ChannelSlot:
                 failures += 1
                 self._reconnects["open_failed"] += 1
                 wait = min(MAX_BACKOFF_SECONDS, 2.0**failures) * random.uniform(0.5, 1.0)
-                log.warning("notification channel not opened", slot=self.index, error=str(error), retry_in_s=wait)
+                self._log.warning("notification channel not opened", error=str(error), retry_in_s=wait)
                 await self._clock.sleep(wait)
                 continue
             failures = 0
@@ -209,9 +210,8 @@ class ChannelSlot:
         rejected = _rejected(states)
         if rejected:
             self.report.rejected.update(rejected)
-            log.warning(
+            self._log.warning(
                 "notification topics rejected; polled instead",
-                slot=self.index,
                 topics=len(rejected),
                 first=next(iter(rejected.values())),
             )
@@ -245,7 +245,7 @@ class ChannelSlot:
                 self._data.queue_stats(QueueStats.model_validate(envelope.event_body))
         except ValidationError:
             self.report.malformed += 1
-            log.warning("notification event of the wrong shape ignored", slot=self.index, kind=found[0])
+            self._log.warning("notification event of the wrong shape ignored", kind=found[0])
 
     async def _follow(self, generation: _Generation) -> str:
         """Run the slot on its channel until the socket is lost; returns why. Handovers happen in here."""
@@ -263,7 +263,7 @@ class ChannelSlot:
             done = await first_of(waits)
             if "ended" in done:
                 ended = generation.reader.result()
-                log.warning("notification channel lost", slot=self.index, reason=ended.reason)
+                self._log.warning("notification channel lost", reason=ended.reason)
                 return ended.reason
             why = "changed" if "changed" in done else "closing" if "closing" in done else "renewal"
             if why == "changed":
@@ -272,7 +272,7 @@ class ChannelSlot:
                 continue
             notice = generation.notice
             if why == "closing" and notice is not None and notice.reason != "maintenance":
-                log.warning("notification channel closing", slot=self.index, reason=notice.reason, detail=notice.detail)
+                self._log.warning("notification channel closing", reason=notice.reason, detail=notice.detail)
                 with contextlib.suppress(asyncio.CancelledError):
                     ended = await generation.reader
                 return notice.reason
@@ -288,7 +288,7 @@ class ChannelSlot:
                 try:
                     await self._reconcile(kind, ids)
                 except Exception as error:  # left pending: the pollers keep them; the next change retries
-                    log.warning("reconciliation poll failed", slot=self.index, kind=kind, error=str(error))
+                    self._log.warning("reconciliation poll failed", kind=kind, error=str(error))
                     continue
                 self._data.settle((kind, item) for item in ids)
 
@@ -296,7 +296,7 @@ class ChannelSlot:
         try:
             items = await self._subscribe(generation.channel, self._items)
         except GenesysError as error:
-            log.warning("re-subscription failed; keeping the current topics", slot=self.index, error=str(error))
+            self._log.warning("re-subscription failed; keeping the current topics", error=str(error))
             return
         self._data.assign(self.index, items)
         await self._settle(generation)
@@ -307,14 +307,14 @@ class ChannelSlot:
         try:
             new = await self._open()
         except (GenesysError, ValidationError) as error:
-            log.warning("replacement channel not opened; staying on the old one", slot=self.index, error=str(error))
+            self._log.warning("replacement channel not opened; staying on the old one", error=str(error))
             old.closing.clear()
             await self._clock.sleep(5.0)
             return old
         old.reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await old.reader
-        log.info("notification channel replaced", slot=self.index, why=why)
+        self._log.info("notification channel replaced", why=why)
         return new
 
 
