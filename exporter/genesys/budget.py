@@ -27,7 +27,7 @@ import heapq
 import itertools
 import math
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -48,6 +48,16 @@ class Caller:
 
 
 current_caller: ContextVar[Caller] = ContextVar("current_caller", default=Caller("other"))  # noqa: B039 (frozen)
+
+
+@contextlib.contextmanager
+def as_caller(caller: Caller) -> Iterator[None]:
+    """Requests made inside the block are `caller`'s (for a task that sends for more than one job)."""
+    token = current_caller.set(caller)
+    try:
+        yield
+    finally:
+        current_caller.reset(token)
 
 
 def _header_int(headers: Mapping[str, str], name: str) -> int | None:
@@ -253,12 +263,12 @@ class RateBudget:
         return _until_room(starts, self._job_cap(), now) if starts and job in self._unplanned else 0.0
 
     def _job_cap(self) -> int:
-        """A job whose cost is not known yet may start at most three quarters of what the reserve leaves
+        """A job whose cost is not known yet may start at most half of what the reserve leaves
         the jobs that are not urgent in any 60 s. Fair queueing cannot hold back a job that is alone, and
         one that starts alone (a 2,000-queue member listing at start-up) would spend the window in two
         seconds: the agents' first state polls and the notification channels, a moment behind, would
         find nothing left for a minute. Once its cost is known the planner paces it like any job."""
-        return max(1, (3 * (self._limit - self._reserve)) // 4)
+        return max(1, (self._limit - self._reserve) // 2)
 
     def waiting(self, job: str) -> int:
         """Requests of the job waiting for a place: the cost still to come of the cycle it is running."""

@@ -29,6 +29,7 @@ import structlog
 from pydantic import ValidationError
 
 from exporter.clock import Clock
+from exporter.genesys.budget import Caller, as_caller, current_caller
 from exporter.genesys.client import GenesysClient
 from exporter.genesys.errors import GenesysError
 from exporter.genesys.notifications import (
@@ -52,6 +53,11 @@ from exporter.push.state import PushedData
 from exporter.tasks import first_of
 
 log = structlog.get_logger(__name__)
+
+# Channel and subscription calls, and the queues' reconciliation poll, go with the live queue data:
+# until they are done the queues are polled (150 requests a minute at 2,000 queues), and behind a
+# 2,000-queue member listing at start-up they waited minutes.
+SETUP = Caller("push_setup", priority=0)
 
 RENEW_BEFORE_SECONDS = 3600.0  # a channel lives 24 h: a new one is opened an hour before
 MAX_BACKOFF_SECONDS = 60.0
@@ -187,8 +193,9 @@ class ChannelSlot:
 
     async def _open(self) -> _Generation:
         """A channel subscribed to the slot's topics, its socket connected and being read."""
-        channel = await self._source.take()
-        items = await self._subscribe(channel, self._items)
+        with as_caller(SETUP):
+            channel = await self._source.take()
+            items = await self._subscribe(channel, self._items)
         socket = ChannelSocket(
             self._client, channel, self._clock, ping_after=self._ping_after, dead_after=self._dead_after
         )
@@ -286,7 +293,8 @@ class ChannelSlot:
             ids = [item for k, item in pending if k == kind]
             if ids:
                 try:
-                    await self._reconcile(kind, ids)
+                    with as_caller(SETUP if kind == "queues" else current_caller.get()):
+                        await self._reconcile(kind, ids)
                 except Exception as error:  # left pending: the pollers keep them; the next change retries
                     self._log.warning("reconciliation poll failed", kind=kind, error=str(error))
                     continue
@@ -294,7 +302,8 @@ class ChannelSlot:
 
     async def _resubscribe(self, generation: _Generation) -> None:
         try:
-            items = await self._subscribe(generation.channel, self._items)
+            with as_caller(SETUP):
+                items = await self._subscribe(generation.channel, self._items)
         except GenesysError as error:
             self._log.warning("re-subscription failed; keeping the current topics", error=str(error))
             return

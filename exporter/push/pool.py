@@ -35,7 +35,7 @@ from exporter.tasks import first_of
 
 log = structlog.get_logger(__name__)
 
-PUSH_CALLER = Caller("push", priority=1)  # channel and subscription calls, and reconciliation polls
+PUSH_CALLER = Caller("push", priority=1)  # the agents' reconciliation, fallback and doubt polls
 REPLAN_DEBOUNCE_SECONDS = 2.0
 
 
