@@ -194,8 +194,8 @@ class Scheduler:
         )
         if previous.consecutive_failures:
             log.info("poll recovered", poller=job.name, after_failures=previous.consecutive_failures)
+        self._succeeded[job.name].set()  # before the replan: a job's first success ends its first-cycle terms
         self._replan()
-        self._succeeded[job.name].set()
         return True
 
     async def _sweep(self) -> None:

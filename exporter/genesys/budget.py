@@ -263,12 +263,12 @@ class RateBudget:
         return _until_room(starts, self._job_cap(), now) if starts and job in self._unplanned else 0.0
 
     def _job_cap(self) -> int:
-        """A job whose cost is not known yet may start at most half of what the reserve leaves
+        """A job whose cost is not known yet may start at most three quarters of what the reserve leaves
         the jobs that are not urgent in any 60 s. Fair queueing cannot hold back a job that is alone, and
         one that starts alone (a 2,000-queue member listing at start-up) would spend the window in two
         seconds: the agents' first state polls and the notification channels, a moment behind, would
         find nothing left for a minute. Once its cost is known the planner paces it like any job."""
-        return max(1, (self._limit - self._reserve) // 2)
+        return max(1, (3 * (self._limit - self._reserve)) // 4)
 
     def waiting(self, job: str) -> int:
         """Requests of the job waiting for a place: the cost still to come of the cycle it is running."""
