@@ -118,9 +118,6 @@ class ChannelSlot:
         fallback: Fallback,
         reconnects: Counter[str],
         conflicts: Conflicts,
-        *,
-        ping_after: float = 20.0,
-        dead_after: float = 60.0,
     ) -> None:
         self.index = index
         self.client = source.label  # the OAuth client the slot's channels belong to
@@ -133,8 +130,6 @@ class ChannelSlot:
         self._reconcile = reconcile
         self._fallback = fallback
         self._reconnects = reconnects
-        self._ping_after = ping_after
-        self._dead_after = dead_after
         self._items: tuple[Item, ...] = ()
         self._subscribed: tuple[Item, ...] = ()
         self._changed = asyncio.Event()
@@ -196,9 +191,7 @@ class ChannelSlot:
         with as_caller(SETUP):
             channel = await self._source.take()
             items = await self._subscribe(channel, self._items)
-        socket = ChannelSocket(
-            self._client, channel, self._clock, ping_after=self._ping_after, dead_after=self._dead_after
-        )
+        socket = ChannelSocket(self._client, channel, self._clock)
         connected = asyncio.Event()
         generation = _Generation(channel, socket)
         generation.task = asyncio.create_task(self._read(generation, connected), name=f"channel-{self.index}")

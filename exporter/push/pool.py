@@ -73,8 +73,6 @@ class ChannelPool:
         fallback: Fallback,
         *,
         channels_per_client: int,
-        ping_after: float = 20.0,
-        dead_after: float = 60.0,
     ) -> None:
         self._client = client
         self._labels = client.labels
@@ -86,8 +84,6 @@ class ChannelPool:
         self._data = data
         self._reconcile = reconcile
         self._fallback = fallback
-        self._ping_after = ping_after
-        self._dead_after = dead_after
         self._slots: list[ChannelSlot] = []
         self._rejected: dict[Item, str] = {}
         self._replan = asyncio.Event()
@@ -111,8 +107,6 @@ class ChannelPool:
                 self._fallback,
                 self.reconnects,
                 self.conflicts,
-                ping_after=self._ping_after,
-                dead_after=self._dead_after,
             )
             for index in range(self._channels)
         ]

@@ -41,8 +41,6 @@ class PushSource:
         store: Store,
         *,
         channels_per_client: int = 20,
-        ping_after: float = 20.0,
-        dead_after: float = 60.0,
         flush_every: float = 0.25,
     ) -> None:
         self._client = client
@@ -57,8 +55,6 @@ class PushSource:
             self.reconcile,
             self.fallback,
             channels_per_client=usable_channels(channels_per_client),
-            ping_after=ping_after,
-            dead_after=dead_after,
         )
         self._fallbacks = 0
         self._tasks: set[asyncio.Task[None]] = set()  # fallback polls in flight, cancelled with `run`
