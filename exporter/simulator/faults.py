@@ -36,38 +36,14 @@ import math
 import random
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-FaultKind = Literal[
-    "status",
-    "slow",
-    "reset",
-    "malformed",
-    "wrong_shape",
-    "drift",
-    "revoke",
-    "forbid",
-    "reject",
-    "silent",
-    "closing",
-    "duplicate",
-    "reorder",
-    "lag",
-    "evict",
-]
+RequestFaultKind = Literal["status", "slow", "reset", "malformed", "wrong_shape", "drift", "revoke", "forbid", "reject"]
+SocketFaultKind = Literal["silent", "closing", "duplicate", "reorder", "lag", "evict"]
+FaultKind = RequestFaultKind | SocketFaultKind
 SOCKET_ROUTE = "notification_socket"
-SOCKET_KINDS: tuple[FaultKind, ...] = ("silent", "closing", "duplicate", "reorder", "lag", "evict")
-REQUEST_KINDS: tuple[FaultKind, ...] = (
-    "status",
-    "slow",
-    "reset",
-    "malformed",
-    "wrong_shape",
-    "drift",
-    "revoke",
-    "forbid",
-    "reject",
-)
+SOCKET_KINDS: tuple[FaultKind, ...] = get_args(SocketFaultKind)
+REQUEST_KINDS: tuple[FaultKind, ...] = get_args(RequestFaultKind)
 KINDS: tuple[FaultKind, ...] = REQUEST_KINDS + SOCKET_KINDS
 
 
