@@ -169,11 +169,17 @@ class RateBudget:
         Urgent requests go strictly first while the window holds fewer than their reserve plus one
         cycle of them (a cycle landing early, or late, stays first); beyond that they queue fairly, and
         never take more than half of what the reserve leaves the others.
+
+        New shares may let the head go sooner (a smaller reserve, a first cycle's cap lifted): it is
+        woken to look again, or it would sleep out the wait the old shares gave it, and everyone
+        behind it too (at 2,000 queues the queues' first poll reserved 150 a minute, push took the
+        queues over, and the agents' first states waited a whole window for a room already free).
         """
         self._weights = {name: weight for name, weight in weights.items() if weight > 0}
         self._unplanned = frozenset(unplanned)
         self._reserve = min(self._limit - 1, math.floor(reserve_per_second * WINDOW_SECONDS))
         self._urgent_cap = self._reserve + min(burst, (self._limit - self._reserve) // 2)
+        self._wake_head()
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
@@ -260,15 +266,29 @@ class RateBudget:
     def _own_wait(self, job: str, now: float) -> float:
         """Seconds until an unplanned job holds fewer than its cap of the window's starts (0 for the others)."""
         starts = self._job_starts.get(job)
-        return _until_room(starts, self._job_cap(), now) if starts and job in self._unplanned else 0.0
+        return _until_room(starts, self._job_cap(now), now) if starts and job in self._unplanned else 0.0
 
-    def _job_cap(self) -> int:
-        """A job whose cost is not known yet may start at most three quarters of what the reserve leaves
-        the jobs that are not urgent in any 60 s. Fair queueing cannot hold back a job that is alone, and
-        one that starts alone (a 2,000-queue member listing at start-up) would spend the window in two
-        seconds: the agents' first state polls and the notification channels, a moment behind, would
-        find nothing left for a minute. Once its cost is known the planner paces it like any job."""
-        return max(1, (3 * (self._limit - self._reserve)) // 4)
+    def _job_cap(self, now: float) -> int:
+        """A job whose cost is not known yet may start at most three quarters of what the window has
+        left once the urgent jobs (their reserve, or more if they took more) and the jobs of known cost
+        have had their starts. Fair queueing cannot hold back a job that is alone, and one that starts
+        alone (a 2,000-queue member listing at start-up) would spend the window in two seconds: the
+        agents' first state polls, a moment behind, would find nothing left for a minute. The others'
+        starts count: the queue list, the queues' first poll and the channels' set-up go in the same
+        seconds, and a cap on the job's own starts alone let the listing fill the rest of the window.
+        Once its cost is known the planner paces it like any job.
+        """
+        _forget_old(self._starts, now)
+        _forget_old(self._others, now)
+        urgent = max(self._reserve, len(self._starts) - len(self._others))
+        first_cycles = 0
+        for name in self._unplanned:
+            starts = self._job_starts.get(name)
+            if starts:
+                _forget_old(starts, now)
+                first_cycles += len(starts)
+        known = len(self._others) - first_cycles
+        return max(1, (3 * (self._limit - urgent - known)) // 4)
 
     def waiting(self, job: str) -> int:
         """Requests of the job waiting for a place: the cost still to come of the cycle it is running."""

@@ -130,3 +130,55 @@ async def test_a_job_of_unknown_cost_leaves_a_quarter_of_the_window_to_those_tha
     assert max_in_any_window(listing + states) == 270
     for task in tasks:
         task.cancel()
+
+
+async def test_new_shares_that_loosen_the_limits_let_the_waiting_requests_go_at_once(clock):
+    """Start-up at 2,000 queues with push: the queues' first poll makes them urgent with a large reserve
+    (the others' room fills), then push takes the queues over, the next plan drops the reserve, and
+    the requests already waiting on the old room must not sleep out the window."""
+    budget = RateBudget(clock, requests_per_minute=300, headroom=0.1, concurrency=8)
+    budget.set_shares({"queues": 1.0, "agents": 1.0}, reserve_per_second=150 / 60)  # others: 270 - 150
+    started: list[float] = []
+
+    async def request() -> None:
+        current_caller.set(Caller("agents", 2))
+        async with budget.slot():
+            started.append(clock.monotonic())
+            await clock.sleep(0.05)
+
+    tasks = [asyncio.ensure_future(request()) for _ in range(150)]
+    await clock.advance(5)
+    assert len(started) == 120  # the room the reserve leaves is spent; the rest wait for the window
+    budget.set_shares({"queues": 1.0, "agents": 1.0})  # the queues are pushed now: no reserve
+    await clock.advance(1)
+    assert len(started) == 150 and max(started) < 6
+    for task in tasks:
+        task.cancel()
+
+
+async def test_a_first_cycle_leaves_a_quarter_of_what_the_others_spent_before_it_left(clock):
+    """Start-up as it is at 2,000 queues: the queue list, the queues' first poll and the channels' set-up
+    spend 80 of the window in the first second, then the member listing starts alone."""
+    budget = RateBudget(clock, requests_per_minute=300, headroom=0.1, concurrency=8)
+    budget.set_shares(
+        {"directory": 1.0, "agent_directory": 1.0, "agents": 1.0}, unplanned=["agent_directory", "agents"]
+    )
+    starts: dict[str, list[float]] = {}
+
+    async def request(job: str, priority: int, arrive: float) -> None:
+        current_caller.set(Caller(job, priority))
+        await clock.sleep(arrive)
+        async with budget.slot():
+            starts.setdefault(job, []).append(clock.monotonic())
+            await clock.sleep(0.05)
+
+    tasks = [asyncio.ensure_future(request("queues", 0, 0.0)) for _ in range(50)]
+    tasks += [asyncio.ensure_future(request("directory", 4, 0.0)) for _ in range(30)]
+    tasks += [asyncio.ensure_future(request("agent_directory", 4, 0.5)) for _ in range(2000)]
+    tasks += [asyncio.ensure_future(request("agents", 2, 10.0)) for _ in range(21)]
+    for _ in range(24):  # 12 s
+        await clock.advance(0.5)
+    assert len(starts["agent_directory"]) == 3 * (270 - 50 - 30) // 4
+    assert len(starts["agents"]) == 21 and max(starts["agents"]) < 11
+    for task in tasks:
+        task.cancel()
