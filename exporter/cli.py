@@ -20,7 +20,7 @@ import structlog
 from exporter import __version__
 from exporter import logging as exporter_logging
 from exporter.config import DEFAULT_PORT, ConfigError, ListenAddress, Settings, load_settings, parse_listen
-from exporter.process import tune_gc
+from exporter.process import tune_process
 from exporter.simulator.faults import Fault, parse_fault
 
 if TYPE_CHECKING:
@@ -158,7 +158,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from exporter.tools.chaos import print_chaos
 
         exporter_logging.configure("json", "critical")
-        tune_gc()
+        tune_process()
         return 0 if print_chaos(args.duration, args.only) else 1
     logging_overrides = {"log_format": args.log_format, "log_level": args.log_level}
     if args.command in ("run", "check"):
@@ -183,7 +183,7 @@ def _bench(args: argparse.Namespace) -> int:
     from exporter.tools.bench import print_cycle_costs, print_scrape_load, print_soak
 
     exporter_logging.configure("console", "error")
-    tune_gc()  # the exporters it measures run in this process (scale: in processes of its own, which do the same)
+    tune_process()  # the exporters it measures run in this process (scale: in processes of its own, which do the same)
     if args.mode == "scrape-load":
         print_scrape_load(args.scrapers, args.seconds)
         return 0
@@ -233,7 +233,7 @@ async def _until_stopped() -> None:
 async def _run(settings: Settings) -> int:
     from exporter.app import Exporter
 
-    tune_gc()
+    tune_process()
     async with Exporter(settings):
         await _until_stopped()
     log.info("stopped")
@@ -284,7 +284,7 @@ async def _demo(args: argparse.Namespace, listen: ListenAddress, fmt: str, level
     from exporter.app import Exporter
     from exporter.simulator.api import serve_simulator
 
-    tune_gc()
+    tune_process()
     async with serve_simulator(
         host="127.0.0.1",
         port=0,

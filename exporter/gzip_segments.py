@@ -22,12 +22,14 @@ _LAST_BLOCK = zlib.compressobj(LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS).flush()  #
 
 @dataclass(frozen=True, slots=True)
 class Segment:
-    deflated: bytes  # raw deflate blocks, none final, ending on a byte boundary
+    # Raw deflate blocks, none final, ending on a byte boundary, in pieces: a joined segment keeps its
+    # parts' bytes rather than a copy of them (the agent states' runs would otherwise be held twice).
+    pieces: tuple[bytes, ...]
     crc: int  # CRC-32 of the text
     size: int  # bytes of text
 
 
-EMPTY = Segment(b"", 0, 0)
+EMPTY = Segment((), 0, 0)
 
 
 def compress(texts: Iterable[str]) -> Segment:
@@ -39,7 +41,7 @@ def compress(texts: Iterable[str]) -> Segment:
         crc, size = zlib.crc32(data, crc), size + len(data)
         chunks.append(compressor.compress(data))
     chunks.append(compressor.flush(zlib.Z_SYNC_FLUSH))
-    return Segment(b"".join(chunks), crc, size)
+    return Segment((b"".join(chunks),), crc, size)
 
 
 def join(segments: Sequence[Segment]) -> Segment:
@@ -47,7 +49,7 @@ def join(segments: Sequence[Segment]) -> Segment:
     crc, size = 0, 0
     for segment in segments:
         crc, size = crc32_combine(crc, segment.crc, segment.size), size + segment.size
-    return Segment(b"".join(segment.deflated for segment in segments), crc, size)
+    return Segment(tuple(piece for segment in segments for piece in segment.pieces), crc, size)
 
 
 def gzip_pieces(segments: Sequence[Segment]) -> tuple[bytes, ...]:
@@ -56,7 +58,7 @@ def gzip_pieces(segments: Sequence[Segment]) -> tuple[bytes, ...]:
     for segment in segments:
         crc, size = crc32_combine(crc, segment.crc, segment.size), size + segment.size
     trailer = struct.pack("<II", crc, size & 0xFFFFFFFF)
-    return (_HEADER, *(s.deflated for s in segments if s.deflated), _LAST_BLOCK + trailer)
+    return (_HEADER, *(piece for s in segments for piece in s.pieces if piece), _LAST_BLOCK + trailer)
 
 
 def crc32_combine(crc1: int, crc2: int, length2: int) -> int:

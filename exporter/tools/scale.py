@@ -41,7 +41,7 @@ from exporter.genesys.endpoints import QUEUE_OBSERVATIONS
 from exporter.genesys.queries import queue_observation_query
 from exporter.metrics import Telemetry
 from exporter.page import build_page
-from exporter.process import tune_gc
+from exporter.process import tune_process
 from exporter.simulator.api import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from exporter.snapshot import Snapshot
 
@@ -479,7 +479,7 @@ def run_size(
     clients: int = 1,
 ) -> None:
     exporter_logging.configure("console", "error")  # a spawned process: the CLI's set-up is not inherited
-    tune_gc()
+    tune_process()
     scope = scope or ("users" if agents >= 10_000 else "members")
     asyncio.run(run(queues, agents, scope, minutes, rate_limit, naive_seconds, clients))
     sys.stdout.flush()
