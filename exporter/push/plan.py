@@ -55,17 +55,23 @@ def plan_topics(
     channels: int,
     per_channel: int = MAX_TOPICS_PER_CHANNEL,
     previous: TopicPlan | None = None,
-    excluded: Mapping[TopicKind, Collection[str]] | None = None,
+    refused: Mapping[Item, Collection[int]] | None = None,
+    clients: int = 1,
 ) -> TopicPlan:
     """Fit the items in scope into `channels` channels of `per_channel` topics, queues first.
 
-    `excluded` items (topics the service rejected) are never planned: they stay polled.
+    `refused` names, per item, the clients (by position; slot `i` is client `i mod clients`) whose
+    channels the service refused its topic on: it goes to another client's channel, and when every
+    client has refused it, it is not planned and stays polled. One client's role missing a
+    permission moves that client's topics to the others instead of to polling.
     """
-    excluded = excluded or {}
+    refused = refused or {}
+    everyone = set(range(clients))
     wanted: list[Item] = []
     for kind in KINDS:
-        skip = excluded.get(kind, ())
-        wanted.extend((kind, item) for item in sorted(scope.get(kind, ())) if item not in skip)
+        wanted.extend(
+            (kind, item) for item in sorted(scope.get(kind, ())) if not everyone <= set(refused.get((kind, item), ()))
+        )
     previous_slots = previous.channels if previous else ()
     before = {item: index for index, slot in enumerate(previous_slots) for item in slot}
     room = channels * per_channel
@@ -75,20 +81,36 @@ def plan_topics(
     newcomers: list[Item] = []
     for item in chosen:
         index = before.get(item)
-        if index is not None and index < channels and len(slots[index]) < per_channel:
+        allowed = index is not None and index % clients not in refused.get(item, ())
+        if index is not None and allowed and index < channels and len(slots[index]) < per_channel:
             slots[index].append(item)
         else:
             newcomers.append(item)
-    free = (i for i in range(channels) for _ in range(per_channel - len(slots[i])))
-    for item, index in zip(newcomers, free, strict=False):
-        slots[index].append(item)
-    taken = set(chosen)
-    polled = {kind: frozenset(i for k, i in wanted if k == kind and (k, i) not in taken) for kind in KINDS}
-    for kind in KINDS:
-        polled[kind] = polled[kind] | frozenset(excluded.get(kind, ())) & frozenset(scope.get(kind, ()))
+    _place(newcomers, slots, per_channel, refused, clients)
+    placed = {item for slot in slots for item in slot}
+    polled = {kind: frozenset(item for item in scope.get(kind, ()) if (kind, item) not in placed) for kind in KINDS}
     while slots and not slots[-1]:  # an empty slot in the middle keeps its place: indices are channels
         slots.pop()
     return TopicPlan(channels=tuple(tuple(slot) for slot in slots), polled=polled)
+
+
+def _place(
+    items: Sequence[Item],
+    slots: list[list[Item]],
+    per_channel: int,
+    refused: Mapping[Item, Collection[int]],
+    clients: int,
+) -> None:
+    """Each item into the first slot with room on a client that has not refused it (none: it stays out)."""
+    first_open = 0
+    for item in items:
+        while first_open < len(slots) and len(slots[first_open]) >= per_channel:
+            first_open += 1
+        banned = refused.get(item, ())
+        for index in range(first_open, len(slots)):
+            if len(slots[index]) < per_channel and index % clients not in banned:
+                slots[index].append(item)
+                break
 
 
 def _take(wanted: Sequence[Item], before: Mapping[Item, int], room: int) -> list[Item]:

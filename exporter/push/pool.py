@@ -15,6 +15,7 @@ opens any, so a restarted exporter never pushes a client past 20.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -85,7 +86,7 @@ class ChannelPool:
         self._reconcile = reconcile
         self._fallback = fallback
         self._slots: list[ChannelSlot] = []
-        self._rejected: dict[Item, str] = {}
+        self._refused: dict[Item, set[int]] = {}  # item -> the clients (by position) that were refused its topic
         self._replan = asyncio.Event()
         self.plan = TopicPlan()
         self.reconnects: Counter[str] = Counter()
@@ -111,7 +112,7 @@ class ChannelPool:
             for index in range(self._channels)
         ]
         for slot in self._slots:
-            slot.on_rejected = self._rejected_topics
+            slot.on_rejected = functools.partial(self._rejected_topics, slot.index % len(self._labels))
         async with asyncio.TaskGroup() as group:
             group.create_task(self._data.run(), name="push-flush")
             group.create_task(self._plan_loop(), name="push-plan")
@@ -133,8 +134,9 @@ class ChannelPool:
             )
         return channels[: self._per_client]
 
-    def _rejected_topics(self, rejected: dict[Item, str]) -> None:
-        self._rejected.update(rejected)
+    def _rejected_topics(self, client: int, rejected: Mapping[Item, str]) -> None:
+        for item in rejected:
+            self._refused.setdefault(item, set()).add(client)
         self._replan.set()
 
     async def _plan_loop(self) -> None:
@@ -150,14 +152,12 @@ class ChannelPool:
             await self._clock.sleep(REPLAN_DEBOUNCE_SECONDS)
 
     def _plan(self, queues: Mapping[str, object], agents: Mapping[str, object]) -> TopicPlan:
-        excluded: dict[TopicKind, set[str]] = {kind: set() for kind in KINDS}
-        for kind, item in self._rejected:
-            excluded[kind].add(item)
         return plan_topics(
             {"queues": queues.keys(), "agents": agents.keys()},
             channels=self._channels,
             previous=self.plan,
-            excluded=excluded,
+            refused=self._refused,
+            clients=len(self._labels),
         )
 
     def _apply(self, plan: TopicPlan) -> None:
@@ -177,14 +177,15 @@ class ChannelPool:
         return self._data.owned(kind)
 
     def rejected(self, kind: TopicKind) -> frozenset[str]:
-        """Items whose topic the service refused: polled."""
-        return frozenset(item for k, item in self._rejected if k == kind)
+        """Items whose topic the service refused on every client's channels: polled."""
+        every = len(self._labels)
+        return frozenset(item for (k, item), clients in self._refused.items() if k == kind and len(clients) >= every)
 
     def retry_rejected(self) -> None:
         """Plan the refused topics again (the sweep does, every 10 minutes): a role that has been
         given the permission since gets them pushed without a restart; one that has not, refuses again."""
-        if self._rejected:
-            self._rejected.clear()
+        if self._refused:
+            self._refused.clear()
             self._replan.set()
 
     def telemetry(self) -> PushTelemetry:
@@ -194,7 +195,7 @@ class ChannelPool:
         items: dict[tuple[TopicKind, str], int] = {}
         for kind in KINDS:
             live = len(self._data.owned(kind))
-            rejected = sum(1 for k, _ in self._rejected if k == kind)
+            rejected = len(self.rejected(kind))
             topics[(kind, "live")] = live
             topics[(kind, "pending")] = max(0, len(self.plan.pushed(kind)) - live)
             topics[(kind, "rejected")] = rejected

@@ -196,10 +196,11 @@ class SimulatedOrg:
         context_id = str(uuid.uuid4())
         route = request.match_info.route.name or "unknown"
         extra_headers: dict[str, str] = {}
-        fault = self.faults.pick(route, self.clock.monotonic(), REQUEST_KINDS) if route != "admin" else None
-        request[FAULT_KEY] = fault  # the `reject` fault is the subscriptions handler's to apply
         if (token := self._bearer(request)) is not None:  # known before any fault: counted as the client's
             request[CLIENT_KEY] = token.client_id
+        client = token.client_id if token is not None else None
+        fault = self.faults.pick(route, self.clock.monotonic(), REQUEST_KINDS, client) if route != "admin" else None
+        request[FAULT_KEY] = fault  # the `reject` fault is the subscriptions handler's to apply
         try:
             if fault is not None:
                 await self._fault_before(fault, route)

@@ -58,11 +58,16 @@ class Fault:
     start: float = -math.inf  # clock.monotonic() bounds of the window it is active in
     end: float = math.inf
     limit: int | None = None  # fire at most this many times
+    client: str | None = None  # only this OAuth client's requests and sockets (None: everyone's)
 
-    def matches(self, route: str, now: float) -> bool:
+    def matches(self, route: str, now: float, client: str | None = None) -> bool:
         """`*` is every API route and every socket, but neither the token endpoint nor a socket's handshake."""
         named_only = route == "oauth_token" or (route == SOCKET_ROUTE and self.kind not in SOCKET_KINDS)
-        return (self.route == route if named_only else self.route in ("*", route)) and self.start <= now < self.end
+        return (
+            (self.route == route if named_only else self.route in ("*", route))
+            and self.start <= now < self.end
+            and self.client in (None, client)
+        )
 
 
 def parse_fault(spec: str) -> Fault:
@@ -73,9 +78,9 @@ def parse_fault(spec: str) -> Fault:
     options: dict[str, Any] = {}
     for item in filter(None, (parts[2] if len(parts) == 3 else "").split(",")):
         key, _, value = item.partition("=")
-        if key not in ("rate", "status", "retry_after", "delay", "start", "end", "limit"):
+        if key not in ("rate", "status", "retry_after", "delay", "start", "end", "limit", "client"):
             raise ValueError(f"invalid fault option {key!r} in {spec!r}")
-        options[key] = int(value) if key in ("status", "limit") else float(value)
+        options[key] = value if key == "client" else int(value) if key in ("status", "limit") else float(value)
     return Fault(parts[1], parts[0], **options)
 
 
@@ -98,12 +103,14 @@ class Faults:
         self.armed.clear()
         self._uses.clear()
 
-    def pick(self, route: str, now: float, kinds: Collection[FaultKind] = KINDS) -> Fault | None:
-        """The fault for this request (or socket tick), among those of the given kinds."""
+    def pick(
+        self, route: str, now: float, kinds: Collection[FaultKind] = KINDS, client: str | None = None
+    ) -> Fault | None:
+        """The fault for this request (or socket tick) of `client`, among those of the given kinds."""
         for index, fault in enumerate(self.armed):
             if fault.kind not in kinds or (fault.limit is not None and self._uses.get(index, 0) >= fault.limit):
                 continue
-            if fault.matches(route, now) and (fault.rate >= 1 or self._rng.random() < fault.rate):
+            if fault.matches(route, now, client) and (fault.rate >= 1 or self._rng.random() < fault.rate):
                 self._uses[index] = self._uses.get(index, 0) + 1
                 self.fired[fault.kind] = self.fired.get(fault.kind, 0) + 1
                 return fault

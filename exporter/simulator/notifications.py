@@ -538,16 +538,16 @@ class Notifications:
         now, mono = org.clock.time(), org.clock.monotonic()
         org.model.advance(now)
         self.expire()
-        for sock in [s for s in self.sockets if s.channel is not None]:
-            fault = org.faults.pick(SOCKET_ROUTE, mono, ("silent", "closing", "evict"))
+        for sock, channel in [(s, s.channel) for s in self.sockets if s.channel is not None]:
+            fault = org.faults.pick(SOCKET_ROUTE, mono, ("silent", "closing", "evict"), channel.client_id)
             if fault is None:
                 continue
             if fault.kind == "silent":
                 sock.silent = True
             elif fault.kind == "closing":
                 self._announce_close(sock, fault.delay or org.closing_delay)
-            elif sock.channel is not None:
-                self.evict_one(sock.channel.client_id)
+            else:
+                self.evict_one(channel.client_id)
         events: dict[Socket, list[str]] = collections.defaultdict(list)
         activity, self._activity = self._activity, []
         for agent_id, body in activity:
@@ -567,7 +567,8 @@ class Notifications:
 
     def _deliver(self, sock: Socket, frames: list[str], now: float) -> None:
         """The tick's events for one socket, as the `duplicate`, `reorder` or `lag` fault has them."""
-        fault = self.org.faults.pick(SOCKET_ROUTE, now, ("duplicate", "reorder", "lag"))
+        owner = sock.channel.client_id if sock.channel is not None else None
+        fault = self.org.faults.pick(SOCKET_ROUTE, now, ("duplicate", "reorder", "lag"), owner)
         delay = 0.0
         if fault is not None and fault.kind == "duplicate":
             frames = [f for frame in frames for f in (frame, frame)]

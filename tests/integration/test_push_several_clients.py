@@ -15,6 +15,7 @@ import pytest
 from exporter.app import Exporter
 from exporter.clock import FakeClock
 from exporter.simulator.api import SimulatedOrg, serve_simulator
+from exporter.simulator.faults import Fault
 from tests.integration.test_exporter_vs_simulator import by_labels, scrape, settings_for
 from tests.integration.test_push import all_pushed, matches_after_settling, step, until
 from tests.integration.test_several_clients import settings_of
@@ -121,3 +122,39 @@ async def test_two_exporters_on_one_client_do_not_evict_each_other_in_a_loop(clo
                 assert {queue for queue, _ in waiting} == set(org.model.queues)
                 assert len(org.notifications.channels_of(org.client_id)) == 1
                 await matches_after_settling(clock, org, winner)
+
+
+async def test_a_429_storm_on_one_clients_channels_leaves_the_others_pushed_then_it_catches_up(clock):
+    async with serve_simulator(queues=6, agents=AGENTS, seed=11, clock=clock, clients=3) as org:
+        _, stormed, _ = org.clients
+        org.faults.arm(Fault("status", "notification_channels", status=429, retry_after=5, limit=6, client=stormed))
+        async with Exporter(settings_of(org, push="auto", push_sweep_interval=600), clock=clock) as exporter:
+            assert exporter.push is not None
+            others = (0, 2)
+            await until(clock, lambda: all(exporter.push.data.items_of(i, "agents") for i in others), within=60)
+            assert org.faults.fired.get("status", 0) >= 1 and not org.notifications.channels_of(stormed)
+            await until(clock, lambda: exporter.scheduler.ready and all_pushed(org, exporter), within=180)
+            assert org.faults.fired["status"] == 6  # it kept asking, within its Retry-After, until it got one
+            assert org.rate_limited == 0  # no client ever went past its real limit
+            assert all(len(org.notifications.channels_of(client)) == 1 for client in org.clients)
+
+
+async def test_topics_one_client_is_refused_move_to_the_others_channels(clock):
+    """A client whose role lacks a permission: its topics come back Rejected, and the other clients'
+    channels take them, so the org stays pushed whole rather than partly polled."""
+    async with serve_simulator(queues=6, agents=AGENTS, seed=11, clock=clock, clients=3) as org:
+        _, refused, _ = org.clients
+        org.faults.arm(Fault("reject", "notification_subscriptions", client=refused))
+        async with Exporter(settings_of(org, push="auto", push_sweep_interval=600), clock=clock) as exporter:
+            push = exporter.push
+            assert push is not None
+            await until(clock, lambda: exporter.scheduler.ready and all_pushed(org, exporter), within=180)
+            assert org.faults.fired["reject"] >= 1  # it was refused, and its topics moved
+            assert not push.pool.rejected("agents") and not push.pool.rejected("queues")
+            assert not any(c.topics for c in org.notifications.channels_of(refused))
+            topics = sum(len(c.topics) for client in org.clients for c in org.notifications.channels_of(client))
+            assert topics == 6 + AGENTS
+            exporter.page.refresh()
+            _, families = await scrape(exporter.url)
+            states = by_labels(families, "genesys_exporter_push_topics", "kind", "state")
+            assert states[("agents", "live")] == AGENTS and states.get(("agents", "rejected"), 0) == 0

@@ -54,10 +54,23 @@ def test_rejected_items_are_never_planned_and_stay_polled() -> None:
         {"queues": ids("q", 3), "agents": ids("a", 3)},
         channels=1,
         per_channel=10,
-        excluded={"queues": {"q00001"}},
+        refused={("queues", "q00001"): {0}},
     )
     assert "q00001" not in plan.pushed("queues")
     assert "q00001" in plan.polled["queues"]
+
+
+def test_a_topic_one_client_was_refused_moves_to_another_clients_channel() -> None:
+    scope = {"queues": ids("q", 4), "agents": ids("a", 6)}
+    first = plan_topics(scope, channels=3, per_channel=4, clients=3)
+    moved = first.channels[1][0]  # on client 1's channel
+    refused = {moved: {1}, ("agents", "a00005"): {0, 1, 2}}  # the second refused by every client
+    second = plan_topics(scope, channels=3, per_channel=4, clients=3, previous=first, refused=refused)
+    assert moved not in second.channels[1] and moved[1] in second.pushed(moved[0])
+    assert "a00005" in second.polled["agents"] and "a00005" not in second.pushed("agents")
+    # Everything else stays where it was.
+    for index, slot in enumerate(first.channels):
+        assert [i for i in slot if i not in refused] == [i for i in second.channels[index] if i in slot]
 
 
 @settings(max_examples=200, deadline=None)
@@ -131,3 +144,30 @@ def test_over_several_clients_no_channel_over_1000_topics_and_no_client_over_19_
     assert all(n <= 19 for n in per_client.values())
     assert len(plan.pushed("queues")) + len(plan.pushed("agents")) == min(queues + agents, 19_000 * clients)
     assert max(per_client.values(), default=0) - min(per_client.values(), default=0) <= 1  # spread evenly
+
+
+@given(
+    agents=st.integers(0, 300),
+    clients=st.integers(1, 4),
+    per_channel=st.integers(1, 40),
+    refusals=st.dictionaries(st.integers(0, 299), st.sets(st.integers(0, 3), min_size=1), max_size=60),
+)
+@settings(max_examples=200, deadline=None)
+def test_no_topic_lands_on_a_client_that_refused_it_and_none_refused_by_all_is_planned(
+    agents: int, clients: int, per_channel: int, refusals: dict[int, set[int]]
+) -> None:
+    scope = {"queues": ids("q", 5), "agents": ids("a", agents)}
+    refused = {("agents", scope["agents"][i]): {c % clients for c in who} for i, who in refusals.items() if i < agents}
+    first = plan_topics(scope, channels=3 * clients, per_channel=per_channel, clients=clients)
+    plan = plan_topics(
+        scope, channels=3 * clients, per_channel=per_channel, clients=clients, previous=first, refused=refused
+    )
+    for index, slot in enumerate(plan.channels):
+        assert len(slot) <= per_channel
+        assert not any(index % clients in refused.get(item, ()) for item in slot)
+    for (kind, item), who in refused.items():
+        if len(who) == clients:
+            assert item in plan.polled[kind]
+    for kind in ("queues", "agents"):
+        assert plan.pushed(kind) | plan.polled[kind] == frozenset(scope[kind])
+        assert not plan.pushed(kind) & plan.polled[kind]
