@@ -166,9 +166,15 @@ def build_page(snapshot: Snapshot, telemetry: Telemetry) -> tuple[bytes, int, fl
     return b"".join(body), size, time.perf_counter() - started
 
 
-AGENT_RENDER_SPACING = 3  # the agent segments wait this many times their last build between two builds
-AGENT_FIELDS = ("agents", "agent_states", "agent_tallies")  # what the agent segments show
-AGENT_SEGMENTS = ("agent_info", "agent_states", "agent_tallies")
+AGENT_RENDER_SPACING = 3  # an agent segment waits this many times its last build between two builds
+# Each agent segment and the snapshot fields it shows: a field moves on once every segment showing it is due.
+AGENT_SEGMENT_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "agent_info": ("agents",),
+    "agent_states": ("agents", "agent_states"),
+    "agent_tallies": ("agents", "agent_tallies"),
+}
+AGENT_SEGMENTS = tuple(AGENT_SEGMENT_FIELDS)
+AGENT_FIELDS = ("agents", "agent_states", "agent_tallies")
 # What `collect[]` may ask for (a public contract: README, the shipped scrape configs), each a run of
 # segments, in page order. A selection is a join of compressed segments: nothing is rendered for it.
 COLLECTORS: Mapping[str, tuple[str, ...]] = {
@@ -183,11 +189,13 @@ class MetricsPage:
 
     At 50,000 agents a page is half a million samples (55 MB of text, 14 MB gzip). The rebuild
     runs in a worker thread (the snapshot is immutable: nothing to lock), segment by segment, so
-    new queue data is on the page within a tenth of a second of landing, while the agent segments
-    (a state page lands every second or so; the tallies take 0.3 s once a minute) are rebuilt at
-    most once per three of their build times: the render thread holds the GIL a quarter of the time
-    at most, and agent data (pushed changes land every quarter second) waits that long at most. The text is never held
-    whole. Prometheus asks for gzip; a client that does not gets the text decompressed for it. A
+    new queue data is on the page within a tenth of a second of landing, while each agent segment
+    (a state page lands every second or so; the tallies take 0.4 s once a minute) is rebuilt at most
+    once per three of its own build times: the render thread holds the GIL a quarter of the time at
+    most for each, and pushed agent states (landing every quarter second) wait three state builds at
+    most, not three of the tallies' as well (spaced together, the minute's tallies build held the
+    states back 2-3 s and put the pushed agents' p95 over 3 s). The text is never held whole.
+    Prometheus asks for gzip; a client that does not gets the text decompressed for it. A
     `collect[]` scrape gets the chosen collectors' segments joined (`body_of`), never a render.
     """
 
@@ -204,7 +212,7 @@ class MetricsPage:
         )
         self._selections: dict[frozenset[str], Body] = {}  # collect[] bodies of the page shown, made when asked
         self._builder = PageBuilder()
-        self._agents_due = 0.0  # perf_counter time from which the agent segments may be rebuilt
+        self._due = dict.fromkeys(AGENT_SEGMENTS, 0.0)  # perf_counter time from which each may be rebuilt
         # One thread for every render: big strings freed by many threads leave glibc a heap per thread.
         self._renderer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
 
@@ -247,10 +255,10 @@ class MetricsPage:
         segments, _ = self._builder.build_segments(self._store.snapshot, self._telemetry())
         self._show(self._store.snapshot, segments)
 
-    def _build(self, snapshot: Snapshot, telemetry: Telemetry) -> tuple[dict[str, Segment], float]:
-        """Build the page's segments; the seconds its agent segments took (0 when none changed)."""
+    def _build(self, snapshot: Snapshot, telemetry: Telemetry) -> tuple[dict[str, Segment], dict[str, float]]:
+        """Build the page's segments; the seconds each agent segment compressed afresh took."""
         segments, rebuilt = self._builder.build_segments(snapshot, telemetry)
-        return segments, sum(self._builder.seconds[name] for name in rebuilt & set(AGENT_SEGMENTS))
+        return segments, {name: self._builder.seconds[name] for name in rebuilt & set(AGENT_SEGMENTS)}
 
     def _show(self, snapshot: Snapshot, segments: dict[str, Segment]) -> None:
         self.body = gzip_pieces(list(segments.values()))
@@ -269,9 +277,15 @@ class MetricsPage:
         pollers = self.snapshot.pollers.values()
         return bool(pollers) and all(s.last_success is not None for s in pollers)
 
-    def _agents_behind(self) -> bool:
+    def _field_due(self, name: str) -> float:
+        """When an agent field may move on: once every segment that shows it is due."""
+        return max(self._due[segment] for segment, fields in AGENT_SEGMENT_FIELDS.items() if name in fields)
+
+    def _next_due(self) -> float | None:
+        """When the first agent field the page shows behind the store may move on (None: none is behind)."""
         latest, shown = self._store.snapshot, self.snapshot
-        return any(getattr(latest, f) is not getattr(shown, f) for f in AGENT_FIELDS)
+        behind = [f for f in AGENT_FIELDS if getattr(latest, f) is not getattr(shown, f)]
+        return min((self._field_due(f) for f in behind), default=None)
 
     async def run(self) -> None:
         """Re-render after every change, coalescing bursts (the batches of one poll land close together).
@@ -282,16 +296,20 @@ class MetricsPage:
         loop = asyncio.get_running_loop()
         while True:
             changed = self._store.wait_changed(self.version)
-            if self._agents_behind():  # agent data held back: rebuild when due, or sooner on other news
+            due = self._next_due()
+            if due is not None:  # agent data held back: rebuild when due, or sooner on other news
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed, max(0.0, self._agents_due - time.perf_counter()))
+                    await asyncio.wait_for(changed, max(0.0, due - time.perf_counter()))
             else:
                 await changed
             await asyncio.sleep(self._debounce)
             snapshot, telemetry = self._store.snapshot, self._telemetry()  # read on the loop's thread
-            if time.perf_counter() < self._agents_due:  # show the agents of the page already shown
-                snapshot = replace(snapshot, **{f: getattr(self.snapshot, f) for f in AGENT_FIELDS})
+            now = time.perf_counter()
+            held = {f: getattr(self.snapshot, f) for f in AGENT_FIELDS if now < self._field_due(f)}
+            if held:  # these agent fields stay as the page already shows them
+                snapshot = replace(snapshot, **held)
             segments, agent_seconds = await loop.run_in_executor(self._renderer, self._build, snapshot, telemetry)
             self._show(snapshot, segments)
-            if agent_seconds:
-                self._agents_due = time.perf_counter() + AGENT_RENDER_SPACING * agent_seconds
+            built_at = time.perf_counter()
+            for name, seconds in agent_seconds.items():
+                self._due[name] = built_at + AGENT_RENDER_SPACING * seconds

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import os
+from collections.abc import Mapping
 
 GC_THRESHOLDS = (50_000, 10, 10)
 # glibc's mallopt parameters (malloc.h) and the values set for them
@@ -33,6 +34,22 @@ def tune_gc() -> None:
     # young generation every 50,000 allocations instead makes full passes rare; nothing here
     # relies on prompt cycle collection (the snapshot's data is acyclic and freed by refcount).
     gc.set_threshold(*GC_THRESHOLDS)
+    if freeze_after_full_pass not in gc.callbacks:
+        gc.callbacks.append(freeze_after_full_pass)
+
+
+def freeze_after_full_pass(phase: str, info: Mapping[str, int]) -> None:
+    """What survived a full collection is set aside (`gc.freeze`): later full passes scan only the
+    objects made since, not the whole heap again.
+
+    At 50,000 agents the heap holds millions of long-lived objects, and the rare full pass still
+    took 215 ms, stalling the event loop and the scrapes in flight (scrape p99 262 ms in the bench).
+    Frozen objects are freed by reference counting as ever; only a reference cycle among objects
+    that had already survived a full pass would now outlive its use, and the snapshot's data, which
+    is nearly all of the heap, is acyclic.
+    """
+    if phase == "stop" and info.get("generation") == 2:
+        gc.freeze()
 
 
 def tune_malloc() -> bool:

@@ -9,7 +9,7 @@ import time
 from exporter.clock import FakeClock
 from exporter.metrics import Telemetry, render
 from exporter.page import MetricsPage, PageBuilder
-from exporter.snapshot import Agent, AgentState, Queue, QueueState, Store
+from exporter.snapshot import Agent, AgentState, Queue, QueueState, Store, Tally
 
 
 def ann_is(status: str) -> str:
@@ -36,7 +36,7 @@ async def test_queue_data_is_shown_at_once_while_agent_data_waits_its_turn(clock
     store.put("agent_states", 0, {"u1": AgentState("idle", "on_queue", 1.0)})
     await shown(page, ann_is("idle"))
     built = page._builder.built["agent_states"]
-    page._agents_due = time.perf_counter() + 1.5  # as if the last agent build took 0.4 s
+    page._due["agent_states"] = time.perf_counter() + 1.5  # as if the last state build took 0.5 s
 
     store.put("agent_states", 0, {"u1": AgentState("interacting", "on_queue", 2.0)})
     store.put("queue_states", 0, {"q1": queue_state(7)})
@@ -48,6 +48,23 @@ async def test_queue_data_is_shown_at_once_while_agent_data_waits_its_turn(clock
 
     await shown(page, ann_is("interacting"))  # when due, with no further change
     assert page.snapshot.agent_states is store.snapshot.agent_states
+    task.cancel()
+
+
+async def test_a_slow_tallies_build_does_not_hold_back_the_agent_states(clock: FakeClock):
+    store = Store(clock)
+    store.set_agents({"u1": Agent("u1", "Ann", "Home")})
+    page = MetricsPage(store, Telemetry, debounce=0.01)
+    task = asyncio.create_task(page.run())
+    store.put("agent_states", 0, {"u1": AgentState("idle", "on_queue", 1.0)})
+    await shown(page, ann_is("idle"))
+    page._due["agent_tallies"] = time.perf_counter() + 60  # as if the tallies had taken 20 s
+
+    store.put("agent_tallies", 0, {"u1": Tally(handled=3, handle_seconds=30.0)})
+    store.put("agent_states", 0, {"u1": AgentState("interacting", "on_queue", 2.0)})
+    await shown(page, ann_is("interacting"), seconds=2)  # states are due on their own spacing
+    assert page.snapshot.agent_states is store.snapshot.agent_states
+    assert page.snapshot.agent_tallies is not store.snapshot.agent_tallies  # the tallies wait theirs
     task.cancel()
 
 

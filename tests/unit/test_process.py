@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import platform
 
 import pytest
 
-from exporter.process import MALLOC_VARIABLES, tune_malloc
+from exporter.process import MALLOC_VARIABLES, freeze_after_full_pass, tune_gc, tune_malloc
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
@@ -18,3 +19,18 @@ def test_glibc_takes_the_mmap_threshold_and_the_arena_count():
 def test_an_operators_own_malloc_settings_are_left_alone(monkeypatch, variable):
     monkeypatch.setenv(variable, "2")
     assert tune_malloc() is False
+
+
+def test_what_survives_a_full_collection_is_frozen_out_of_the_next():
+    thresholds = gc.get_threshold()
+    try:
+        tune_gc()
+        tune_gc()  # once is enough: the owner may call it again
+        assert gc.callbacks.count(freeze_after_full_pass) == 1
+        survivor = [object()]
+        gc.collect()
+        assert gc.get_freeze_count() > 0 and survivor
+    finally:
+        gc.callbacks.remove(freeze_after_full_pass)
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
