@@ -7,12 +7,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
+from hypothesis import given
+from hypothesis import strategies as st
 
 from exporter import server
 from exporter.clock import FakeClock
 from exporter.metrics import Telemetry, render_agents, render_queue_performance, render_queues, render_self
 from exporter.page import MetricsPage
-from exporter.server import create_app, wants_gzip
+from exporter.server import create_app, slices, wants_gzip
 from exporter.snapshot import Agent, AgentState, PollerStatus, Queue, QueueState, Snapshot, Store
 
 
@@ -163,3 +165,10 @@ async def test_an_unknown_collector_is_a_400_with_one_line(whole_org):
     reason = await response.text()
     assert reason.count("\n") == 1 and "'agent'" in reason and "queues, agents, exporter" in reason
     assert (await client.get("/metrics?collect[]=")).status == 400
+
+
+@given(st.lists(st.binary(max_size=40), max_size=30), st.integers(1, 16))
+def test_a_page_is_written_in_slices_of_one_size_whatever_its_pieces(pieces: list[bytes], size: int) -> None:
+    chunks = [bytes(chunk) for chunk in slices(pieces, size)]
+    assert b"".join(chunks) == b"".join(pieces)
+    assert all(len(chunk) == size for chunk in chunks[:-1]) and all(chunks)
