@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import itertools
 import time
 from collections.abc import Callable, Collection, Hashable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -212,6 +213,8 @@ class MetricsPage:
         )
         self._selections: dict[frozenset[str], Body] = {}  # collect[] bodies of the page shown, made when asked
         self._builder = PageBuilder()
+        self._reads = itertools.count()  # the order the inputs of each build were read in
+        self._shown_read = -1
         self._due = dict.fromkeys(AGENT_SEGMENTS, 0.0)  # perf_counter time from which each may be rebuilt
         # One thread for every render: big strings freed by many threads leave glibc a heap per thread.
         self._renderer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
@@ -252,15 +255,21 @@ class MetricsPage:
 
     def refresh(self) -> None:
         """Rebuild now, every segment up to date, on the calling thread."""
+        read = next(self._reads)
         segments, _ = self._builder.build_segments(self._store.snapshot, self._telemetry())
-        self._show(self._store.snapshot, segments)
+        self._show(self._store.snapshot, segments, read)
 
     def _build(self, snapshot: Snapshot, telemetry: Telemetry) -> tuple[dict[str, Segment], dict[str, float]]:
         """Build the page's segments; the seconds each agent segment compressed afresh took."""
         segments, rebuilt = self._builder.build_segments(snapshot, telemetry)
         return segments, {name: self._builder.seconds[name] for name in rebuilt & set(AGENT_SEGMENTS)}
 
-    def _show(self, snapshot: Snapshot, segments: dict[str, Segment]) -> None:
+    def _show(self, snapshot: Snapshot, segments: dict[str, Segment], read: int) -> None:
+        """Show a page built from inputs read in the `read`-th place; one read before the page shown
+        (a render started just before a `refresh`) is dropped: the page never goes back in time."""
+        if read < self._shown_read:
+            return
+        self._shown_read = read
         self.body = gzip_pieces(list(segments.values()))
         self.plain_bytes = sum(segment.size for segment in segments.values())
         self._segments, self._selections = segments, {}
@@ -304,12 +313,13 @@ class MetricsPage:
                 await changed
             await asyncio.sleep(self._debounce)
             snapshot, telemetry = self._store.snapshot, self._telemetry()  # read on the loop's thread
+            read = next(self._reads)
             now = time.perf_counter()
             held = {f: getattr(self.snapshot, f) for f in AGENT_FIELDS if now < self._field_due(f)}
             if held:  # these agent fields stay as the page already shows them
                 snapshot = replace(snapshot, **held)
             segments, agent_seconds = await loop.run_in_executor(self._renderer, self._build, snapshot, telemetry)
-            self._show(snapshot, segments)
+            self._show(snapshot, segments, read)
             built_at = time.perf_counter()
             for name, seconds in agent_seconds.items():
                 self._due[name] = built_at + AGENT_RENDER_SPACING * seconds
