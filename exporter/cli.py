@@ -20,7 +20,7 @@ import structlog
 from exporter import __version__
 from exporter import logging as exporter_logging
 from exporter.config import DEFAULT_PORT, ConfigError, ListenAddress, Settings, load_settings, parse_listen
-from exporter.process import tune_process
+from exporter.process import settle_heap_when_ready, tune_process
 from exporter.simulator.faults import Fault, parse_fault
 
 if TYPE_CHECKING:
@@ -234,8 +234,12 @@ async def _run(settings: Settings) -> int:
     from exporter.app import Exporter
 
     tune_process()
-    async with Exporter(settings):
-        await _until_stopped()
+    async with Exporter(settings) as exporter:
+        settling = asyncio.create_task(settle_heap_when_ready(exporter.store, lambda: exporter.page.ready))
+        try:
+            await _until_stopped()
+        finally:
+            settling.cancel()
     log.info("stopped")
     return 0
 
@@ -316,6 +320,10 @@ async def _demo(args: argparse.Namespace, listen: ListenAddress, fmt: str, level
             print(f"  metrics: {exporter.url}/metrics", flush=True)
             print(f"  status:  {exporter.url}/", flush=True)
             _print_clients(sim)
-            with contextlib.suppress(asyncio.CancelledError):
-                await _until_stopped()
+            settling = asyncio.create_task(settle_heap_when_ready(exporter.store, lambda: exporter.page.ready))
+            try:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await _until_stopped()
+            finally:
+                settling.cancel()
     return 0
