@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import platform
 
 import pytest
 
-from exporter.process import MALLOC_VARIABLES, freeze_after_full_pass, tune_gc, tune_malloc
+from exporter.process import MALLOC_VARIABLES, freeze_after_full_pass, settle_heap_when_ready, tune_gc, tune_malloc
+from exporter.snapshot import Store
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
@@ -34,3 +36,19 @@ def test_what_survives_a_full_collection_is_frozen_out_of_the_next():
         gc.callbacks.remove(freeze_after_full_pass)
         gc.unfreeze()
         gc.set_threshold(*thresholds)
+
+
+async def test_the_heap_is_settled_once_the_exporter_is_ready(clock):
+    store = Store(clock)
+    ready = False
+    settling = asyncio.create_task(settle_heap_when_ready(store, lambda: ready))
+    try:
+        await asyncio.sleep(0.01)
+        assert not settling.done()  # not before it is ready
+        ready = True
+        store.set_queues({})  # any change: it looks again
+        store.put("queue_states", 0, {})
+        await asyncio.wait_for(settling, 2)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
