@@ -39,9 +39,19 @@ class TopicPlan:
         return len(self.channels) * MAX_TOPICS_PER_CHANNEL
 
 
+def position(slot: int, clients: int) -> int:
+    """The position, among `clients`, of the OAuth client a channel slot belongs to: they take turns."""
+    return slot % clients
+
+
 def owner(slot: int, clients: Sequence[str]) -> str:
-    """The OAuth client a channel slot of the plan belongs to: the clients take turns."""
-    return clients[slot % len(clients)]
+    """The OAuth client a channel slot of the plan belongs to."""
+    return clients[position(slot, len(clients))]
+
+
+def refused_everywhere(refused: Mapping[Item, Collection[int]], clients: int) -> set[Item]:
+    """The items every one of the `clients` was refused the topic of: those are polled."""
+    return {item for item, who in refused.items() if len(set(who) & set(range(clients))) == clients}
 
 
 def usable_channels(channels_per_client: int = MAX_CHANNELS_PER_CLIENT) -> int:
@@ -66,12 +76,10 @@ def plan_topics(
     permission moves that client's topics to the others instead of to polling.
     """
     refused = refused or {}
-    everyone = set(range(clients))
+    polled_anyway = refused_everywhere(refused, clients)
     wanted: list[Item] = []
     for kind in KINDS:
-        wanted.extend(
-            (kind, item) for item in sorted(scope.get(kind, ())) if not everyone <= set(refused.get((kind, item), ()))
-        )
+        wanted.extend((kind, item) for item in sorted(scope.get(kind, ())) if (kind, item) not in polled_anyway)
     previous_slots = previous.channels if previous else ()
     before = {item: index for index, slot in enumerate(previous_slots) for item in slot}
     room = channels * per_channel
@@ -81,8 +89,12 @@ def plan_topics(
     newcomers: list[Item] = []
     for item in chosen:
         index = before.get(item)
-        allowed = index is not None and index % clients not in refused.get(item, ())
-        if index is not None and allowed and index < channels and len(slots[index]) < per_channel:
+        if (
+            index is not None
+            and index < channels
+            and len(slots[index]) < per_channel
+            and position(index, clients) not in refused.get(item, ())
+        ):
             slots[index].append(item)
         else:
             newcomers.append(item)
@@ -108,7 +120,7 @@ def _place(
             first_open += 1
         banned = refused.get(item, ())
         for index in range(first_open, len(slots)):
-            if len(slots[index]) < per_channel and index % clients not in banned:
+            if len(slots[index]) < per_channel and position(index, clients) not in banned:
                 slots[index].append(item)
                 break
 

@@ -7,8 +7,9 @@ them all: slot `i` belongs to client `i mod n`, so the plan, filling slots in or
 channels over the clients (3 clients at 50,000 agents and 2,000 queues: 52 channels of 57). A
 client that fails takes only its own slots down, whose items are polled until they reopen.
 
-A topic the service rejects is never planned again (its item stays polled) and is reported with
-the permission it lacks. On start it lists each client's channels and takes those over before it
+A topic the service rejects on one client's channel is planned on another client's; one rejected
+on every client's is not planned again (its item stays polled) until the sweep asks again, and is
+reported with the permission it lacks. On start it lists each client's channels and takes those over before it
 opens any, so a restarted exporter never pushes a client past 20.
 """
 
@@ -29,7 +30,7 @@ from exporter.genesys.errors import GenesysError
 from exporter.genesys.notifications import Channel, TopicKind, list_channels
 from exporter.push.channel import ChannelSlot, ChannelSource, Fallback, Reconcile
 from exporter.push.conflict import Conflicts
-from exporter.push.plan import KINDS, Item, TopicPlan, owner, plan_topics
+from exporter.push.plan import KINDS, Item, TopicPlan, owner, plan_topics, position, refused_everywhere
 from exporter.push.state import PushedData
 from exporter.snapshot import Store
 from exporter.tasks import first_of
@@ -112,7 +113,7 @@ class ChannelPool:
             for index in range(self._channels)
         ]
         for slot in self._slots:
-            slot.on_rejected = functools.partial(self._rejected_topics, slot.index % len(self._labels))
+            slot.on_rejected = functools.partial(self._rejected_topics, position(slot.index, len(self._labels)))
         async with asyncio.TaskGroup() as group:
             group.create_task(self._data.run(), name="push-flush")
             group.create_task(self._plan_loop(), name="push-plan")
@@ -178,8 +179,7 @@ class ChannelPool:
 
     def rejected(self, kind: TopicKind) -> frozenset[str]:
         """Items whose topic the service refused on every client's channels: polled."""
-        every = len(self._labels)
-        return frozenset(item for (k, item), clients in self._refused.items() if k == kind and len(clients) >= every)
+        return frozenset(item for k, item in refused_everywhere(self._refused, len(self._labels)) if k == kind)
 
     def retry_rejected(self) -> None:
         """Plan the refused topics again (the sweep does, every 10 minutes): a role that has been
