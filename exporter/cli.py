@@ -24,6 +24,7 @@ from exporter.process import settle_heap_when_ready, tune_process
 from exporter.simulator.faults import Fault, parse_fault
 
 if TYPE_CHECKING:
+    from exporter.app import Exporter
     from exporter.simulator.api import SimulatedOrg
 
 log = structlog.get_logger(__name__)
@@ -230,16 +231,21 @@ async def _until_stopped() -> None:
             loop.remove_signal_handler(sig)
 
 
+async def _serve_until_stopped(exporter: Exporter) -> None:
+    """Until SIGTERM or SIGINT; once the exporter is ready the heap is settled (`settle_heap`)."""
+    settling = asyncio.create_task(settle_heap_when_ready(exporter.store, lambda: exporter.page.ready))
+    try:
+        await _until_stopped()
+    finally:
+        settling.cancel()
+
+
 async def _run(settings: Settings) -> int:
     from exporter.app import Exporter
 
     tune_process()
     async with Exporter(settings) as exporter:
-        settling = asyncio.create_task(settle_heap_when_ready(exporter.store, lambda: exporter.page.ready))
-        try:
-            await _until_stopped()
-        finally:
-            settling.cancel()
+        await _serve_until_stopped(exporter)
     log.info("stopped")
     return 0
 
@@ -320,10 +326,6 @@ async def _demo(args: argparse.Namespace, listen: ListenAddress, fmt: str, level
             print(f"  metrics: {exporter.url}/metrics", flush=True)
             print(f"  status:  {exporter.url}/", flush=True)
             _print_clients(sim)
-            settling = asyncio.create_task(settle_heap_when_ready(exporter.store, lambda: exporter.page.ready))
-            try:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await _until_stopped()
-            finally:
-                settling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await _serve_until_stopped(exporter)
     return 0

@@ -175,7 +175,7 @@ AGENT_SEGMENT_FIELDS: Mapping[str, tuple[str, ...]] = {
     "agent_tallies": ("agents", "agent_tallies"),
 }
 AGENT_SEGMENTS = tuple(AGENT_SEGMENT_FIELDS)
-AGENT_FIELDS = ("agents", "agent_states", "agent_tallies")
+AGENT_FIELDS = tuple(dict.fromkeys(f for fields in AGENT_SEGMENT_FIELDS.values() for f in fields))
 # What `collect[]` may ask for (a public contract: README, the shipped scrape configs), each a run of
 # segments, in page order. A selection is a join of compressed segments: nothing is rendered for it.
 COLLECTORS: Mapping[str, tuple[str, ...]] = {

@@ -17,13 +17,11 @@ from collections.abc import Callable, Mapping
 from exporter.snapshot import Store
 
 GC_THRESHOLDS = (50_000, 10, 10)
+SWITCH_INTERVAL_SECONDS = 0.001
 # glibc's mallopt parameters (malloc.h) and the values set for them
 M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES = -3, 1 << 20
 M_ARENA_MAX, ARENAS = -8, 2
 MALLOC_VARIABLES = ("GLIBC_TUNABLES", "MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_")  # an operator's own choice
-
-
-SWITCH_INTERVAL_SECONDS = 0.001
 
 
 def tune_process() -> None:
@@ -55,12 +53,11 @@ def freeze_after_full_pass(phase: str, info: Mapping[str, int]) -> None:
     objects made since, not the whole heap again.
 
     At 50,000 agents the heap holds millions of long-lived objects, and a full pass over them took
-    215-233 ms, stalling the event loop and the scrapes in flight (scrape p99 143-262 ms in the
-    bench). Frozen from the start, the first full pass comes while the heap is small (Python waits
-    for a quarter of the last pass's survivors to be new before the next) and each one after scans
-    only what is new since. Frozen objects are freed by reference counting as ever; only a
-    reference cycle among objects that had already survived a full pass would now outlive its use,
-    and the snapshot's data, which is nearly all of the heap, is acyclic.
+    199-233 ms, stalling the event loop and the scrapes in flight (scrape p99 143-262 ms in the
+    bench). The first pass still scans all that start-up built (`settle_heap` takes it when the
+    exporter is ready); each one after it scans only what is new since. Frozen objects are freed by
+    reference counting as ever; only a reference cycle among objects that had already survived a
+    full pass would now outlive its use, and the snapshot's data, nearly all of the heap, is acyclic.
     """
     if phase == "stop" and info.get("generation") == 2:
         gc.freeze()
