@@ -28,8 +28,9 @@ from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
+import msgspec
 import structlog
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from exporter import __version__
 from exporter import logging as exporter_logging
@@ -52,7 +53,7 @@ log = structlog.get_logger(__name__)
 Params = Mapping[str, str | int | Sequence[str]]
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
-Shape = type[T] | TypeAdapter[T]  # a model, or an adapter for plain checked dicts (the large aggregate answers)
+Shape = type[T] | msgspec.json.Decoder[T]  # a model, or a decoder of structs (the large aggregate answers)
 RETRYABLE = frozenset({429, 502, 503, 504})
 DEFAULT_RETRY_AFTER = 3.0  # what the official SDKs wait on a 429 without Retry-After
 MAX_BACKOFF = 30.0
@@ -241,14 +242,19 @@ class GenesysClient:
         try:
             return parse()
         except ValidationError as error:
-            self.stats.parse_errors[endpoint.name] += 1
             first = error.errors(include_input=False, include_url=False)[0]
             if first["type"] == "json_invalid":
                 reason = "response is not JSON"
             else:
                 where = ".".join(str(part) for part in first["loc"]) or "the body"
                 reason = f"response of the wrong shape at {where}: {first['msg']}"
-            raise MalformedResponse(endpoint.name, reason, status=200, context_id=context_id) from None
+        except msgspec.ValidationError as error:  # "Expected `int`, got `str` - at `$.results[0]...`"
+            message, _, where = str(error).partition(" - at ")
+            reason = f"response of the wrong shape at {where.strip('`').removeprefix('$.') or 'the body'}: {message}"
+        except msgspec.DecodeError:
+            reason = "response is not JSON"
+        self.stats.parse_errors[endpoint.name] += 1
+        raise MalformedResponse(endpoint.name, reason, status=200, context_id=context_id) from None
 
     def _json(self, endpoint: Endpoint, raw: bytes, context_id: str | None) -> Any:
         try:
@@ -425,9 +431,9 @@ class GenesysClient:
 
 
 def _validate_json(shape: Shape[T], raw: bytes) -> T:
-    """Bytes straight to checked objects in pydantic-core: no intermediate dicts from `json.loads`."""
-    if isinstance(shape, TypeAdapter):
-        return shape.validate_json(raw)
+    """Bytes straight to checked objects (pydantic-core or msgspec): no intermediate dicts from `json.loads`."""
+    if isinstance(shape, msgspec.json.Decoder):
+        return shape.decode(raw)
     return shape.model_validate_json(raw)  # type: ignore[attr-defined, no-any-return]
 
 

@@ -87,15 +87,17 @@ class _Sums:
         return cls(defaultdict(int), defaultdict(float))
 
     def add(self, row: AggregateRow) -> None:
-        metric, stats = row["metric"], row.get("stats", {})
+        metric, stats = row.metric, row.stats
+        if stats is None:
+            return
         if metric == "oServiceLevel":
-            numerator, denominator = stats.get("numerator"), stats.get("denominator")
+            numerator, denominator = stats.numerator, stats.denominator
             if numerator is not None and denominator:
                 num, den = self.service_level or (0.0, 0.0)
                 self.service_level = (num + numerator, den + denominator)
             return
-        self.counts[metric] += stats.get("count") or 0
-        self.sums[metric] += stats.get("sum") or 0.0
+        self.counts[metric] += stats.count or 0
+        self.sums[metric] += stats.sum or 0.0
 
     def tally(self) -> Tally:
         ratio = self.service_level[0] / self.service_level[1] if self.service_level else None
@@ -115,14 +117,14 @@ Sums = dict[tuple[str, ...], _Sums]
 
 def add_rows(out: Sums, response: AggregateResponse, *dimensions: str) -> None:
     """Fold one response's rows into the sums per group (counts and sums add across buckets; averages don't)."""
-    for result in response.get("results", ()):
-        group = result.get("group", {})
+    for result in response.results:
+        group = result.group
         key = tuple(value if isinstance(value := group.get(d), str) else "" for d in dimensions)
         if not key[0]:
             continue
         sums = out[key]
-        for bucket in result.get("data", ()):
-            for row in bucket.get("metrics", ()):
+        for bucket in result.data:
+            for row in bucket.metrics:
                 sums.add(row)
 
 

@@ -19,7 +19,13 @@ from exporter.clock import FakeClock
 from exporter.config import OAuthClient
 from exporter.genesys.budget import RateBudget
 from exporter.genesys.client import GenesysClient, retry_after_seconds
-from exporter.genesys.endpoints import NOTIFICATION_CHANNELS, QUEUE_MEMBERS, QUEUE_OBSERVATIONS, ROUTING_QUEUES
+from exporter.genesys.endpoints import (
+    CONVERSATION_AGGREGATES,
+    NOTIFICATION_CHANNELS,
+    QUEUE_MEMBERS,
+    QUEUE_OBSERVATIONS,
+    ROUTING_QUEUES,
+)
 from exporter.genesys.errors import (
     BadRequest,
     CredentialsRejected,
@@ -32,6 +38,7 @@ from exporter.genesys.errors import (
     TokenRejected,
     TransportError,
 )
+from exporter.genesys.models import AGGREGATE_RESPONSE
 from exporter.genesys.notifications import create_channel
 
 API = "https://api.example.test"
@@ -253,6 +260,26 @@ async def test_non_json_success_is_malformed(client, mocked):
     mocked.post(OBS_URL, body="<html>maintenance</html>", status=200)
     with pytest.raises(MalformedResponse):
         await client.post(QUEUE_OBSERVATIONS, {})
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        ("<html>maintenance</html>", "response is not JSON"),
+        (
+            '{"results": [{"data": [{"metrics": [{"metric": "tHandle", "stats": {"count": "2"}}]}]}]}',
+            "the wrong shape at results[0].data[0].metrics[0].stats.count: Expected `int | null`, got `str`",
+        ),
+    ],
+)
+async def test_an_aggregate_answer_that_does_not_fit_is_malformed_and_says_where(client, mocked, answer, reason):
+    """The aggregates are checked by msgspec, not pydantic: the same error, counted the same way."""
+    give_token(mocked)
+    mocked.post(f"{API}{CONVERSATION_AGGREGATES.path}", body=answer, status=200)
+    with pytest.raises(MalformedResponse) as caught:
+        await client.post_as(CONVERSATION_AGGREGATES, {}, AGGREGATE_RESPONSE)
+    assert reason in str(caught.value)
+    assert client.stats.parse_errors[CONVERSATION_AGGREGATES.name] == 1
 
 
 async def test_numbered_pages_come_concurrently_and_all_arrive(client, mocked):
