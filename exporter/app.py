@@ -13,7 +13,6 @@ from types import TracebackType
 from zoneinfo import ZoneInfo
 
 import structlog
-from aiohttp import web
 
 from exporter.clock import Clock, SystemClock
 from exporter.config import OAuthClient, Settings
@@ -28,7 +27,7 @@ from exporter.pollers.performance import day_window, iso_interval, poll_performa
 from exporter.pollers.queues import poll_queues
 from exporter.push.source import PushSource
 from exporter.scheduler import Job, Scheduler
-from exporter.server import create_app
+from exporter.server import ServingThread, create_app
 from exporter.snapshot import Agent, AgentState, Snapshot, Store
 from exporter.webconfig import BasicAuth, WebConfig, load_web_config
 
@@ -78,7 +77,7 @@ class Exporter:
         self.page = MetricsPage(self.store, self.telemetry, debounce=render_debounce)
         self.web = load_web_config(settings.web_config_file) if settings.web_config_file else WebConfig()
         self._tasks: list[asyncio.Task[None]] = []
-        self._runner: web.AppRunner | None = None
+        self._server: ServingThread | None = None
         self.url = ""
 
     def _jobs(self, scope: QueueScope) -> list[Job]:
@@ -215,23 +214,17 @@ class Exporter:
         ]
         if self.push is not None:
             self._tasks.append(asyncio.create_task(self.push.run(), name="push"))
-        self._runner = web.AppRunner(
-            create_app(
-                self.page,
-                self.store,
-                BasicAuth(self.web.users) if self.web.users else None,
-                push=self.push.telemetry if self.push is not None else lambda: None,
-            ),
-            access_log=None,
-            handle_signals=False,
-            shutdown_timeout=2.0,
+        app = create_app(
+            self.page,
+            self.store,
+            BasicAuth(self.web.users) if self.web.users else None,
+            push=self.push.telemetry if self.push is not None else lambda: None,
+            home=asyncio.get_running_loop(),
         )
-        await self._runner.setup()
         listen = self.settings.listen
         tls = self.web.ssl_context()
-        site = web.TCPSite(self._runner, listen.host, listen.port, ssl_context=tls)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
+        self._server = ServingThread(app, listen.host, listen.port, tls)
+        host, port = await self._server.start()
         self.url = f"{'https' if tls else 'http'}://{'[' + host + ']' if ':' in host else host}:{port}"
         log.info("serving", url=f"{self.url}/metrics", api=self.settings.api_base)
         return self
@@ -244,6 +237,6 @@ class Exporter:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._runner is not None:
-            await self._runner.cleanup()
+        if self._server is not None:
+            await self._server.stop()
         await self.client.close()

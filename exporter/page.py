@@ -208,10 +208,12 @@ class MetricsPage:
         self.snapshot = Snapshot()  # the one the page shows
         self.body: Body = (gzip.compress(b""),)  # the gzip page in pieces, each written to a scraper in turn
         self.plain_bytes = 0
-        self._segments: Mapping[str, Segment] = dict.fromkeys(
-            (n for names in COLLECTORS.values() for n in names), EMPTY
+        # The page shown's segments and the collect[] bodies made from them when asked, swapped as one:
+        # the server reads them from its own thread, and a selection must never outlive its page.
+        self._shown: tuple[Mapping[str, Segment], dict[frozenset[str], Body]] = (
+            dict.fromkeys((n for names in COLLECTORS.values() for n in names), EMPTY),
+            {},
         )
-        self._selections: dict[frozenset[str], Body] = {}  # collect[] bodies of the page shown, made when asked
         self._builder = PageBuilder()
         self._reads = itertools.count()  # the order the inputs of each build were read in
         self._shown_read = -1
@@ -245,12 +247,11 @@ class MetricsPage:
         if not collectors:
             return self.body
         key = frozenset(collectors)
-        body = self._selections.get(key)
+        segments, selections = self._shown
+        body = selections.get(key)
         if body is None:
-            chosen = [
-                self._segments[name] for collector, names in COLLECTORS.items() if collector in key for name in names
-            ]
-            body = self._selections[key] = gzip_pieces(chosen)
+            chosen = [segments[name] for collector, names in COLLECTORS.items() if collector in key for name in names]
+            body = selections[key] = gzip_pieces(chosen)
         return body
 
     def refresh(self) -> None:
@@ -272,7 +273,7 @@ class MetricsPage:
         self._shown_read = read
         self.body = gzip_pieces(list(segments.values()))
         self.plain_bytes = sum(segment.size for segment in segments.values())
-        self._segments, self._selections = segments, {}
+        self._shown = (segments, {})
         self.snapshot, self.version = snapshot, snapshot.version
 
     @property

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
+import threading
+import urllib.request
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 from hypothesis import given
@@ -172,3 +176,51 @@ def test_a_page_is_written_in_slices_of_one_size_whatever_its_pieces(pieces: lis
     chunks = [bytes(chunk) for chunk in slices(pieces, size)]
     assert b"".join(chunks) == b"".join(pieces)
     assert all(len(chunk) == size for chunk in chunks[:-1]) and all(chunks)
+
+
+@pytest.fixture
+async def threaded(clock: FakeClock) -> AsyncIterator[tuple[str, Store]]:
+    """The app as the exporter serves it: on a thread and loop of its own, reading push's state at home."""
+    store = Store(clock)
+    store.set_status("queues", PollerStatus(interval=10, up=True, last_success=clock.time()))
+    page = MetricsPage(store, Telemetry)
+    page.refresh()
+    app = create_app(page, store, push=lambda: None, home=asyncio.get_running_loop())
+    serving = server.ServingThread(app, "127.0.0.1", 0, None)
+    host, port = await serving.start()
+    yield f"http://{host}:{port}", store
+    await serving.stop()
+
+
+async def test_scrapes_are_answered_while_the_exporters_loop_is_held(threaded):
+    """A fold or a flush that holds the exporter's loop holds no scrape: the server has a loop of its own."""
+    url, _ = threaded
+    answered = threading.Event()
+    bodies: list[bytes] = []
+
+    def scrape() -> None:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:  # noqa: S310 (our own http URL)
+            bodies.append(response.read())
+        answered.set()
+
+    scraper = threading.Thread(target=scrape)
+    scraper.start()
+    held = answered.wait(timeout=10)  # blocks this loop, as a long callback would, until the scrape is answered
+    scraper.join()
+    assert held, "the scrape waited for the exporter's loop"
+    assert b"genesys_exporter_poller_up" in bodies[0]
+
+
+async def test_the_landing_page_reads_push_on_the_exporters_loop(threaded):
+    url, _ = threaded
+    async with aiohttp.ClientSession() as http, http.get(f"{url}/") as response:
+        assert response.status == 200
+        assert "Push is off" in await response.text()
+
+
+async def test_a_port_in_use_is_an_error_from_start(threaded):
+    url, store = threaded
+    port = int(url.rsplit(":", 1)[1])
+    app = create_app(MetricsPage(store, Telemetry), store)
+    with pytest.raises(OSError, match="address already in use"):
+        await server.ServingThread(app, "127.0.0.1", port, None).start()
