@@ -255,10 +255,12 @@ class MetricsPage:
         return body
 
     def refresh(self) -> None:
-        """Rebuild now, every segment up to date, on the calling thread."""
+        """Rebuild now, every segment up to date; the caller waits. The build runs on the render
+        thread, after any render in progress there: the builder's caches are one thread's."""
         read = next(self._reads)
-        segments, _ = self._builder.build_segments(self._store.snapshot, self._telemetry())
-        self._show(self._store.snapshot, segments, read)
+        snapshot = self._store.snapshot
+        segments, _ = self._renderer.submit(self._builder.build_segments, snapshot, self._telemetry()).result()
+        self._show(snapshot, segments, read)
 
     def _build(self, snapshot: Snapshot, telemetry: Telemetry) -> tuple[dict[str, Segment], dict[str, float]]:
         """Build the page's segments; the seconds each agent segment compressed afresh took."""
