@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import threading
 import time
+from typing import Any
 
+from exporter import page as page_module
 from exporter.clock import FakeClock
 from exporter.metrics import Telemetry, render
 from exporter.page import MetricsPage, PageBuilder
@@ -65,6 +68,34 @@ async def test_a_slow_tallies_build_does_not_hold_back_the_agent_states(clock: F
     await shown(page, ann_is("interacting"), seconds=2)  # states are due on their own spacing
     assert page.snapshot.agent_states is store.snapshot.agent_states
     assert page.snapshot.agent_tallies is not store.snapshot.agent_tallies  # the tallies wait theirs
+    task.cancel()
+
+
+async def test_queue_data_is_shown_before_the_agent_segments_it_was_built_with(clock: FakeClock, monkeypatch):
+    """One build moves the queues and the agent states on: the queues do not wait for the agents' segment."""
+    store = Store(clock)
+    store.set_queues({"q1": Queue("q1", "Sales", "Home")})
+    store.set_agents({"u1": Agent("u1", "Ann", "Home")})
+    page = MetricsPage(store, Telemetry, debounce=0.01)
+    task = asyncio.create_task(page.run())
+    store.put("agent_states", 0, {"u1": AgentState("idle", "on_queue", 1.0)})
+    await shown(page, ann_is("idle"))
+    release = threading.Event()
+    state_segment = page_module.agent_state_segment
+
+    def slow_state_segment(*args: Any) -> Any:
+        assert release.wait(timeout=10), "the test never let the agent states build finish"
+        return state_segment(*args)
+
+    monkeypatch.setattr(page_module, "agent_state_segment", slow_state_segment)
+    store.put("agent_states", 0, {"u1": AgentState("interacting", "on_queue", 2.0)})
+    store.put("queue_states", 0, {"q1": queue_state(7)})
+    await shown(page, 'genesys_queue_waiting_interactions{queue_id="q1",queue_name="Sales",media_type="voice"} 7')
+    assert ann_is("idle").encode() in page.plain  # the agent states build is still held
+    assert page.plain.decode() == render(page.snapshot, Telemetry())  # the snapshot it says it shows
+    release.set()
+    await shown(page, ann_is("interacting"))
+    assert page.snapshot.agent_states is store.snapshot.agent_states
     task.cancel()
 
 
