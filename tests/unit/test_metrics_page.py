@@ -30,7 +30,8 @@ async def shown(page: MetricsPage, condition: str, seconds: float = 5.0) -> None
         await asyncio.sleep(0.01)
 
 
-async def test_queue_data_is_shown_at_once_while_agent_data_waits_its_turn(clock: FakeClock):
+async def ann_idle_in_sales(clock: FakeClock) -> tuple[Store, MetricsPage, asyncio.Task[None]]:
+    """A running page showing one queue and Ann idle."""
     store = Store(clock)
     store.set_queues({"q1": Queue("q1", "Sales", "Home")})
     store.set_agents({"u1": Agent("u1", "Ann", "Home")})
@@ -38,6 +39,11 @@ async def test_queue_data_is_shown_at_once_while_agent_data_waits_its_turn(clock
     task = asyncio.create_task(page.run())
     store.put("agent_states", 0, {"u1": AgentState("idle", "on_queue", 1.0)})
     await shown(page, ann_is("idle"))
+    return store, page, task
+
+
+async def test_queue_data_is_shown_at_once_while_agent_data_waits_its_turn(clock: FakeClock):
+    store, page, task = await ann_idle_in_sales(clock)
     built = page._builder.built["agent_states"]
     page._due["agent_states"] = time.perf_counter() + 1.5  # as if the last state build took 0.5 s
 
@@ -73,13 +79,7 @@ async def test_a_slow_tallies_build_does_not_hold_back_the_agent_states(clock: F
 
 async def test_queue_data_is_shown_before_the_agent_segments_it_was_built_with(clock: FakeClock, monkeypatch):
     """One build moves the queues and the agent states on: the queues do not wait for the agents' segment."""
-    store = Store(clock)
-    store.set_queues({"q1": Queue("q1", "Sales", "Home")})
-    store.set_agents({"u1": Agent("u1", "Ann", "Home")})
-    page = MetricsPage(store, Telemetry, debounce=0.01)
-    task = asyncio.create_task(page.run())
-    store.put("agent_states", 0, {"u1": AgentState("idle", "on_queue", 1.0)})
-    await shown(page, ann_is("idle"))
+    store, page, task = await ann_idle_in_sales(clock)
     release = threading.Event()
     state_segment = page_module.agent_state_segment
 
