@@ -16,9 +16,10 @@ import contextlib
 import gzip
 import itertools
 import time
-from collections.abc import Callable, Collection, Hashable, Mapping
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from exporter.gzip_segments import EMPTY, Segment, compress, gzip_pieces, join
 from exporter.metrics import (
@@ -295,11 +296,17 @@ class MetricsPage:
         """When an agent field may move on: once every segment that shows it is due."""
         return max(self._due[segment] for segment, fields in AGENT_SEGMENT_FIELDS.items() if name in fields)
 
+    def _agents_moved(self, snapshot: Snapshot) -> list[str]:
+        """The agent fields in which `snapshot` is ahead of the page shown."""
+        return [f for f in AGENT_FIELDS if getattr(snapshot, f) is not getattr(self.snapshot, f)]
+
+    def _agents_as_shown(self, fields: Iterable[str]) -> dict[str, Any]:
+        """These agent fields as the page shows them: what a build that holds them back replaces."""
+        return {f: getattr(self.snapshot, f) for f in fields}
+
     def _next_due(self) -> float | None:
         """When the first agent field the page shows behind the store may move on (None: none is behind)."""
-        latest, shown = self._store.snapshot, self.snapshot
-        behind = [f for f in AGENT_FIELDS if getattr(latest, f) is not getattr(shown, f)]
-        return min((self._field_due(f) for f in behind), default=None)
+        return min((self._field_due(f) for f in self._agents_moved(self._store.snapshot)), default=None)
 
     async def run(self) -> None:
         """Re-render after every change, coalescing bursts (the batches of one poll land close together).
@@ -320,12 +327,12 @@ class MetricsPage:
             snapshot, telemetry = self._store.snapshot, self._telemetry()  # read on the loop's thread
             read = next(self._reads)
             now = time.perf_counter()
-            held = {f: getattr(self.snapshot, f) for f in AGENT_FIELDS if now < self._field_due(f)}
+            held = [f for f in AGENT_FIELDS if now < self._field_due(f)]
             if held:  # these agent fields stay as the page already shows them
-                snapshot = replace(snapshot, **held)
-            moving = [f for f in AGENT_FIELDS if getattr(snapshot, f) is not getattr(self.snapshot, f)]
+                snapshot = replace(snapshot, **self._agents_as_shown(held))
+            moving = self._agents_moved(snapshot)
             if moving:  # agent segments take up to a second to build: the rest of the news is shown first
-                first = replace(snapshot, **{f: getattr(self.snapshot, f) for f in moving})
+                first = replace(snapshot, **self._agents_as_shown(moving))
                 segments, _ = await loop.run_in_executor(self._renderer, self._build, first, telemetry)
                 self._show(first, segments, read)
             segments, agent_seconds = await loop.run_in_executor(self._renderer, self._build, snapshot, telemetry)

@@ -57,6 +57,7 @@ Shape = type[T] | msgspec.json.Decoder[T]  # a model, or a decoder of structs (t
 RETRYABLE = frozenset({429, 502, 503, 504})
 DEFAULT_RETRY_AFTER = 3.0  # what the official SDKs wait on a 429 without Retry-After
 MAX_BACKOFF = 30.0
+NOT_JSON = "response is not JSON"
 MAX_PAGES = 10_000  # a guard against a nextUri that never ends
 
 
@@ -244,7 +245,7 @@ class GenesysClient:
         except ValidationError as error:
             first = error.errors(include_input=False, include_url=False)[0]
             if first["type"] == "json_invalid":
-                reason = "response is not JSON"
+                reason = NOT_JSON
             else:
                 where = ".".join(str(part) for part in first["loc"]) or "the body"
                 reason = f"response of the wrong shape at {where}: {first['msg']}"
@@ -252,7 +253,7 @@ class GenesysClient:
             message, _, where = str(error).partition(" - at ")
             reason = f"response of the wrong shape at {where.strip('`').removeprefix('$.') or 'the body'}: {message}"
         except msgspec.DecodeError:
-            reason = "response is not JSON"
+            reason = NOT_JSON
         self.stats.parse_errors[endpoint.name] += 1
         raise MalformedResponse(endpoint.name, reason, status=200, context_id=context_id) from None
 
@@ -261,7 +262,7 @@ class GenesysClient:
             return json.loads(raw) if raw else None
         except ValueError:
             self.stats.parse_errors[endpoint.name] += 1
-            raise MalformedResponse(endpoint.name, "response is not JSON", status=200, context_id=context_id) from None
+            raise MalformedResponse(endpoint.name, NOT_JSON, status=200, context_id=context_id) from None
 
     async def pages(
         self, endpoint: Endpoint, *, params: Params | None = None, page_size: int = 100, **path_params: str
