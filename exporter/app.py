@@ -16,7 +16,6 @@ import structlog
 
 from exporter.clock import Clock, SystemClock
 from exporter.config import OAuthClient, Settings
-from exporter.genesys.budget import RateBudget
 from exporter.genesys.client import GenesysClient
 from exporter.genesys.notifications import TopicKind
 from exporter.metrics import Telemetry
@@ -26,7 +25,8 @@ from exporter.pollers.directory import QueueScope, discover_queues
 from exporter.pollers.performance import day_window, iso_interval, poll_performance
 from exporter.pollers.queues import poll_queues
 from exporter.push.source import PushSource
-from exporter.scheduler import Job, Scheduler
+from exporter.scheduling.budget import RateBudget
+from exporter.scheduling.scheduler import Job, Scheduler
 from exporter.server import ServingThread, create_app
 from exporter.snapshot import Agent, AgentState, Snapshot, Store
 from exporter.webconfig import BasicAuth, WebConfig, load_web_config

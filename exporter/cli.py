@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from exporter import __version__
-from exporter import logging as exporter_logging
+from exporter import __version__, logs
 from exporter.config import DEFAULT_PORT, ConfigError, ListenAddress, Settings, load_settings, parse_listen
 from exporter.process import settle_heap_when_ready, tune_process
 from exporter.simulator.faults import Fault, parse_fault
@@ -158,7 +157,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "chaos":
         from exporter.tools.chaos import print_chaos
 
-        exporter_logging.configure("json", "critical")
+        logs.configure("json", "critical")
         tune_process()
         return 0 if print_chaos(args.duration, args.only) else 1
     logging_overrides = {"log_format": args.log_format, "log_level": args.log_level}
@@ -169,11 +168,11 @@ def _dispatch(args: argparse.Namespace) -> int:
             "web_config_file": getattr(args, "web_config_file", None),
         }
         settings = load_settings(args.config, overrides)
-        exporter_logging.configure(settings.log_format, settings.log_level)
-        exporter_logging.redact(settings.client_secret.get_secret_value())
+        logs.configure(settings.log_format, settings.log_level)
+        logs.redact(settings.client_secret.get_secret_value())
         return asyncio.run(_run(settings) if args.command == "run" else _check(settings))
     fmt, level = args.log_format or "auto", args.log_level or "info"
-    exporter_logging.configure(fmt, level)
+    logs.configure(fmt, level)
     listen = _listen_or_exit(args.listen)
     if args.command == "simulate":
         return asyncio.run(_simulate(args, listen))
@@ -183,7 +182,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from exporter.tools.bench import print_cycle_costs, print_scrape_load, print_soak
 
-    exporter_logging.configure("console", "error")
+    logs.configure("console", "error")
     tune_process()  # the exporters it measures run in this process (scale: in processes of its own, which do the same)
     if args.mode == "scrape-load":
         print_scrape_load(args.scrapers, args.seconds)

@@ -42,7 +42,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from exporter import logging as exporter_logging
+from exporter import logs
 from exporter.genesys.regions import Region, resolve_region
 
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - an exporter serves Prometheus on the network by default
@@ -418,7 +418,7 @@ def load_settings(config_file: Path | None = None, overrides: Mapping[str, Any] 
     values = {k: v for k, v in (overrides or {}).items() if v is not None}
     settings = _validated(Settings, values) if config_file is None else _from_file(config_file, values)
     for client in settings.clients:
-        exporter_logging.redact(client.client_secret.get_secret_value())
+        logs.redact(client.client_secret.get_secret_value())
     return settings
 
 

@@ -16,7 +16,7 @@ from typing import Literal
 from exporter import __version__
 from exporter.exposition import escape, family, family_header, labels, value_text
 from exporter.push.metrics import render_push
-from exporter.push.pool import PushTelemetry
+from exporter.push.telemetry import PushTelemetry
 from exporter.snapshot import Agent, AgentState, Part, Queue, QueueState, Snapshot, Tally, merged
 
 ROUTING_STATUSES = ("idle", "interacting", "communicating", "not_responding", "off_queue")

@@ -27,7 +27,7 @@ from aiohttp import web
 
 from exporter import __version__
 from exporter.page import COLLECTORS, MetricsPage
-from exporter.push.pool import PushTelemetry
+from exporter.push.telemetry import PushTelemetry
 from exporter.snapshot import Store, merged
 from exporter.webconfig import BasicAuth
 

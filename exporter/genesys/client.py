@@ -3,7 +3,7 @@
 Every request: a valid token, a place in a budget, one `aiohttp` session, and the rules of
 brief §3-4. With several OAuth clients of the org, each has its own token and budget (a `Lane`),
 and each request goes to the one its `BudgetGroup` picks: where it starts soonest, away from a
-client that failed (`exporter.genesys.group`). A notification channel is the client's own: a
+client that failed (`exporter.scheduling.group`). A notification channel is the client's own: a
 `per_client` endpoint is pinned to the client the caller names (`as_client=`, its label), and a
 failure there stays that client's (it is never retried on another, whose token cannot see the channel).
 
@@ -32,12 +32,10 @@ import msgspec
 import structlog
 from pydantic import BaseModel, ValidationError
 
-from exporter import __version__
-from exporter import logging as exporter_logging
+from exporter import __version__, logs
 from exporter.clock import Clock
 from exporter.config import OAuthClient
 from exporter.genesys.auth import TokenProvider
-from exporter.genesys.budget import RateBudget, current_caller
 from exporter.genesys.endpoints import Endpoint
 from exporter.genesys.errors import (
     DAILY_CAP_SECONDS,
@@ -46,7 +44,8 @@ from exporter.genesys.errors import (
     TransportError,
     error_from_response,
 )
-from exporter.genesys.group import BudgetGroup
+from exporter.scheduling.budget import RateBudget, current_caller
+from exporter.scheduling.group import BudgetGroup
 
 log = structlog.get_logger(__name__)
 
@@ -148,14 +147,14 @@ class GenesysClient:
                     clock,
                     timeout=timeout,
                     on_response=functools.partial(self.stats.count, client=oauth.label),
-                    on_token=exporter_logging.redact,
+                    on_token=logs.redact,
                 ),
                 budget,
             )
             for oauth, budget in clients
         )
         for oauth, _ in clients:
-            exporter_logging.redact(oauth.client_secret.get_secret_value())
+            logs.redact(oauth.client_secret.get_secret_value())
         self._lanes = {lane.label: lane for lane in self.lanes}
         self.budget = BudgetGroup(clock, {lane.label: lane.budget for lane in self.lanes})
 

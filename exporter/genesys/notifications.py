@@ -25,7 +25,7 @@ import aiohttp
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from exporter import logging as exporter_logging
+from exporter import logs
 from exporter.clock import Clock
 from exporter.genesys.client import GenesysClient
 from exporter.genesys.endpoints import NOTIFICATION_CHANNEL_LIST, NOTIFICATION_CHANNELS, NOTIFICATION_SUBSCRIPTIONS
@@ -200,8 +200,8 @@ async def subscribe(
 
 
 def _keep_secret(channel: Channel) -> None:
-    exporter_logging.redact(channel.id)
-    exporter_logging.redact(channel.connect_uri)
+    logs.redact(channel.id)
+    logs.redact(channel.connect_uri)
 
 
 # ----- the socket ------------------------------------------------------------------------------

@@ -29,7 +29,6 @@ import structlog
 from pydantic import ValidationError
 
 from exporter.clock import Clock
-from exporter.genesys.budget import Caller, as_caller, current_caller
 from exporter.genesys.client import GenesysClient
 from exporter.genesys.errors import GenesysError
 from exporter.genesys.notifications import (
@@ -50,6 +49,7 @@ from exporter.genesys.notifications import (
 from exporter.push.conflict import Conflicts
 from exporter.push.plan import Item
 from exporter.push.state import PushedData
+from exporter.scheduling.budget import Caller, as_caller, current_caller
 from exporter.tasks import first_of
 
 log = structlog.get_logger(__name__)

@@ -9,7 +9,7 @@ totals, since one plan spreads them over every client.
 from __future__ import annotations
 
 from exporter.exposition import family, labels
-from exporter.push.pool import PushTelemetry
+from exporter.push.telemetry import PushTelemetry
 
 
 def render_push(push: PushTelemetry) -> tuple[str, ...]:

@@ -19,12 +19,10 @@ import asyncio
 import functools
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 import structlog
 
 from exporter.clock import Clock
-from exporter.genesys.budget import Caller, current_caller
 from exporter.genesys.client import GenesysClient
 from exporter.genesys.errors import GenesysError
 from exporter.genesys.notifications import Channel, TopicKind, list_channels
@@ -32,6 +30,8 @@ from exporter.push.channel import ChannelSlot, ChannelSource, Fallback, Reconcil
 from exporter.push.conflict import Conflicts
 from exporter.push.plan import KINDS, Item, TopicPlan, owner, plan_topics, position, refused_everywhere
 from exporter.push.state import PushedData
+from exporter.push.telemetry import PushTelemetry
+from exporter.scheduling.budget import Caller, current_caller
 from exporter.snapshot import Store
 from exporter.tasks import first_of
 
@@ -39,29 +39,6 @@ log = structlog.get_logger(__name__)
 
 PUSH_CALLER = Caller("push", priority=1)  # the agents' reconciliation, fallback and doubt polls
 REPLAN_DEBOUNCE_SECONDS = 2.0
-
-
-@dataclass(frozen=True, slots=True)
-class PushTelemetry:
-    """What `/metrics` and the landing page say about push (see the README's self-metrics)."""
-
-    channels_by_client: dict[str, int] = field(default_factory=dict)  # channels with a connected socket
-    slots_by_client: dict[str, int] = field(default_factory=dict)  # channels the plan uses
-    conflicts: dict[str, bool] = field(default_factory=dict)  # client -> another exporter uses its channels
-    topics: dict[tuple[TopicKind, str], int] = field(default_factory=dict)  # (kind, live|pending|rejected)
-    items: dict[tuple[TopicKind, str], int] = field(default_factory=dict)  # (kind, push|poll): the split
-    events: dict[TopicKind, int] = field(default_factory=dict)
-    reconnects: dict[str, int] = field(default_factory=dict)  # reason -> count
-    last_event: float | None = None
-    malformed_events: int = 0
-
-    @property
-    def channels(self) -> int:
-        return sum(self.channels_by_client.values())
-
-    @property
-    def slots(self) -> int:
-        return sum(self.slots_by_client.values())
 
 
 class ChannelPool:

@@ -16,14 +16,15 @@ from collections.abc import Collection, Sequence
 import structlog
 
 from exporter.clock import Clock
-from exporter.genesys.budget import current_caller
 from exporter.genesys.client import GenesysClient
 from exporter.genesys.notifications import TopicKind
 from exporter.pollers.agents import poll_agent_states
 from exporter.pollers.queues import poll_queues
 from exporter.push.plan import usable_channels
-from exporter.push.pool import PUSH_CALLER, ChannelPool, PushTelemetry
+from exporter.push.pool import PUSH_CALLER, ChannelPool
 from exporter.push.state import PushedData
+from exporter.push.telemetry import PushTelemetry
+from exporter.scheduling.budget import current_caller
 from exporter.snapshot import Store
 
 log = structlog.get_logger(__name__)

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from exporter import logging as exporter_logging
+from exporter import logs
 from exporter.app import Exporter
 from exporter.config import Settings
 from exporter.genesys.endpoints import QUEUE_OBSERVATIONS
@@ -479,7 +479,7 @@ def run_size(
     scope: str | None,
     clients: int = 1,
 ) -> None:
-    exporter_logging.configure("console", "error")  # a spawned process: the CLI's set-up is not inherited
+    logs.configure("console", "error")  # a spawned process: the CLI's set-up is not inherited
     tune_process()
     scope = scope or ("users" if agents >= 10_000 else "members")
     asyncio.run(run(queues, agents, scope, minutes, rate_limit, naive_seconds, clients))

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exporter.clock import FakeClock
-from exporter.genesys.budget import Caller, RateBudget, current_caller
 from exporter.genesys.regions import REGIONS, resolve_region
+from exporter.scheduling.budget import Caller, RateBudget, current_caller
 
 
 def max_in_any_window(starts: list[float], window: float = 60.0) -> int:

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exporter.clock import FakeClock
-from exporter.genesys.budget import Caller, RateBudget, current_caller
-from exporter.genesys.group import FIRST_BACKOFF_SECONDS, STORM_429S, BudgetGroup
-from exporter.scheduler import Job, Scheduler
+from exporter.scheduling.budget import Caller, RateBudget, current_caller
+from exporter.scheduling.group import FIRST_BACKOFF_SECONDS, STORM_429S, BudgetGroup
+from exporter.scheduling.scheduler import Job, Scheduler
 from exporter.snapshot import Store
 from tests.genesys.test_budget_and_regions import max_in_any_window
 

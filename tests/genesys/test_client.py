@@ -17,7 +17,6 @@ from yarl import URL
 
 from exporter.clock import FakeClock
 from exporter.config import OAuthClient
-from exporter.genesys.budget import RateBudget
 from exporter.genesys.client import GenesysClient, retry_after_seconds
 from exporter.genesys.endpoints import (
     CONVERSATION_AGGREGATES,
@@ -40,6 +39,7 @@ from exporter.genesys.errors import (
 )
 from exporter.genesys.models import AGGREGATE_RESPONSE
 from exporter.genesys.notifications import create_channel
+from exporter.scheduling.budget import RateBudget
 
 API = "https://api.example.test"
 LOGIN = "https://login.example.test"

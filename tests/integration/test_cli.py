@@ -22,9 +22,9 @@ from exporter.app import Exporter
 from exporter.check import run_checks
 from exporter.clock import FakeClock
 from exporter.config import OAuthClient, Settings
-from exporter.genesys.budget import RateBudget
 from exporter.genesys.client import GenesysClient
 from exporter.process import GC_THRESHOLDS
+from exporter.scheduling.budget import RateBudget
 from exporter.simulator.api import SimulatedOrg, serve_simulator
 from tests.conftest import free_port
 from tests.integration.test_exporter_vs_simulator import settings_for

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 import structlog
 
-from exporter import logging as exporter_logging
+from exporter import logs
 from exporter.app import Exporter
 from exporter.clock import FakeClock
 from exporter.genesys.auth import TOKEN_ATTEMPTS
@@ -24,7 +24,7 @@ MARKER = "MARKER-fault-secret-77e1"
 
 @pytest.fixture
 async def stack(clock: FakeClock, capsys: pytest.CaptureFixture[str]) -> AsyncIterator[tuple[SimulatedOrg, Exporter]]:
-    exporter_logging.configure("json", "debug")
+    logs.configure("json", "debug")
     async with (
         serve_simulator(queues=5, agents=30, seed=12, clock=clock, client_secret=MARKER) as org,
         Exporter(settings_for(org), clock=clock) as exporter,

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from exporter import logging as exporter_logging
+from exporter import logs
 from exporter.config import (
     ALL_INTERFACES,
     ConfigError,
@@ -248,7 +248,7 @@ def test_cli_exits_2_on_a_client_list_mismatch(monkeypatch, capsys):
 
 def test_every_clients_secret_is_redacted(monkeypatch):
     registered: list[str] = []
-    monkeypatch.setattr(exporter_logging, "redact", registered.append)
+    monkeypatch.setattr(logs, "redact", registered.append)
     monkeypatch.setenv("GENESYS_CLIENT_ID", "a,b,c")
     monkeypatch.setenv("GENESYS_CLIENT_SECRET", ",".join(SECRETS))
     monkeypatch.setenv("GENESYS_REGION", "us-east-1")

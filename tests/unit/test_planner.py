@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from exporter.clock import FakeClock
-from exporter.genesys.budget import RateBudget
-from exporter.planner import MIN_SHARE, Demand, plan
-from exporter.scheduler import STALE_AFTER_INTERVALS, Job, Scheduler
+from exporter.scheduling.budget import RateBudget
+from exporter.scheduling.planner import MIN_SHARE, Demand, plan
+from exporter.scheduling.scheduler import STALE_AFTER_INTERVALS, Job, Scheduler
 from exporter.snapshot import Store
 from tests.genesys.test_budget_and_regions import max_in_any_window
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from exporter.clock import FakeClock
-from exporter.scheduler import Job, Scheduler
+from exporter.scheduling.scheduler import Job, Scheduler
 from exporter.snapshot import AgentState, Queue, QueueState, Store, merged
 
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass, replace
 import structlog
 
 from exporter.clock import Clock
-from exporter.genesys.budget import URGENT_PRIORITY, Budget, Caller, RateBudget, current_caller
-from exporter.planner import Demand, Plan, plan
+from exporter.scheduling.budget import URGENT_PRIORITY, Budget, Caller, RateBudget, current_caller
+from exporter.scheduling.planner import Demand, Plan, plan
 from exporter.snapshot import Kind, PollerStatus, Store
 from exporter.tasks import first_of
 

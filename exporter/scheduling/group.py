@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import structlog
 
 from exporter.clock import Clock
-from exporter.genesys.budget import Caller, RateBudget
+from exporter.scheduling.budget import Caller, RateBudget
 
 log = structlog.get_logger(__name__)
 

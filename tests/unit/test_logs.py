@@ -5,7 +5,7 @@ import logging
 import pytest
 import structlog
 
-from exporter import logging as exporter_logging
+from exporter import logs
 
 MARKER = "MARKER-secret-7f3a"
 
@@ -18,8 +18,8 @@ def restore_logging():
 
 
 def test_secrets_are_masked_in_structlog_and_stdlib_lines(capsys):
-    exporter_logging.configure("json", "debug")
-    exporter_logging.redact(MARKER)
+    logs.configure("json", "debug")
+    logs.redact(MARKER)
     log = structlog.get_logger("t")
     log.info("login", url=f"https://x/?s={MARKER}", client_secret="anything", note="plain")
     log.error("failed", error=RuntimeError(f"bad {MARKER}"))
@@ -30,5 +30,5 @@ def test_secrets_are_masked_in_structlog_and_stdlib_lines(capsys):
         log.exception("crash")
     err = capsys.readouterr().err
     assert MARKER not in err
-    assert err.count(exporter_logging.MASK) >= 4
+    assert err.count(logs.MASK) >= 4
     assert '"note": "plain"' in err

@@ -1,7 +1,7 @@
 """One OAuth client's request budget, shared by every poller's requests, and the order they get it in.
 
 With several OAuth clients each has a budget of its own, and a `BudgetGroup`
-(`exporter.genesys.group`) sends each request to the one whose `eta` is soonest.
+(`exporter.scheduling.group`) sends each request to the one whose `eta` is soonest.
 
 Genesys Cloud allows an OAuth client's token 300 requests a minute (brief §3). The budget keeps the
 start time of each request in a sliding 60 s log and admits a request only while fewer than
@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator, Collection, Iterator, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from exporter.clock import Clock
 
@@ -58,6 +58,17 @@ def as_caller(caller: Caller) -> Iterator[None]:
         yield
     finally:
         current_caller.reset(token)
+
+
+class Ticket(NamedTuple):
+    """A job's first waiting request in the fair queue; tuples order it: urgent ones first (`strict` 0, by
+    priority), then the others by their fair-queueing tag, ties by arrival."""
+
+    strict: int  # 0: an urgent request within its cap, served strictly first; 1: every other
+    priority: int  # among the strict ones
+    tag: float  # virtual finish time (self-clocked fair queueing)
+    sequence: int
+    job: str
 
 
 def _header_int(headers: Mapping[str, str], name: str) -> int | None:
@@ -128,7 +139,7 @@ class RateBudget:
         self._reserve = 0  # requests in any 60 s that only the urgent jobs may use
         self._urgent_cap = 0  # urgent starts in the window up to which they still go first
         self._flows: dict[str, deque[asyncio.Event]] = {}  # job -> its waiting requests, in arrival order
-        self._heads: list[tuple[int, int, float, int, str]] = []  # each job's first: (class, priority, tag, seq, job)
+        self._heads: list[Ticket] = []  # each job's first waiting request, in fair-queue order
         self._sequence = itertools.count()
         self._virtual_time = 0.0
         self._finish: dict[str, float] = {}  # job -> tag of its last request
@@ -206,14 +217,14 @@ class RateBudget:
             while True:
                 woken.clear()
                 head = self._head(self._clock.monotonic())
-                if head is None or self._flows[head[4]][0] is not woken:
+                if head is None or self._flows[head.job][0] is not woken:
                     await woken.wait()
                     continue
                 wait = self._wait(self._clock.monotonic(), caller)
                 if wait <= 0:
                     self._heads.remove(head)
                     heapq.heapify(self._heads)
-                    tag = head[2]
+                    tag = head.tag
                     flow.popleft()
                     self._take(caller, tag)
                     if flow:
@@ -225,7 +236,7 @@ class RateBudget:
                 was_first = flow[0] is woken
                 flow.remove(woken)
                 if was_first:
-                    self._heads = [head for head in self._heads if head[4] != caller.name]
+                    self._heads = [head for head in self._heads if head.job != caller.name]
                     heapq.heapify(self._heads)
                     if flow:
                         self._enter(caller)
@@ -241,7 +252,7 @@ class RateBudget:
         tag = max(self._virtual_time, self._finish.get(caller.name, 0.0)) + 1.0 / weight
         self._finish[caller.name] = tag
         urgent = caller.priority <= URGENT_PRIORITY and self._urgent_in_window() < self._urgent_cap
-        ticket = (0 if urgent else 1, caller.priority if urgent else 0, tag, next(self._sequence), caller.name)
+        ticket = Ticket(0 if urgent else 1, caller.priority if urgent else 0, tag, next(self._sequence), caller.name)
         heapq.heappush(self._heads, ticket)
 
     def _urgent_in_window(self) -> int:
@@ -252,14 +263,14 @@ class RateBudget:
         _forget_old(self._others, now)
         return len(self._starts) - len(self._others)
 
-    def _head(self, now: float) -> tuple[int, int, float, int, str] | None:
+    def _head(self, now: float) -> Ticket | None:
         """Whose request goes next: the first in fair-queue order that is not over its own cap in the
         window, or, when all are, the first (it waits for its cap to free, see `_wait`)."""
         if not self._heads:
             return None
         ordered = sorted(self._heads)
         for head in ordered:
-            if head[0] == 0 or self._own_wait(head[4], now) <= 0:
+            if head.strict == 0 or self._own_wait(head.job, now) <= 0:
                 return head
         return ordered[0]
 
@@ -348,7 +359,7 @@ class RateBudget:
         """Only the next in line can start next: wake it alone (not every waiter) to look again."""
         head = self._head(self._clock.monotonic())
         if head is not None:
-            self._flows[head[4]][0].set()
+            self._flows[head.job][0].set()
 
     async def _sleep_or_woken(self, seconds: float, woken: asyncio.Event) -> None:
         if math.isinf(seconds):
