@@ -36,8 +36,8 @@ from exporter.genesys.notifications import (
     subscribe,
     topic_for,
 )
-from exporter.genesys.queries import queue_observation_query
-from exporter.pollers.performance import aggregate_query, iso_interval
+from exporter.genesys.queries import aggregate_query, queue_observation_query
+from exporter.sources.performance import iso_interval
 
 TOPIC_PURPOSE: dict[TopicKind, str] = {
     "queues": "pushed queue observations",

@@ -20,15 +20,17 @@ import html
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import TypeVar
 
 from aiohttp import web
 
 from exporter import __version__
-from exporter.page import COLLECTORS, MetricsPage
+from exporter.page import MetricsPage
 from exporter.push.telemetry import PushTelemetry
 from exporter.snapshot import Store, merged
+from exporter.sources.queue_directory import QUEUES
+from exporter.sources.queue_states import QUEUE_STATES
 from exporter.webconfig import BasicAuth
 
 T = TypeVar("T")
@@ -70,12 +72,12 @@ def wants_gzip(request: web.Request) -> bool:
     return False
 
 
-def collectors(request: web.Request) -> tuple[str, ...]:
+def collectors(request: web.Request, known: Collection[str]) -> tuple[str, ...]:
     """The `collect[]` names asked for (none: the whole page); an unknown one is a 400 saying which."""
     names = tuple(request.query.getall("collect[]", ()))
     for name in names:
-        if name not in COLLECTORS:
-            known = ", ".join(COLLECTORS)
+        if name not in known:
+            known = ", ".join(known)
             raise web.HTTPBadRequest(text=f"unknown collector {name!r} in collect[]: known are {known}\n")
     return names
 
@@ -99,7 +101,9 @@ def create_app(
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(call(), home))
 
     async def metrics(request: web.Request) -> web.StreamResponse:
-        body = page.body_of(collectors(request))  # this page to the end, whatever is rendered meanwhile
+        body = page.body_of(
+            collectors(request, page.collectors)
+        )  # this page to the end, whatever is rendered meanwhile
         if not wants_gzip(request):  # 55 MB to inflate at 50,000 agents: off the loop
             plain = await asyncio.to_thread(lambda: gzip.decompress(b"".join(body)))
             return web.Response(body=plain, headers={"Content-Type": CONTENT_TYPE, "Vary": "Accept-Encoding"})
@@ -124,7 +128,7 @@ def create_app(
         return web.Response(status=503, text=f"not ready: waiting for the first success of {', '.join(waiting)}\n")
 
     async def landing(_: web.Request) -> web.Response:
-        text = await at_home(lambda: landing_page(store, time.time(), push()))
+        text = await at_home(lambda: landing_page(store, time.time(), push(), page.collectors))
         return web.Response(text=text, content_type="text/html")
 
     app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[auth.middleware] if auth else [])
@@ -174,7 +178,7 @@ class ServingThread:
             await runner.cleanup()
 
 
-def landing_page(store: Store, now: float, push: PushTelemetry | None = None) -> str:
+def landing_page(store: Store, now: float, push: PushTelemetry | None = None, collectors: Collection[str] = ()) -> str:
     """A small status page: links, for each poller whether it is up and how fresh its data is, and push's health."""
     rows = []
     for name, status in sorted(store.snapshot.pollers.items()):
@@ -192,8 +196,8 @@ def landing_page(store: Store, now: float, push: PushTelemetry | None = None) ->
 .up{{color:#1a7f37}}.failing{{color:#cf222e}}.starting{{color:#9a6700}}</style></head>
 <body><h1>genesys-exporter {html.escape(__version__)}</h1>
 <p><a href="/metrics">/metrics</a> · <a href="/healthz">/healthz</a> · <a href="/readyz">/readyz</a></p>
-<p>Parts of /metrics: {" · ".join(f'<a href="/metrics?collect[]={c}">collect[]={c}</a>' for c in COLLECTORS)}</p>
-<p>{len(snapshot.queues)} queues in scope, {len(merged(snapshot.queue_states, snapshot.queues))} with live data.</p>
+<p>Parts of /metrics: {" · ".join(f'<a href="/metrics?collect[]={c}">collect[]={c}</a>' for c in collectors)}</p>
+<p>{len(snapshot[QUEUES])} queues in scope, {len(merged(snapshot[QUEUE_STATES], snapshot[QUEUES]))} with live data.</p>
 <table><tr><th>poller</th><th>state</th><th>cadence</th><th>last success</th><th>last error</th></tr>
 {"".join(rows)}
 </table>

@@ -1,96 +1,71 @@
 """The exporter's picture of the contact centre: an immutable value, replaced whole on every change.
 
-Pollers never mutate shared state in place; they hand the store new parts and the store swaps in a
-new `Snapshot`. Readers (the renderer, the landing page) take `store.snapshot` once and see a
-consistent value without locks.
+Sources never mutate shared state in place; they hand the store new data and the store swaps in a
+new `Snapshot`. Readers (the page, the landing page, push's planner) take `store.snapshot` once
+and see a consistent value without locks.
 
-Measurements arrive in parts, one per request batch or page, each stamped with the monotonic time
-it was taken: a slow or failed page never holds back the others, and the store drops a part once it
-is older than its kind's stale limit, so unknown becomes absent, never a stale number or a zero.
-Directories (queues and agents in scope, with their names) are reference data and do not expire.
+What the snapshot holds is named by typed keys that each source declares in its own module
+(`exporter.sources`): a `Directory` is reference data (the queues and agents in scope, with their
+names), replaced whole and never expired; a `Measurement` arrives in parts, one per request batch,
+page or push group, each stamped with the monotonic time it was taken, so a slow or failed page
+never holds back the others and a part older than its stale limit is dropped: unknown becomes
+absent, never a stale number or a zero.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
-from typing import Any, Generic, Literal, TypeVar
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Generic, Literal, TypeVar, cast, overload
 
 from exporter.clock import Clock
 
 T = TypeVar("T")
 
-
-@dataclass(frozen=True, slots=True)
-class Queue:
-    """A queue in scope, from the routing queue list: what labels its series."""
-
-    id: str
-    name: str
-    division: str  # division name ("" when the API gave none)
+# Who took a part: a poll of ids in batches, a page of the users listing, a push group (channel
+# slot, group of 100), or the poll of a dead channel's items (fallback number, batch).
+Origin = Literal["poll", "listing", "push", "fallback"]
 
 
-@dataclass(frozen=True, slots=True)
-class Agent:
-    """An agent in scope: what labels their series."""
+@dataclass(frozen=True, slots=True, order=True)
+class PartKey:
+    """Which part of a measurement: its origin and its batch there. A new part under a key replaces the old."""
 
-    id: str
-    name: str
-    division: str
+    origin: Origin
+    batch: tuple[int, ...] = ()
 
-
-@dataclass(frozen=True, slots=True)
-class QueueState:
-    """One queue's live observation. Per-media mappings hold every media type the queue serves."""
-
-    waiting: Mapping[str, int]
-    interacting: Mapping[str, int]
-    alerting: Mapping[str, int]
-    oldest_waiting_seconds: Mapping[str, float]  # only media types with something waiting
-    available_agents: int  # on queue and idle
-    agents_by_status: Mapping[str, int]  # lower-case routing status -> joined members in it
-    member_agents: int
-    joined_agents: int
-
-
-@dataclass(frozen=True, slots=True)
-class AgentState:
-    """An agent's live state; a field the API left out (best-effort expand) is None, not a guess."""
-
-    routing_status: str | None  # lower-case: idle, interacting, communicating, not_responding, off_queue
-    presence: str | None  # lower-case system presence: available, away, on_queue, ...
-    status_since: float | None  # epoch seconds when the routing status began
-    presence_since: float | None = None  # epoch seconds the presence was set: orders pushed and polled news
-
-
-@dataclass(frozen=True, slots=True)
-class Tally:
-    """Today's figures for one agent, or one queue and media type, from conversation aggregates.
-
-    `handled` and `handle_seconds` come from tHandle, which counts a conversation only once its
-    handling (talk, hold, wrap-up) has ended, so an interaction in progress never skews the average.
-    """
-
-    connected: int = 0
-    handled: int = 0
-    handle_seconds: float = 0.0
-    offered: int = 0
-    answered: int = 0
-    abandoned: int = 0
-    service_level: float | None = None  # oServiceLevel ratio, when the API had one
-
-    @property
-    def average_handle_seconds(self) -> float | None:
-        return self.handle_seconds / self.handled if self.handled else None
+    @classmethod
+    def polled(cls, index: int) -> PartKey:
+        return cls("poll", (index,))
 
 
 @dataclass(frozen=True, slots=True)
 class Part(Generic[T]):
-    """Items from one request batch or page, and when they were taken (monotonic seconds)."""
+    """Items from one request batch, page or push group, and when they were taken (monotonic seconds)."""
 
     items: Mapping[str, T]
     taken_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Directory(Generic[T]):
+    """The typed name of reference data in the snapshot: item id -> item, replaced whole, never expired."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement(Generic[T]):
+    """The typed name of live data in the snapshot: parts of item id -> value, each expiring on its own."""
+
+    name: str
+
+
+Key = Directory[Any] | Measurement[Any]
+Parts = Mapping[PartKey, Part[T]]
+
+_NOTHING: Mapping[Any, Any] = {}  # what an absent key reads as: one object, so identity-keyed caches hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,25 +82,40 @@ class PollerStatus:
     consecutive_failures: int = 0
 
 
-Kind = Literal["queue_states", "agent_states", "agent_tallies", "queue_tallies"]
-
-
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    queues: Mapping[str, Queue] = field(default_factory=dict)
-    agents: Mapping[str, Agent] = field(default_factory=dict)
-    queue_states: Mapping[Hashable, Part[QueueState]] = field(default_factory=dict)
-    agent_states: Mapping[Hashable, Part[AgentState]] = field(default_factory=dict)
-    agent_tallies: Mapping[Hashable, Part[Tally]] = field(default_factory=dict)
-    queue_tallies: Mapping[Hashable, Part[Mapping[str, Tally]]] = field(default_factory=dict)  # queue -> media -> Tally
+    """Every source's data by key name, the pollers' status, and a version that grows with each swap.
+
+    Read it with a key: `snapshot[QUEUES]` is a `Mapping[str, Queue]`, `snapshot[AGENT_STATES]` a
+    `Mapping[PartKey, Part[AgentState]]`. A value is the very object the store swapped in, so
+    readers may cache what they made of it for as long as it `is` the same.
+    """
+
+    data: Mapping[str, Mapping[Any, Any]] = field(default_factory=dict)
     pollers: Mapping[str, PollerStatus] = field(default_factory=dict)
     version: int = 0
 
+    @overload
+    def __getitem__(self, key: Directory[T]) -> Mapping[str, T]: ...
 
-MEASUREMENTS: tuple[Kind, ...] = ("queue_states", "agent_states", "agent_tallies", "queue_tallies")
+    @overload
+    def __getitem__(self, key: Measurement[T]) -> Parts[T]: ...
+
+    def __getitem__(self, key: Key) -> Mapping[Any, Any]:
+        return self.data.get(key.name, _NOTHING)
+
+    def holding(self, shown: Snapshot, keys: Iterable[Key]) -> Snapshot:
+        """This snapshot with the data of `keys` as `shown` has it: what a page that holds some data back
+        shows. Itself when no key is held, so it stays the store's current snapshot."""
+        held = {key.name: shown[key] for key in keys}
+        return replace(self, data={**self.data, **held}) if held else self
+
+    def with_data(self, values: Mapping[Key, Mapping[Any, Any]]) -> Snapshot:
+        """A snapshot with these values set (for tests and tools that build one by hand)."""
+        return replace(self, data={**self.data, **{key.name: value for key, value in values.items()}})
 
 
-def merged(parts: Mapping[Hashable, Part[T]], scope: Mapping[str, Any]) -> dict[str, T]:
+def merged(parts: Parts[T], scope: Mapping[str, Any]) -> dict[str, T]:
     """All items of all parts that are still in scope; where parts overlap, the newest wins."""
     out: dict[str, T] = {}
     for part in sorted(parts.values(), key=lambda p: p.taken_at):
@@ -136,12 +126,11 @@ def merged(parts: Mapping[Hashable, Part[T]], scope: Mapping[str, Any]) -> dict[
 SUPERSEDED_CHECK_SECONDS = 10.0
 
 
-def _uncovered(parts: Mapping[Hashable, Part[T]]) -> dict[Hashable, Part[T]]:
+def _uncovered(parts: Parts[T]) -> dict[PartKey, Part[T]]:
     """The parts with at least one item no newer part has: an older part newer ones cover whole shows
-    nothing (the newest wins) and would only be held until its stale limit. At 50,000 agents the
-    users listing's first pass and the state polls held every state twice for minutes."""
+    nothing (the newest wins) and would only be held until its stale limit, every value twice."""
     seen: set[str] = set()
-    kept: dict[Hashable, Part[T]] = {}
+    kept: dict[PartKey, Part[T]] = {}
     for key, part in sorted(parts.items(), key=lambda kv: kv[1].taken_at, reverse=True):
         if not part.items.keys() <= seen:
             kept[key] = part
@@ -152,9 +141,10 @@ def _uncovered(parts: Mapping[Hashable, Part[T]]) -> dict[Hashable, Part[T]]:
 class Store:
     """Holds the current `Snapshot`, swaps in changes, and wakes whoever waits for one."""
 
-    def __init__(self, clock: Clock, stale_after: Mapping[Kind, float] | None = None) -> None:
+    def __init__(self, clock: Clock, stale_after: Mapping[Measurement[Any], float] | None = None) -> None:
         self._clock = clock
-        self._stale_after = dict(stale_after or {})
+        self._stale_after = {key.name: seconds for key, seconds in (stale_after or {}).items()}
+        self._measured: set[str] = set()  # the names of the measurements put so far: what `expire` looks at
         self._snapshot = Snapshot()
         self._changed = asyncio.Event()
         self._superseded_checked = clock.monotonic()
@@ -163,69 +153,79 @@ class Store:
     def snapshot(self) -> Snapshot:
         return self._snapshot
 
-    def set_queues(self, queues: Mapping[str, Queue]) -> None:
-        self._swap(queues=dict(queues))
+    def set(self, key: Directory[T], items: Mapping[str, T]) -> None:
+        """A whole directory; an unchanged one keeps its identity, which the page's render caches key on."""
+        if items != self._snapshot[key]:
+            self._swap({key.name: dict(items)})
 
-    def set_agents(self, agents: Mapping[str, Agent]) -> None:
-        """The whole agent list; an unchanged one keeps its identity, which the page's render cache keys on."""
-        if agents != self._snapshot.agents:
-            self._swap(agents=dict(agents))
+    def add(self, key: Directory[T], items: Mapping[str, T]) -> None:
+        """Items found part-way through a listing; `set` at its end drops those who left."""
+        known = self._snapshot[key]
+        if any(known.get(item_id) != item for item_id, item in items.items()):
+            self._swap({key.name: {**known, **items}})
 
-    def add_agents(self, agents: Mapping[str, Agent]) -> None:
-        """Agents found part-way through a listing; `set_agents` at its end drops those who left."""
-        known = self._snapshot.agents
-        if any(known.get(uid) != agent for uid, agent in agents.items()):
-            self._swap(agents={**known, **agents})
-
-    def put(self, kind: Kind, key: Hashable, items: Mapping[str, Any]) -> None:
+    def put(self, key: Measurement[T], part: PartKey, items: Mapping[str, T]) -> None:
         """Swap in one batch or page of measurements, stamped now."""
-        parts = {**getattr(self._snapshot, kind), key: Part(dict(items), self._clock.monotonic())}
-        self._swap(**{kind: parts})
+        self.put_many(key, {part: items})
 
-    def put_many(self, kind: Kind, parts: Mapping[Hashable, Mapping[str, Any]]) -> None:
+    def put_many(self, key: Measurement[T], parts: Mapping[PartKey, Mapping[str, T]]) -> None:
         """Several parts at once, one swap: a push flush lands as one change, not one per part."""
         if parts:
             now = self._clock.monotonic()
-            new = {key: Part(dict(items), now) for key, items in parts.items()}
-            self._swap(**{kind: {**getattr(self._snapshot, kind), **new}})
+            new = {part: Part(dict(items), now) for part, items in parts.items()}
+            self._measured.add(key.name)
+            self._swap({key.name: {**self._snapshot[key], **new}})
 
-    def restamp(self, kind: Kind, keys: Iterable[Hashable]) -> None:
+    def publisher(
+        self, key: Measurement[T], origin: Origin = "poll", prefix: tuple[int, ...] = ()
+    ) -> Callable[[int, Mapping[str, T]], None]:
+        """What a poll hands each batch to as it parses: the batch's part of `key`, numbered after `prefix`."""
+        return lambda index, items: self.put(key, PartKey(origin, (*prefix, index)), items)
+
+    def restamp(self, key: Measurement[Any], parts: Iterable[PartKey]) -> None:
         """Mark parts as current without new items: what a healthy notification channel says of its
         data (no event means no change). The items keep their identity, so the page reuses their lines."""
         now = self._clock.monotonic()
-        current: Mapping[Hashable, Part[Any]] = getattr(self._snapshot, kind)
-        new = {key: Part(current[key].items, now) for key in keys if key in current}
+        current = self._snapshot[key]
+        new = {part: Part(current[part].items, now) for part in parts if part in current}
         if new:
-            self._swap(**{kind: {**current, **new}})
+            self._swap({key.name: {**current, **new}})
 
     def set_status(self, poller: str, status: PollerStatus) -> None:
-        self._swap(pollers={**self._snapshot.pollers, poller: status})
+        self._snapshot = replace(
+            self._snapshot, pollers={**self._snapshot.pollers, poller: status}, version=self._snapshot.version + 1
+        )
+        self._changed.set()
 
-    def set_stale_after(self, kind: Kind, seconds: float) -> None:
+    def set_stale_after(self, key: Measurement[Any], seconds: float) -> None:
         """Measurements follow their poller's effective cadence: a stretched poller's data lives longer."""
-        self._stale_after[kind] = seconds
+        self._stale_after[key.name] = seconds
+
+    def stale_after(self, key: Measurement[Any]) -> float | None:
+        """Seconds a part of `key` lives, when a job has set it."""
+        return self._stale_after.get(key.name)
 
     def status(self, poller: str) -> PollerStatus | None:
         return self._snapshot.pollers.get(poller)
 
     def expire(self) -> bool:
-        """Drop parts older than their kind's stale limit, and now and then those newer parts cover whole;
+        """Drop parts older than their key's stale limit, and now and then those newer parts cover whole;
         True when something went."""
         now = self._clock.monotonic()
         superseded = now - self._superseded_checked >= SUPERSEDED_CHECK_SECONDS
         if superseded:
             self._superseded_checked = now
-        changes: dict[str, object] = {}
-        for kind in MEASUREMENTS:
-            limit = self._stale_after.get(kind)
-            parts: Mapping[Hashable, Part[Any]] = getattr(self._snapshot, kind)
+        changes: dict[str, Mapping[Any, Any]] = {}
+        for name in self._measured:
+            parts = cast(Parts[Any], self._snapshot.data.get(name, _NOTHING))
+            limit = self._stale_after.get(name)
             kept = {k: p for k, p in parts.items() if limit is None or p.taken_at >= now - limit}
             if superseded:
                 kept = _uncovered(kept)
             if len(kept) != len(parts):
-                changes[kind] = kept
+                changes[name] = kept
         if changes:
-            self._swap(**changes)
+            self._swap(changes)
         return bool(changes)
 
     async def wait_changed(self, seen_version: int) -> int:
@@ -235,7 +235,7 @@ class Store:
             await self._changed.wait()
         return self._snapshot.version
 
-    def _swap(self, **changes: Any) -> None:
-        assert set(changes) <= {f.name for f in fields(Snapshot)}
-        self._snapshot = replace(self._snapshot, version=self._snapshot.version + 1, **changes)
+    def _swap(self, changes: Mapping[str, Mapping[Any, Any]]) -> None:
+        snapshot = self._snapshot
+        self._snapshot = replace(snapshot, data={**snapshot.data, **changes}, version=snapshot.version + 1)
         self._changed.set()

@@ -33,6 +33,8 @@ from exporter.push.state import PushedData
 from exporter.push.telemetry import PushTelemetry
 from exporter.scheduling.budget import Caller, current_caller
 from exporter.snapshot import Store
+from exporter.sources.agent_directory import AGENTS
+from exporter.sources.queue_directory import QUEUES
 from exporter.tasks import first_of
 
 log = structlog.get_logger(__name__)
@@ -122,10 +124,11 @@ class ChannelPool:
         seen: tuple[object, object] | None = None
         while True:
             snapshot = self._store.snapshot
-            if (snapshot.queues, snapshot.agents) != seen or self._replan.is_set():
-                seen = (snapshot.queues, snapshot.agents)
+            directories = (snapshot[QUEUES], snapshot[AGENTS])
+            if directories != seen or self._replan.is_set():
+                seen = directories
                 self._replan.clear()
-                self._apply(self._plan(snapshot.queues, snapshot.agents))
+                self._apply(self._plan(*directories))
             await first_of({"changed": self._store.wait_changed(snapshot.version), "rejected": self._replan.wait()})
             await self._clock.sleep(REPLAN_DEBOUNCE_SECONDS)
 
@@ -167,7 +170,7 @@ class ChannelPool:
 
     def telemetry(self) -> PushTelemetry:
         snapshot = self._store.snapshot
-        scope: dict[TopicKind, int] = {"queues": len(snapshot.queues), "agents": len(snapshot.agents)}
+        scope: dict[TopicKind, int] = {"queues": len(snapshot[QUEUES]), "agents": len(snapshot[AGENTS])}
         topics: dict[tuple[TopicKind, str], int] = {}
         items: dict[tuple[TopicKind, str], int] = {}
         for kind in KINDS:

@@ -11,21 +11,22 @@ service never delivered.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any
 
 import structlog
 
 from exporter.clock import Clock
 from exporter.genesys.client import GenesysClient
 from exporter.genesys.notifications import TopicKind
-from exporter.pollers.agents import poll_agent_states
-from exporter.pollers.queues import poll_queues
 from exporter.push.plan import usable_channels
 from exporter.push.pool import PUSH_CALLER, ChannelPool
-from exporter.push.state import PushedData
+from exporter.push.state import STORE_KEY, PushedData
 from exporter.push.telemetry import PushTelemetry
 from exporter.scheduling.budget import current_caller
 from exporter.snapshot import Store
+from exporter.sources.agent_states import poll_agent_states
+from exporter.sources.queue_states import poll_queues
 
 log = structlog.get_logger(__name__)
 
@@ -77,15 +78,22 @@ class PushSource:
     def telemetry(self) -> PushTelemetry:
         return self.pool.telemetry()
 
+    async def _poll(
+        self, kind: TopicKind, ids: Sequence[str], publish: Callable[[int, Mapping[str, Any]], None]
+    ) -> None:
+        """Poll pushed items on the sources' own request code, handing each batch to `publish`."""
+        if kind == "agents":
+            await poll_agent_states(self._client, ids, publish)
+        else:
+            await poll_queues(self._client, self._clock, ids, publish)
+
     async def reconcile(self, kind: TopicKind, ids: Sequence[str]) -> None:
         """Poll items into the pushed data (after a gap, or the sweep): newer reports win field by field."""
+        asked_at = self._clock.monotonic()
         if kind == "agents":
-            await poll_agent_states(self._client, ids, lambda _, states: self.data.agents_polled(states))
+            await self._poll(kind, ids, lambda _, states: self.data.agents_polled(states))
         else:
-            asked_at = self._clock.monotonic()
-            await poll_queues(
-                self._client, ids, self._clock, lambda _, states: self.data.queues_polled(states, asked_at)
-            )
+            await self._poll(kind, ids, lambda _, states: self.data.queues_polled(states, asked_at))
 
     async def _settle_doubts(self) -> None:
         """Every `DOUBT_EVERY` seconds, poll the agents whose events tied and disagreed (100 a request)."""
@@ -107,16 +115,8 @@ class PushSource:
         task.add_done_callback(self._tasks.discard)
 
     async def _fallback(self, kind: TopicKind, ids: list[str]) -> None:
-        key = ("fallback", self._fallbacks)
         try:
-            if kind == "agents":
-                await poll_agent_states(
-                    self._client, ids, lambda i, states: self._store.put("agent_states", (*key, i), states)
-                )
-            else:
-                await poll_queues(
-                    self._client, ids, self._clock, lambda i, states: self._store.put("queue_states", (*key, i), states)
-                )
+            await self._poll(kind, ids, self._store.publisher(STORE_KEY[kind], "fallback", (self._fallbacks,)))
         except Exception as error:  # the pollers' next cycle has them anyway
             log.warning("fallback poll failed", kind=kind, items=len(ids), error=str(error))
 

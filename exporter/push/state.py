@@ -17,18 +17,25 @@ to age like any poll's data, and the pollers take its items over.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 from exporter.clock import Clock
 from exporter.genesys.notifications import AgentActivity, QueueStats, TopicKind
-from exporter.pollers.agents import agent_state
-from exporter.pollers.queues import QueueDraft
 from exporter.push.plan import Item
-from exporter.snapshot import AgentState, Kind, QueueState, Store
+from exporter.snapshot import Measurement, PartKey, Store
+from exporter.sources.agent_states import AGENT_STATES, AgentState, agent_state
+from exporter.sources.queue_states import QUEUE_STATES, QueueDraft, QueueState
 
 GROUP_SIZE = 100  # items per store part: what one poll page holds, and what the page re-renders at once
-STORE_KIND: dict[TopicKind, Kind] = {"agents": "agent_states", "queues": "queue_states"}
+STORE_KEY: Mapping[TopicKind, Measurement[Any]] = {"agents": AGENT_STATES, "queues": QUEUE_STATES}
+Group = tuple[TopicKind, int, int]  # kind, channel slot, group of GROUP_SIZE items on it
+
+
+def part_of(group: Group) -> PartKey:
+    """The store part a group of pushed items lands in."""
+    return PartKey("push", group[1:])
 
 
 def newer(old: AgentState | None, new: AgentState) -> AgentState:
@@ -78,12 +85,12 @@ class PushedData:
         self._agents: dict[str, AgentState] = {}
         self._queues: dict[str, QueueDraft] = {}
         self._queue_event_at: dict[str, float] = {}  # queue -> monotonic time its last event arrived
-        self._group: dict[Item, tuple[TopicKind, int, int]] = {}  # item -> its store part key
-        self._members: dict[tuple[TopicKind, int, int], list[str]] = {}
+        self._group: dict[Item, Group] = {}  # item -> its group (`part_of` it: its store part)
+        self._members: dict[Group, list[str]] = {}
         self._live: set[int] = set()
         self._pending: set[Item] = set()  # assigned, but not yet reconciled by a poll: still the pollers'
-        self._dirty: set[tuple[TopicKind, int, int]] = set()
-        self._ticking: set[tuple[TopicKind, int, int]] = set()  # queue groups with an oldest wait, which ages
+        self._dirty: set[Group] = set()
+        self._ticking: set[Group] = set()  # queue groups with an oldest wait, which ages
         self._owned: dict[TopicKind, frozenset[str]] = {"agents": frozenset(), "queues": frozenset()}
         self._last_restamp = clock.monotonic()
         self.doubtful: set[str] = set()  # agents whose last events tied in time and disagreed: poll them
@@ -105,7 +112,7 @@ class PushedData:
                 del self._group[item]
         for key in [k for k in self._members if k[1] == slot]:
             del self._members[key]
-        for kind in STORE_KIND:
+        for kind in STORE_KEY:
             ids = [i for k, i in items if k == kind]
             for position, item_id in enumerate(ids):
                 key = (kind, slot, position // GROUP_SIZE)
@@ -148,7 +155,7 @@ class PushedData:
         return [i for key, ids in self._members.items() if key[1] == slot and key[0] == kind for i in ids]
 
     def _recount(self) -> None:
-        for kind in STORE_KIND:
+        for kind in STORE_KEY:
             self._owned[kind] = frozenset(
                 i
                 for key, ids in self._members.items()
@@ -231,9 +238,9 @@ class PushedData:
             self._last_aged = mono
             due |= {key for key in self._ticking if key[1] in self._live}
         self._dirty -= due
-        for kind, store_kind in STORE_KIND.items():
-            parts = {("push", *key[1:]): self._items(key, now) for key in due if key[0] == kind}
-            self._store.put_many(store_kind, {k: v for k, v in parts.items() if v})
+        for kind, store_key in STORE_KEY.items():
+            parts = {part_of(group): self._items(group, now) for group in due if group[0] == kind}
+            self._store.put_many(store_key, {part: items for part, items in parts.items() if items})
         self._ticking = {
             key
             for key in self._members
@@ -241,15 +248,15 @@ class PushedData:
         }
         if self._clock.monotonic() - self._last_restamp >= self._restamp_every:
             self._last_restamp = self._clock.monotonic()
-            for kind, store_kind in STORE_KIND.items():
-                live = [k for k in self._members if k[0] == kind and k[1] in self._live]
-                held = getattr(self._store.snapshot, store_kind)
-                self._store.restamp(store_kind, [("push", *k[1:]) for k in live])
+            for kind, store_key in STORE_KEY.items():
+                live = [group for group in self._members if group[0] == kind and group[1] in self._live]
+                held = self._store.snapshot[store_key]
+                self._store.restamp(store_key, [part_of(group) for group in live])
                 # A part a newer poll covered whole was dropped by the store: a live group is put back.
-                gone = {("push", *k[1:]): self._items(k, now) for k in live if ("push", *k[1:]) not in held}
-                self._store.put_many(store_kind, {key: items for key, items in gone.items() if items})
+                gone = {part_of(group): self._items(group, now) for group in live if part_of(group) not in held}
+                self._store.put_many(store_key, {part: items for part, items in gone.items() if items})
 
-    def _items(self, key: tuple[TopicKind, int, int], now: float) -> dict[str, AgentState] | dict[str, QueueState]:
+    def _items(self, key: Group, now: float) -> dict[str, AgentState] | dict[str, QueueState]:
         kind, pending = key[0], self._pending
         ids = [i for i in self._members.get(key, []) if (kind, i) not in pending]
         if kind == "agents":
@@ -260,9 +267,6 @@ class PushedData:
         while True:
             await self._clock.sleep(self._flush_every)
             self.flush()
-
-    def part_keys(self) -> Iterable[Hashable]:
-        return (("push", *key[1:]) for key in self._members)
 
 
 _EMPTY = QueueDraft()

@@ -19,13 +19,14 @@ import math
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import structlog
 
 from exporter.clock import Clock
 from exporter.scheduling.budget import URGENT_PRIORITY, Budget, Caller, RateBudget, current_caller
 from exporter.scheduling.planner import Demand, Plan, plan
-from exporter.snapshot import Kind, PollerStatus, Store
+from exporter.snapshot import Measurement, PollerStatus, Store
 from exporter.tasks import first_of
 
 log = structlog.get_logger(__name__)
@@ -38,7 +39,7 @@ class Job:
     run: Callable[[], Awaitable[object]]
     after: str | None = None  # name of a job whose first success this one waits for
     priority: int = 1  # 0 first; the planner stretches the highest numbers first
-    kinds: tuple[Kind, ...] = ()  # the measurements it refreshes: their stale limit follows its cadence
+    refreshes: tuple[Measurement[Any], ...] = ()  # their stale limit follows its effective cadence
     wait_at_most: float | None = None  # seconds to wait for `after`; then it starts with what there is
     first_priority: int | None = None  # the priority of its first cycle, when that one matters more
 
@@ -123,8 +124,8 @@ class Scheduler:
             status = self._store.status(job.name)
             if status is not None and status.interval != interval:
                 self._store.set_status(job.name, replace(status, interval=interval))
-            for kind in job.kinds:
-                self._store.set_stale_after(kind, STALE_AFTER_INTERVALS * interval)
+            for key in job.refreshes:
+                self._store.set_stale_after(key, STALE_AFTER_INTERVALS * interval)
 
     async def _loop(self, job: Job) -> None:
         if job.after:

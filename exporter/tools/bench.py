@@ -22,6 +22,7 @@ from exporter.app import Exporter
 from exporter.clock import FakeClock
 from exporter.process import settle_heap, tune_process
 from exporter.simulator.api import serve_simulator
+from exporter.sources.agent_directory import AGENTS
 from exporter.tools.harness import rss_mib, settings_for
 
 
@@ -112,7 +113,7 @@ async def scrape_load(scrapers: int, seconds: float, queues: int, agents: int) -
 
 def _poller_requests(exporter: Exporter, seconds: float) -> float:
     """What the pollers alone send in `seconds`: one cycle's cost times the cycles that fit."""
-    costs = {"queues": 1, "agents": -(-len(exporter.store.snapshot.agents) // 100), "performance": 2}
+    costs = {"queues": 1, "agents": -(-len(exporter.store.snapshot[AGENTS]) // 100), "performance": 2}
     intervals = {name: status.interval for name, status in exporter.store.snapshot.pollers.items()}
     return sum(cost * (seconds // intervals[name] + 1) for name, cost in costs.items())
 

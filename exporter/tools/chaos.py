@@ -30,6 +30,8 @@ from exporter.simulator.api import SimulatedOrg, serve_simulator
 from exporter.simulator.faults import SOCKET_ROUTE as SOCKET
 from exporter.simulator.faults import Fault
 from exporter.simulator.model import SimAgent
+from exporter.sources.agent_directory import AGENTS
+from exporter.sources.queue_directory import QUEUES
 from exporter.tools.harness import rss_mib, settings_for
 
 CALM_SECONDS = 60
@@ -211,8 +213,8 @@ def _all_pushed(exporter: Exporter) -> bool:
     assert exporter.push is not None
     snapshot, pool = exporter.store.snapshot, exporter.push.pool
     scopes: dict[TopicKind, frozenset[str]] = {
-        "agents": frozenset(snapshot.agents),
-        "queues": frozenset(snapshot.queues),
+        "agents": frozenset(snapshot[AGENTS]),
+        "queues": frozenset(snapshot[QUEUES]),
     }
     return all(pool.owned(kind) | pool.rejected(kind) == scope for kind, scope in scopes.items())
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from exporter import logs
+from exporter import logs, sources
 from exporter.app import Exporter
 from exporter.config import Settings
 from exporter.genesys.endpoints import QUEUE_OBSERVATIONS
@@ -44,10 +44,14 @@ from exporter.page import build_page
 from exporter.process import settle_heap, tune_process
 from exporter.simulator.api import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from exporter.snapshot import Snapshot
+from exporter.sources.agent_directory import AGENTS
+from exporter.sources.agent_states import AGENT_STATES
+from exporter.sources.queue_directory import QUEUES
+from exporter.sources.queue_states import QUEUE_STATES
 
 SCRAPERS = 4
 SCRAPE_EVERY = 5.0
-JOB_KINDS = {"queues": ("queue_states",), "agents": ("agent_states",), "performance": ("agent_tallies",)}
+AGED_JOBS = ("queues", "agents", "performance")  # the jobs whose data age the bench reports
 
 
 @dataclass
@@ -172,11 +176,12 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else math.nan
 
 
-def sample_ages(snapshot: Snapshot, now: float, figures: Figures) -> None:
-    for job, kinds in JOB_KINDS.items():
-        for kind in kinds:
-            for part in getattr(snapshot, kind).values():
-                figures.ages.setdefault(job, []).append((now - part.taken_at, len(part.items)))
+def sample_ages(snapshot: Snapshot, now: float, figures: Figures, settings: Settings) -> None:
+    for poll in sources.polls(settings):
+        if poll.poller in AGED_JOBS:
+            for key in poll.refreshes:
+                for part in snapshot[key].values():
+                    figures.ages.setdefault(poll.poller, []).append((now - part.taken_at, len(part.items)))
 
 
 PROBED_AGENTS = 600  # per group: more than a run changes, each agent changed once
@@ -190,10 +195,10 @@ def probe_spec(exporter: Exporter, org_url: str, seconds: float) -> dict[str, ob
     pushed = exporter.push.data.owned("agents") if exporter.push is not None else frozenset()
     groups = {
         "pushed": sorted(pushed),
-        "polled": sorted(set(snapshot.agents) - pushed),
+        "polled": sorted(set(snapshot[AGENTS]) - pushed),
     }
     owned_queues = exporter.push.data.owned("queues") if exporter.push is not None else frozenset()
-    queue_pool = sorted(owned_queues) or sorted(snapshot.queues)
+    queue_pool = sorted(owned_queues) or sorted(snapshot[QUEUES])
     return {
         "metrics": f"{exporter.url}/metrics",
         "org": org_url,
@@ -220,9 +225,9 @@ async def measure(
     figures = Figures(queues, agents, scope=scope)
     started = time.monotonic()
     async with Exporter(settings) as exporter:
-        await until(lambda: bool(exporter.page.snapshot.queue_states))
+        await until(lambda: bool(exporter.page.snapshot[QUEUE_STATES]))
         figures.first_queue_data_s = time.monotonic() - started
-        await until(lambda: bool(exporter.page.snapshot.agent_states))
+        await until(lambda: bool(exporter.page.snapshot[AGENT_STATES]))
         figures.first_agent_data_s = time.monotonic() - started
         await until(lambda: exporter.page.ready and _settled(exporter))
         figures.warmup_s = time.monotonic() - started
@@ -264,7 +269,7 @@ async def measure(
             await asyncio.sleep(0.1)
             figures.loop_lag_ms.append((time.perf_counter() - began - 0.1) * 1000)
             if time.monotonic() >= next_sample:
-                sample_ages(exporter.page.snapshot, exporter.clock.monotonic(), figures)
+                sample_ages(exporter.page.snapshot, exporter.clock.monotonic(), figures, exporter.settings)
                 for segment, seconds in exporter.page.segment_seconds.items():
                     figures.render_s.setdefault(segment, []).append(seconds)
                 next_sample += SCRAPE_EVERY / SCRAPERS
@@ -320,7 +325,7 @@ async def naive(url: str, snapshot: Snapshot, seconds: float) -> dict[str, float
         async with http.post(f"{url}/oauth/token", data=form, headers={"Authorization": basic}) as response:
             token = (await response.json())["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
-        queue_ids = iter(sorted(snapshot.queues) * 10)
+        queue_ids = iter(sorted(snapshot[QUEUES]) * 10)
         queue_id = next(queue_ids)
         while time.monotonic() < deadline:
             body = queue_observation_query([queue_id])
@@ -335,10 +340,10 @@ async def naive(url: str, snapshot: Snapshot, seconds: float) -> dict[str, float
     renders = [build_page(snapshot, Telemetry())[2] for _ in range(3)]
     rate = answered / seconds
     return {
-        "requests_per_poll": len(snapshot.queues),
+        "requests_per_poll": len(snapshot[QUEUES]),
         "rate_limited": rate_limited,
         "answered_per_min": rate * 60,
-        "sweep_s": len(snapshot.queues) / rate if rate else math.inf,
+        "sweep_s": len(snapshot[QUEUES]) / rate if rate else math.inf,
         "scrape_ms": percentile(renders, 0.5) * 1000,
     }
 

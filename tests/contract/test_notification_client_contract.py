@@ -22,8 +22,8 @@ from exporter.genesys.notifications import (
     TopicListing,
     closing_of,
 )
-from exporter.pollers.agents import agent_state
-from exporter.pollers.queues import QueueDraft
+from exporter.sources.agent_states import agent_state
+from exporter.sources.queue_states import QueueDraft
 
 pytestmark = pytest.mark.contract
 

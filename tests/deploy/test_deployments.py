@@ -9,7 +9,8 @@ from typing import Any
 
 import yaml
 
-from exporter.page import COLLECTORS
+from exporter.page import collectors_of
+from exporter.sources import SHOWS
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy/kubernetes"
@@ -70,7 +71,7 @@ def scrape_jobs() -> dict[str, dict[str, Any]]:
 def test_the_scrape_jobs_split_the_page_every_collector_in_one_job():
     jobs = scrape_jobs()
     # A part scraped by two jobs would put each of its series in Prometheus twice (one per job label).
-    assert sorted(c for job in jobs.values() for c in job["params"]["collect[]"]) == sorted(COLLECTORS)
+    assert sorted(c for job in jobs.values() for c in job["params"]["collect[]"]) == sorted(collectors_of(SHOWS))
     assert all(re.fullmatch(".*genesys.*", name) for name in jobs)  # what GenesysExporterDown matches
     targets = {t for job in jobs.values() for config in job["static_configs"] for t in config["targets"]}
     assert targets == {"genesys-exporter:10474"}

@@ -19,7 +19,10 @@ from exporter.config import ConfigError
 from exporter.exposition import labels
 from exporter.metrics import Telemetry, render
 from exporter.simulator.api import serve_simulator
-from exporter.snapshot import Agent, Part, Queue, QueueState, Snapshot
+from exporter.snapshot import Part, PartKey, Snapshot
+from exporter.sources.agent_directory import AGENTS, Agent
+from exporter.sources.queue_directory import QUEUES, Queue
+from exporter.sources.queue_states import QUEUE_STATES, QueueState
 from exporter.webconfig import load_web_config
 from tests.conftest import basic_auth
 from tests.integration.harness import eventually
@@ -121,10 +124,12 @@ async def test_awkward_names_are_escaped_so_promtool_accepts_the_page():
     names = ['Sales "EMEA"', "Back\\slash", "New\nline", "Zoë ☎ 支持", ""]
     queues = {f"q{i}": Queue(f"q{i}", name, name) for i, name in enumerate(names)}
     state = QueueState({"voice": 1}, {"voice": 0}, {"voice": 0}, {}, 0, {"idle": 0}, 1, 1)
-    snapshot = Snapshot(
-        queues=queues,
-        queue_states={0: Part(dict.fromkeys(queues, state), 0)},
-        agents={"u1": Agent("u1", 'O\'Brien "Bob"\n', "Div\\1")},
+    snapshot = Snapshot().with_data(
+        {
+            QUEUES: queues,
+            QUEUE_STATES: {PartKey.polled(0): Part(dict.fromkeys(queues, state), 0)},
+            AGENTS: {"u1": Agent("u1", 'O\'Brien "Bob"\n', "Div\\1")},
+        }
     )
     text = render(snapshot, Telemetry())
     assert labels(queue_name='Sales "EMEA"') in text

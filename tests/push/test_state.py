@@ -8,9 +8,10 @@ from hypothesis import strategies as st
 
 from exporter.clock import FakeClock
 from exporter.genesys.notifications import AgentActivity, QueueStats
-from exporter.pollers.queues import QueueDraft
 from exporter.push.state import PushedData, newer
-from exporter.snapshot import AgentState, QueueState, Store, merged
+from exporter.snapshot import PartKey, Store, merged
+from exporter.sources.agent_states import AGENT_STATES, AgentState
+from exporter.sources.queue_states import QUEUE_STATES, QueueDraft, QueueState
 
 T0 = 1_778_752_800.0
 
@@ -65,16 +66,16 @@ def test_nothing_reaches_the_store_before_the_slot_is_live_and_its_items_settled
     _, store, data = setup()
     data.activity(activity("a0001", "IDLE", T0))
     data.flush()
-    assert store.snapshot.agent_states == {}
+    assert store.snapshot[AGENT_STATES] == {}
     data.set_live(0, True)
     data.flush()
-    assert store.snapshot.agent_states == {}  # still pending: what happened before the subscription is unknown
+    assert store.snapshot[AGENT_STATES] == {}  # still pending: what happened before the subscription is unknown
     assert data.owned("agents") == frozenset()
     data.settle(("agents", f"a{i:04d}") for i in range(250))
     data.flush()
-    assert merged(store.snapshot.agent_states, {"a0001": 1})["a0001"].routing_status == "idle"
+    assert merged(store.snapshot[AGENT_STATES], {"a0001": 1})["a0001"].routing_status == "idle"
     assert len(data.owned("agents")) == 250
-    assert sorted(store.snapshot.agent_states) == [("push", 0, 0)]  # one 100-agent part: only it has data
+    assert sorted(store.snapshot[AGENT_STATES]) == [PartKey("push", (0, 0))]  # one 100-agent part: only it has data
 
 
 def test_events_land_in_their_100_agent_part_in_one_swap() -> None:
@@ -86,7 +87,11 @@ def test_events_land_in_their_100_agent_part_in_one_swap() -> None:
         data.activity(activity(f"a{i:04d}", "INTERACTING", T0 + 1))
     data.flush()
     assert store.snapshot.version == version + 1
-    assert sorted(store.snapshot.agent_states) == [("push", 0, 0), ("push", 0, 1), ("push", 0, 2)]
+    assert sorted(store.snapshot[AGENT_STATES]) == [
+        PartKey("push", (0, 0)),
+        PartKey("push", (0, 1)),
+        PartKey("push", (0, 2)),
+    ]
 
 
 async def test_a_dead_slot_keeps_its_last_data_unstamped_and_its_items_go_back_to_the_pollers() -> None:
@@ -95,14 +100,14 @@ async def test_a_dead_slot_keeps_its_last_data_unstamped_and_its_items_go_back_t
     data.settle(("agents", f"a{i:04d}") for i in range(250))
     data.activity(activity("a0001", "IDLE", T0))
     data.flush()
-    taken = store.snapshot.agent_states[("push", 0, 0)].taken_at
+    taken = store.snapshot[AGENT_STATES][PartKey("push", (0, 0))].taken_at
     data.set_live(0, False)
     data.unsettle(0)
     assert data.owned("agents") == frozenset()
     await clock.advance(30)  # past the re-stamp interval
     data.activity(activity("a0001", "INTERACTING", T0 + 20))
     data.flush()
-    assert store.snapshot.agent_states[("push", 0, 0)].taken_at == taken  # not re-stamped, not changed
+    assert store.snapshot[AGENT_STATES][PartKey("push", (0, 0))].taken_at == taken  # not re-stamped, not changed
 
 
 async def test_a_live_slot_is_restamped_without_new_items() -> None:
@@ -111,10 +116,10 @@ async def test_a_live_slot_is_restamped_without_new_items() -> None:
     data.settle(("agents", f"a{i:04d}") for i in range(250))
     data.activity(activity("a0001", "IDLE", T0))
     data.flush()
-    part = store.snapshot.agent_states[("push", 0, 0)]
+    part = store.snapshot[AGENT_STATES][PartKey("push", (0, 0))]
     await clock.advance(11)
     data.flush()
-    again = store.snapshot.agent_states[("push", 0, 0)]
+    again = store.snapshot[AGENT_STATES][PartKey("push", (0, 0))]
     assert again.taken_at > part.taken_at
     assert again.items is part.items
 
@@ -149,11 +154,11 @@ async def test_a_poll_asked_before_a_queue_event_does_not_overwrite_it() -> None
     data.queues_polled({"q1": QUEUE_STATE}, asked_at=asked)  # the poll's answer: 3 waiting, older
     data.settle([("queues", "q1")])
     data.flush()
-    assert merged(store.snapshot.queue_states, {"q1": 1})["q1"].waiting["voice"] == 7
+    assert merged(store.snapshot[QUEUE_STATES], {"q1": 1})["q1"].waiting["voice"] == 7
     await clock.advance(0.5)
     data.queues_polled({"q1": QUEUE_STATE}, asked_at=clock.monotonic())  # asked after: it is the news
     data.flush()
-    assert merged(store.snapshot.queue_states, {"q1": 1})["q1"].waiting["voice"] == 3
+    assert merged(store.snapshot[QUEUE_STATES], {"q1": 1})["q1"].waiting["voice"] == 3
 
 
 def test_a_queue_event_merges_what_it_carries_and_keeps_the_rest() -> None:
@@ -171,7 +176,7 @@ def test_a_queue_event_merges_what_it_carries_and_keeps_the_rest() -> None:
         )
     )
     data.flush()
-    state = merged(store.snapshot.queue_states, {"q1": 1})["q1"]
+    state = merged(store.snapshot[QUEUE_STATES], {"q1": 1})["q1"]
     assert state.waiting == {"voice": 5, "chat": 1}
     assert state.interacting == {"voice": 2, "chat": 0}
     assert state.available_agents == 1

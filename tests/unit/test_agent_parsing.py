@@ -11,10 +11,25 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.genesys.models import AGGREGATE_RESPONSE, AggregateResponse, MemberListing, UserListing
-from exporter.metrics import render_agents, render_queue_performance
-from exporter.pollers.agents import parse_agent_states, parse_member_pages, parse_user_pages
-from exporter.pollers.performance import aggregate_query, day_window, parse_agent_tallies, parse_queue_tallies
-from exporter.snapshot import Agent, Part, Queue, QueueState, Snapshot, Tally
+from exporter.genesys.queries import aggregate_query
+from exporter.snapshot import Part, PartKey, Snapshot
+from exporter.sources.agent_directory import AGENTS, Agent, parse_member_pages, render_agent_info
+from exporter.sources.agent_states import AGENT_STATES, parse_agent_states, render_agent_states
+from exporter.sources.performance import (
+    AGENT_TALLIES,
+    QUEUE_TALLIES,
+    Tally,
+    add_rows,
+    agent_tallies,
+    day_window,
+    new_sums,
+    queue_tallies,
+    render_agent_tallies,
+    render_queue_tallies,
+)
+from exporter.sources.queue_directory import QUEUES, Queue
+from exporter.sources.queue_states import QUEUE_STATES, QueueState
+from exporter.sources.user_listing import parse_user_pages
 
 Q1 = "11111111-aaaa-4000-8000-000000000001"
 
@@ -22,6 +37,21 @@ Q1 = "11111111-aaaa-4000-8000-000000000001"
 def aggregates(body: Any) -> AggregateResponse:
     """A decoded aggregate answer, through the decoder the client uses on the wire."""
     return AGGREGATE_RESPONSE.decode(json.dumps(body).encode())
+
+
+def parse_agent_tallies(responses: list[AggregateResponse], agent_ids: list[str]) -> dict[str, Tally]:
+    """The answers folded as the performance job folds them, then every agent's tally."""
+    sums = new_sums()
+    for response in responses:
+        add_rows(sums, response, "userId")
+    return agent_tallies(sums, agent_ids)
+
+
+def parse_queue_tallies(responses: list[AggregateResponse]) -> dict[str, dict[str, Tally]]:
+    sums = new_sums()
+    for response in responses:
+        add_rows(sums, response, "queueId", "mediaType")
+    return queue_tallies(sums)
 
 
 def test_states_read_best_effort_expands_without_guessing(fixture):
@@ -86,23 +116,21 @@ def test_queue_tallies_and_golden(fixture, clock, golden):
     assert voice.average_handle_seconds == pytest.approx(625.1904)
     assert voice.service_level == 0.8
     live = QueueState({"voice": 0, "chat": 0}, {}, {}, {}, 0, {}, 0, 0)
-    snapshot = Snapshot(
-        queues=queues,
-        queue_states={0: Part({Q1: live}, 0)},
-        queue_tallies={0: Part(tallies, 0)},
-        agents={"u-ann": Agent("u-ann", "Ann O'Neill", "Home"), "u-bob": Agent("u-bob", "Bob", "Home")},
-        agent_states={0: Part(parse_agent_states(UserListing.model_validate(fixture("users_state_page.json"))), 0)},
-        agent_tallies={
-            0: Part(
-                parse_agent_tallies(
-                    [aggregates(fixture("conversation_aggregates_users.json"))],
-                    ["u-ann", "u-bob"],
-                ),
-                0,
-            )
-        },
+    first = PartKey.polled(0)
+    agent_states = parse_agent_states(UserListing.model_validate(fixture("users_state_page.json")))
+    agent_figures = parse_agent_tallies([aggregates(fixture("conversation_aggregates_users.json"))], ["u-ann", "u-bob"])
+    snapshot = Snapshot().with_data(
+        {
+            QUEUES: queues,
+            QUEUE_STATES: {first: Part({Q1: live}, 0)},
+            QUEUE_TALLIES: {first: Part(tallies, 0)},
+            AGENTS: {"u-ann": Agent("u-ann", "Ann O'Neill", "Home"), "u-bob": Agent("u-bob", "Bob", "Home")},
+            AGENT_STATES: {first: Part(agent_states, 0)},
+            AGENT_TALLIES: {first: Part(agent_figures, 0)},
+        }
     )
-    text = "".join((*render_queue_performance(snapshot), *render_agents(snapshot)))
+    renders = (render_queue_tallies, render_agent_info, render_agent_states, render_agent_tallies)
+    text = "".join(text for render in renders for text in render(snapshot))
     golden("agents.prom", text)
     families = {f.name: f for f in text_string_to_metric_families(text)}
     offered = {s.labels["media_type"]: s.value for s in families["genesys_queue_offered_interactions"].samples}

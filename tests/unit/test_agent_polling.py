@@ -10,9 +10,8 @@ import pytest
 from exporter.genesys.endpoints import USERS, Endpoint
 from exporter.genesys.errors import ServerError
 from exporter.genesys.models import UserListing
-from exporter.pollers.agents import poll_agent_states
-from exporter.pollers.batching import BatchesFailed
-from exporter.snapshot import AgentState
+from exporter.sources.agent_states import AgentState, poll_agent_states
+from exporter.sources.batches import BatchesFailed
 
 
 class FlakyUsersApi:

@@ -16,6 +16,7 @@ from exporter.scheduling.budget import RateBudget
 from exporter.scheduling.planner import MIN_SHARE, Demand, plan
 from exporter.scheduling.scheduler import STALE_AFTER_INTERVALS, Job, Scheduler
 from exporter.snapshot import Store
+from exporter.sources.agent_states import AGENT_STATES
 from tests.genesys.test_budget_and_regions import max_in_any_window
 
 PER_SECOND = 270 / 60  # 300 a minute less 10% headroom
@@ -101,7 +102,7 @@ class FakeApi:
 
             await asyncio.gather(*(request() for _ in range(pages)))
 
-        return Job(name, interval, run, priority=priority, kinds=("agent_states",) if name == "agents" else ())
+        return Job(name, interval, run, priority=priority, refreshes=(AGENT_STATES,) if name == "agents" else ())
 
 
 async def run_for(clock: FakeClock, seconds: float, step: float = 0.5) -> None:
@@ -125,7 +126,7 @@ async def test_a_budget_bound_job_stretches_while_queues_keep_their_cadence(cloc
     agents = store.status("agents")
     assert agents is not None and agents.configured_interval == 15 and agents.cost == 60
     assert agents.interval == pytest.approx(60 / (1 - 0.2 - 4 / 60))
-    assert store._stale_after["agent_states"] == pytest.approx(STALE_AFTER_INTERVALS * agents.interval)
+    assert store.stale_after(AGENT_STATES) == pytest.approx(STALE_AFTER_INTERVALS * agents.interval)
     agent_gaps = [b - a for a, b in pairwise(api.cycles["agents"][1:])]
     # A sliding window keeps the shape of the first minute's bursts: each start frees its place 60 s
     # later, so a cycle that meets more full-window stretches runs longer (one in six here by 14%,

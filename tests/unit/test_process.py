@@ -9,7 +9,9 @@ import platform
 import pytest
 
 from exporter.process import MALLOC_VARIABLES, freeze_after_full_pass, settle_heap_when_ready, tune_gc, tune_malloc
-from exporter.snapshot import Store
+from exporter.snapshot import PartKey, Store
+from exporter.sources.queue_directory import QUEUES, Queue
+from exporter.sources.queue_states import QUEUE_STATES
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
@@ -46,8 +48,8 @@ async def test_the_heap_is_settled_once_the_exporter_is_ready(clock):
         await asyncio.sleep(0.01)
         assert not settling.done()  # not before it is ready
         ready = True
-        store.set_queues({})  # any change: it looks again
-        store.put("queue_states", 0, {})
+        store.set(QUEUES, {"q": Queue("q", "Q", "")})  # any change: it looks again
+        store.put(QUEUE_STATES, PartKey.polled(0), {})
         await asyncio.wait_for(settling, 2)
         assert gc.get_freeze_count() > 0
     finally:

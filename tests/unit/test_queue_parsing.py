@@ -7,11 +7,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.clock import FakeClock
 from exporter.genesys.models import MetricRow, ObservationResponse, QueueListing
-from exporter.metrics import render_queues
-from exporter.pollers.batching import batches
-from exporter.pollers.directory import QueueScope, parse_queue_pages
-from exporter.pollers.queues import longest_waiting_seconds, parse_observations
-from exporter.snapshot import Part, Snapshot
+from exporter.snapshot import Part, PartKey, Snapshot
+from exporter.sources.batches import batches
+from exporter.sources.queue_directory import QUEUES, QueueScope, parse_queue_pages, render_queue_info
+from exporter.sources.queue_states import QUEUE_STATES, longest_waiting_seconds, parse_observations, render_queue_states
 
 Q1, Q2, Q3 = (f"11111111-aaaa-4000-8000-00000000000{i}" for i in (1, 2, 3))
 
@@ -79,7 +78,10 @@ def test_batches_hold_at_most_100_queues_in_a_stable_order():
 
 def test_golden_exposition(fixture, clock, golden):
     queues, states = parsed(fixture, clock)
-    text = "".join(render_queues(Snapshot(queues=queues, queue_states={0: Part(states, clock.monotonic())})))
+    snapshot = Snapshot().with_data(
+        {QUEUES: queues, QUEUE_STATES: {PartKey.polled(0): Part(states, clock.monotonic())}}
+    )
+    text = "".join((*render_queue_info(snapshot), *render_queue_states(snapshot)))
     golden("queues.prom", text)
     families = {f.name: f for f in text_string_to_metric_families(text)}
     waiting = {

@@ -16,16 +16,21 @@ from hypothesis import strategies as st
 
 from exporter import server
 from exporter.clock import FakeClock
-from exporter.metrics import Telemetry, render_agents, render_queue_performance, render_queues, render_self
+from exporter.metrics import Telemetry, render_self
 from exporter.page import MetricsPage
 from exporter.server import create_app, slices, wants_gzip
-from exporter.snapshot import Agent, AgentState, PollerStatus, Queue, QueueState, Snapshot, Store
+from exporter.snapshot import PartKey, PollerStatus, Snapshot, Store
+from exporter.sources import SHOWS
+from exporter.sources.agent_directory import AGENTS, Agent
+from exporter.sources.agent_states import AGENT_STATES, AgentState
+from exporter.sources.queue_directory import QUEUES, Queue
+from exporter.sources.queue_states import QUEUE_STATES, QueueState
 
 
 @pytest.fixture
 async def served(clock: FakeClock) -> AsyncIterator[tuple[TestClient, Store, MetricsPage]]:
-    store = Store(clock, {"queue_states": 30})
-    store.set_queues({"q1": Queue("q1", "Sales <b>", "Home")})
+    store = Store(clock, {QUEUE_STATES: 30})
+    store.set(QUEUES, {"q1": Queue("q1", "Sales <b>", "Home")})
     store.set_status("queues", PollerStatus(interval=10, up=False, last_error="403 <script>"))
     page = MetricsPage(store, lambda: Telemetry(requests={("queue_observations", "200", "cid"): 3}))
     page.refresh()
@@ -46,7 +51,7 @@ async def test_metrics_serves_the_cached_page_plain_and_gzip(served):
     zipped = await client.get("/metrics", headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
     assert zipped.headers["Content-Encoding"] == "gzip"
     assert gzip.decompress(await zipped.read()) == page.plain
-    store.set_queues({})  # a change is not rendered by a scrape: the page job does that
+    store.set(QUEUES, {})  # a change is not rendered by a scrape: the page job does that
     assert await (await client.get("/metrics")).read() == body
 
 
@@ -106,10 +111,10 @@ async def test_the_gzip_page_is_written_in_slices_and_head_gets_none(served, mon
 async def whole_org(clock: FakeClock) -> AsyncIterator[tuple[TestClient, MetricsPage]]:
     """A page with every collector's part: queues, agents and the exporter's own."""
     store = Store(clock)
-    store.set_queues({"q1": Queue("q1", "Sales", "Home")})
-    store.set_agents({"u1": Agent("u1", "Ann", "Home")})
-    store.put("agent_states", 0, {"u1": AgentState("idle", "on_queue", 1.0)})
-    store.put("queue_states", 0, {"q1": QueueState({"voice": 2}, {}, {}, {}, 1, {"idle": 1}, 2, 1)})
+    store.set(QUEUES, {"q1": Queue("q1", "Sales", "Home")})
+    store.set(AGENTS, {"u1": Agent("u1", "Ann", "Home")})
+    store.put(AGENT_STATES, PartKey.polled(0), {"u1": AgentState("idle", "on_queue", 1.0)})
+    store.put(QUEUE_STATES, PartKey.polled(0), {"q1": QueueState({"voice": 2}, {}, {}, {}, 1, {"idle": 1}, 2, 1)})
     store.set_status("queues", PollerStatus(interval=10, up=True, last_success=clock.time()))
     page = MetricsPage(store, Telemetry)
     page.refresh()
@@ -120,12 +125,10 @@ async def whole_org(clock: FakeClock) -> AsyncIterator[tuple[TestClient, Metrics
 
 
 def text_of(*collectors: str, snapshot: Snapshot) -> str:
-    parts = {
-        "queues": (*render_queues(snapshot), *render_queue_performance(snapshot)),
-        "agents": render_agents(snapshot),
-        "exporter": render_self(snapshot, Telemetry()),
-    }
-    return "".join(text for name in ("queues", "agents", "exporter") if name in collectors for text in parts[name])
+    """The collectors' families rendered from scratch, in page order: what their joined segments must inflate to."""
+    texts = [text for show in SHOWS if show.collector in collectors for text in show.families(snapshot)]
+    exporter = render_self(snapshot, Telemetry()) if "exporter" in collectors else ()
+    return "".join((*texts, *exporter))
 
 
 async def test_collect_serves_only_the_chosen_collectors_in_page_order(whole_org):

@@ -2,28 +2,48 @@
 
 The API answers user metrics (routing statuses, on-queue users, members) in a group keyed by
 `queueId` alone, one row per qualifier, and conversation metrics (waiting, interacting, alerting,
-longest waiting) in one group per `queueId` + `mediaType`, zero counts included. A queue that the
-response does not mention at all gets no state: that is unknown, not zero.
+longest waiting) in one group per `queueId` + `mediaType`, zero counts included
+(https://developer.genesys.cloud/analyticsdatamanagement/analytics/observation/observation-query).
+A queue that the response does not mention at all gets no state: that is unknown, not zero. With
+push on, the queues a live channel keeps current are left to it (`exporter.push`).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-import structlog
-
 from exporter.clock import Clock
+from exporter.exposition import family, labels
 from exporter.genesys.client import GenesysClient
 from exporter.genesys.endpoints import QUEUE_OBSERVATIONS
 from exporter.genesys.models import MetricRow, ObservationResponse
 from exporter.genesys.queries import MAX_QUEUE_PREDICATES, queue_observation_query
-from exporter.pollers.batching import BatchesFailed, batches
-from exporter.snapshot import QueueState
+from exporter.snapshot import Measurement, Snapshot, merged
+from exporter.sources.batches import BatchesFailed, batches
+from exporter.sources.queue_directory import QUEUES
+from exporter.sources.source import Poll, Show, Source, Wiring
 
-log = structlog.get_logger(__name__)
+ROUTING_STATUSES = ("idle", "interacting", "communicating", "not_responding", "off_queue")
+
+
+@dataclass(frozen=True, slots=True)
+class QueueState:
+    """One queue's live observation. Per-media mappings hold every media type the queue serves."""
+
+    waiting: Mapping[str, int]
+    interacting: Mapping[str, int]
+    alerting: Mapping[str, int]
+    oldest_waiting_seconds: Mapping[str, float]  # only media types with something waiting
+    available_agents: int  # on queue and idle
+    agents_by_status: Mapping[str, int]  # lower-case routing status -> joined members in it
+    member_agents: int
+    joined_agents: int
+
+
+QUEUE_STATES: Measurement[QueueState] = Measurement("queue_states")
 
 EPOCH_MS_THRESHOLD = 1e12  # a value this large is a timestamp (2001 onwards), not a duration in ms
 
@@ -137,8 +157,8 @@ def parse_observations(response: ObservationResponse, now: float) -> dict[str, Q
 
 async def poll_queues(
     client: GenesysClient,
-    queue_ids: Iterable[str],
     clock: Clock,
+    queue_ids: Iterable[str],
     publish: Callable[[int, Mapping[str, QueueState]], None],
 ) -> int:
     """Query every batch concurrently; each batch is published as soon as it parses.
@@ -154,3 +174,94 @@ async def poll_queues(
     outcomes = await asyncio.gather(*(one(i, b) for i, b in enumerate(todo)), return_exceptions=True)
     BatchesFailed.raise_for(outcomes)
     return len(todo)
+
+
+async def poll_queue_states(wiring: Wiring) -> None:
+    """The queues in scope that push does not keep current, every batch at once."""
+    queue_ids = wiring.polled("queues", wiring.store.snapshot[QUEUES])
+    if queue_ids:
+        await poll_queues(wiring.client, wiring.clock, queue_ids, wiring.store.publisher(QUEUE_STATES))
+
+
+def render_queue_states(snapshot: Snapshot) -> tuple[str, ...]:
+    queues = snapshot[QUEUES]
+    by_queue = {qid: labels(queue_id=qid, queue_name=q.name) for qid, q in sorted(queues.items())}
+    states = [(by_queue[qid], s) for qid, s in sorted(merged(snapshot[QUEUE_STATES], queues).items())]
+
+    def per_media(pick: Callable[[QueueState], Mapping[str, float]]) -> Iterator[tuple[str, float]]:
+        for block, state in states:
+            for media, value in sorted(pick(state).items()):
+                yield f'{block},media_type="{media}"', value
+
+    def per_status(state: QueueState) -> Iterator[tuple[str, int]]:
+        known = {status: state.agents_by_status.get(status, 0) for status in ROUTING_STATUSES}
+        yield from known.items()
+        yield from sorted((s, n) for s, n in state.agents_by_status.items() if s not in known)
+
+    return (
+        family(
+            "genesys_queue_waiting_interactions",
+            "gauge",
+            "Interactions waiting in the queue now (oWaiting observation).",
+            per_media(lambda s: s.waiting),
+        ),
+        family(
+            "genesys_queue_interacting_interactions",
+            "gauge",
+            "Interactions connected to an agent now (oInteracting observation).",
+            per_media(lambda s: s.interacting),
+        ),
+        family(
+            "genesys_queue_alerting_interactions",
+            "gauge",
+            "Interactions ringing an agent now (oAlerting observation).",
+            per_media(lambda s: s.alerting),
+        ),
+        family(
+            "genesys_queue_oldest_waiting_seconds",
+            "gauge",
+            "Age of the oldest waiting interaction when polled (oLongestWaiting observation).",
+            per_media(lambda s: s.oldest_waiting_seconds),
+        ),
+        family(
+            "genesys_queue_available_agents",
+            "gauge",
+            "Agents on queue and idle (oOnQueueUsers observation, qualifier IDLE).",
+            ((block, s.available_agents) for block, s in states),
+        ),
+        family(
+            "genesys_queue_agents",
+            "gauge",
+            "Joined queue members by routing status (oUserRoutingStatuses observation).",
+            ((f'{block},routing_status="{status}"', n) for block, s in states for status, n in per_status(s)),
+        ),
+        family(
+            "genesys_queue_member_agents",
+            "gauge",
+            "Agents who are members of the queue (oMemberUsers observation).",
+            ((block, s.member_agents) for block, s in states),
+        ),
+        family(
+            "genesys_queue_joined_agents",
+            "gauge",
+            "Queue members who have joined the queue (oActiveUsers observation).",
+            ((block, s.joined_agents) for block, s in states),
+        ),
+    )
+
+
+SOURCE = Source(
+    name="queue_states",
+    keeps=QUEUE_STATES,
+    polls=(
+        Poll(
+            poller="queues",
+            cadence=lambda s: s.queue_interval,
+            priority=0,  # the wallboard's and the no-agent alert's data: served before any other job
+            run=poll_queue_states,
+            refreshes=(QUEUE_STATES,),
+            after="directory",
+        ),
+    ),
+    show=Show(segment="queue_states", collector="queues", reads=(QUEUES, QUEUE_STATES), families=render_queue_states),
+)

@@ -1,7 +1,9 @@
-"""Which queues are in scope, and their names: the labels every queue series carries.
+"""The queues in scope and their names: the labels every queue series carries.
 
-The routing queue list changes rarely (default refresh 10 minutes). The name glob is applied here,
-case-insensitively, because the API's `name` filter only understands a `*` at either end.
+The routing queue list (`GET /api/v2/routing/queues`) changes rarely; it is listed first and
+alone, so the live queue data need not wait for the much longer agent listing. The name glob is
+applied here, case-insensitively, because the API's `name` filter only understands a `*` at
+either end (https://developer.genesys.cloud/routing/routing/).
 """
 
 from __future__ import annotations
@@ -10,12 +12,31 @@ import fnmatch
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import structlog
+
+from exporter.config import Settings
+from exporter.exposition import family, labels
 from exporter.genesys.client import GenesysClient
 from exporter.genesys.endpoints import ROUTING_QUEUES
 from exporter.genesys.models import QueueEntity, QueueListing
-from exporter.snapshot import Queue
+from exporter.snapshot import Directory, Snapshot
+from exporter.sources.source import Poll, Show, Source, Wiring
+
+log = structlog.get_logger(__name__)
 
 MAX_IDS_PER_LISTING = 100  # beyond this the URL grows long: list everything and filter here instead
+
+
+@dataclass(frozen=True, slots=True)
+class Queue:
+    """A queue in scope, from the routing queue list: what labels its series."""
+
+    id: str
+    name: str
+    division: str  # division name ("" when the API gave none)
+
+
+QUEUES: Directory[Queue] = Directory("queues")
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +44,10 @@ class QueueScope:
     ids: tuple[str, ...] = ()
     name_glob: str | None = None
     division_ids: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, settings: Settings) -> QueueScope:
+        return cls(settings.queue_ids, settings.queue_name, settings.division_ids)
 
     def listing_params(self) -> dict[str, str | list[str]]:
         """Filters the API can apply itself, to fetch fewer pages; `matches` stays the judge."""
@@ -61,3 +86,34 @@ async def discover_queues(client: GenesysClient, scope: QueueScope) -> dict[str,
         async for page in client.pages(ROUTING_QUEUES, params=scope.listing_params(), page_size=100)
     ]
     return parse_queue_pages(pages, scope)
+
+
+async def refresh_queues(wiring: Wiring) -> None:
+    scope = QueueScope.of(wiring.settings)
+    queues = await discover_queues(wiring.client, scope)
+    if not queues:
+        log.warning("no queue in scope", queue_ids=len(scope.ids), name=scope.name_glob, divisions=scope.division_ids)
+    wiring.store.set(QUEUES, queues)
+
+
+def render_queue_info(snapshot: Snapshot) -> tuple[str, ...]:
+    queues = sorted(snapshot[QUEUES].items())
+    return (
+        family(
+            "genesys_queue_info",
+            "gauge",
+            "Queue in scope (value 1), from GET /api/v2/routing/queues.",
+            ((labels(queue_id=qid, queue_name=q.name, division=q.division), 1) for qid, q in queues),
+        ),
+    )
+
+
+SOURCE = Source(
+    name="queue_directory",
+    keeps=QUEUES,
+    polls=(
+        # The directory changes least and stretches first when the budget cannot feed every cadence.
+        Poll(poller="directory", cadence=lambda s: s.directory_interval, priority=3, run=refresh_queues),
+    ),
+    show=Show(segment="queue_info", collector="queues", reads=(QUEUES,), families=render_queue_info),
+)

@@ -1,1 +1,0 @@
-"""One module per kind of data: fetch pages (I/O) and turn them into snapshot parts (pure functions)."""

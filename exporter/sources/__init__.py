@@ -1,0 +1,49 @@
+"""The registry of data sources, in page order: everything else derives its tables from this list.
+
+Each source is a module of this package ending in a `Source` declaration (`exporter.sources.source`):
+the snapshot key it keeps, the scheduler jobs that fetch it, and the page segment that shows it.
+The app builds its jobs from `polls`, the page its segments and `collect[]` from `shows`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from exporter.config import Settings
+from exporter.sources import (
+    agent_directory,
+    agent_states,
+    performance,
+    pushed,
+    queue_directory,
+    queue_states,
+    user_listing,
+)
+from exporter.sources.source import Poll, Show, Source
+
+SOURCES: tuple[Source, ...] = (
+    queue_directory.SOURCE,
+    queue_states.SOURCE,
+    performance.QUEUE_TALLIES_SOURCE,
+    agent_directory.SOURCE,
+    user_listing.SOURCE,
+    agent_states.SOURCE,
+    pushed.SOURCE,
+    performance.AGENT_TALLIES_SOURCE,
+)
+SHOWS: tuple[Show, ...] = tuple(source.show for source in SOURCES if source.show is not None)
+
+
+def enabled(settings: Settings) -> list[Source]:
+    return [source for source in SOURCES if source.when(settings)]
+
+
+def polls(settings: Settings) -> list[Poll]:
+    """The jobs these settings run, in registry order, each once (a job may fetch for several sources)."""
+    chosen = (poll for source in enabled(settings) for poll in source.polls if poll.when(settings))
+    return list(dict.fromkeys(chosen))
+
+
+def shows(settings: Settings) -> Sequence[Show]:
+    """The page's segments under these settings, in page order."""
+    return [source.show for source in enabled(settings) if source.show is not None]

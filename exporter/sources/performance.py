@@ -1,0 +1,299 @@
+"""Today's figures per agent and per queue from `POST /api/v2/analytics/conversations/aggregates/query`.
+
+"Today" runs from the day start (local midnight by default, or a shift start) in the org's time
+zone to the same time the next day, computed with zoneinfo so DST days are 23 or 25 hours long.
+AHT is tHandle.sum / tHandle.count: Genesys writes tHandle only when an agent's handling (talk,
+hold, wrap-up) ends (https://help.mypurecloud.com/glossary/average-handle-time-aht/), so a call in
+progress never inflates it, and with no closed conversation there is no average at all. The API
+leaves out empty groups and metric rows
+(https://developer.genesys.cloud/analyticsdatamanagement/analytics/aggregate/conversation-query):
+a known agent or queue with no row had nothing today, which is a true zero for counts and no
+sample for averages. One job asks for both, two requests per 100 queues in scope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from exporter.exposition import family, labels
+from exporter.genesys.client import GenesysClient
+from exporter.genesys.endpoints import CONVERSATION_AGGREGATES
+from exporter.genesys.models import AGGREGATE_RESPONSE, AggregateResponse, AggregateRow
+from exporter.genesys.queries import (
+    AGENT_AGGREGATE_METRICS,
+    MAX_QUEUE_PREDICATES,
+    QUEUE_AGGREGATE_METRICS,
+    aggregate_query,
+)
+from exporter.snapshot import Measurement, PartKey, Snapshot, merged
+from exporter.sources.agent_directory import AGENTS, agent_label_blocks
+from exporter.sources.batches import BatchesFailed, batches
+from exporter.sources.queue_directory import QUEUES
+from exporter.sources.queue_states import QUEUE_STATES
+from exporter.sources.source import Poll, Show, Source, Wiring
+
+TALLIES_PER_SLICE = 5_000  # agents turned into tallies between two yields to the event loop
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """Today's figures for one agent, or one queue and media type, from conversation aggregates.
+
+    `handled` and `handle_seconds` come from tHandle, which counts a conversation only once its
+    handling (talk, hold, wrap-up) has ended, so an interaction in progress never skews the average.
+    """
+
+    connected: int = 0
+    handled: int = 0
+    handle_seconds: float = 0.0
+    offered: int = 0
+    answered: int = 0
+    abandoned: int = 0
+    service_level: float | None = None  # oServiceLevel ratio, when the API had one
+
+    @property
+    def average_handle_seconds(self) -> float | None:
+        return self.handle_seconds / self.handled if self.handled else None
+
+
+AGENT_TALLIES: Measurement[Tally] = Measurement("agent_tallies")
+QUEUE_TALLIES: Measurement[Mapping[str, Tally]] = Measurement("queue_tallies")  # queue -> media -> Tally
+
+
+def day_window(now: float, zone: ZoneInfo, day_start: time = time(0)) -> tuple[datetime, datetime]:
+    """The current day in `zone` as UTC instants: [latest day start <= now, the next day start)."""
+    local = datetime.fromtimestamp(now, zone)
+    start = datetime.combine(local.date(), day_start, zone)
+    if start > local:
+        start = datetime.combine(local.date() - timedelta(days=1), day_start, zone)
+    end = datetime.combine(start.date() + timedelta(days=1), day_start, zone)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def iso_interval(start: datetime, end: datetime) -> str:
+    def fmt(moment: datetime) -> str:
+        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+    return f"{fmt(start)}/{fmt(end)}"
+
+
+@dataclass(slots=True)
+class _Sums:
+    counts: dict[str, int]
+    sums: dict[str, float]
+    service_level: tuple[float, float] | None = None  # numerator, denominator
+
+    @classmethod
+    def empty(cls) -> _Sums:
+        return cls(defaultdict(int), defaultdict(float))
+
+    def add(self, row: AggregateRow) -> None:
+        metric, stats = row.metric, row.stats
+        if stats is None:
+            return
+        if metric == "oServiceLevel":
+            numerator, denominator = stats.numerator, stats.denominator
+            if numerator is not None and denominator:
+                num, den = self.service_level or (0.0, 0.0)
+                self.service_level = (num + numerator, den + denominator)
+            return
+        self.counts[metric] += stats.count or 0
+        self.sums[metric] += stats.sum or 0.0
+
+    def tally(self) -> Tally:
+        ratio = self.service_level[0] / self.service_level[1] if self.service_level else None
+        return Tally(
+            connected=self.counts["nConnected"],
+            handled=self.counts["tHandle"],
+            handle_seconds=self.sums["tHandle"] / 1000,
+            offered=self.counts["nOffered"],
+            answered=self.counts["tAnswered"],
+            abandoned=self.counts["tAbandon"],
+            service_level=ratio,
+        )
+
+
+Sums = dict[tuple[str, ...], _Sums]
+
+
+def new_sums() -> Sums:
+    """Sums per group to fold answers into, one answer at a time: each is dropped once read."""
+    return defaultdict(_Sums.empty)
+
+
+def add_rows(out: Sums, response: AggregateResponse, *dimensions: str) -> None:
+    """Fold one response's rows into the sums per group (counts and sums add across buckets; averages don't)."""
+    for result in response.results:
+        group = result.group
+        key = tuple(value if isinstance(value := group.get(d), str) else "" for d in dimensions)
+        if not key[0]:
+            continue
+        sums = out[key]
+        for bucket in result.data:
+            for row in bucket.metrics:
+                sums.add(row)
+
+
+def agent_tallies(sums: Sums, agent_ids: Iterable[str]) -> dict[str, Tally]:
+    """Every known agent, zero when the API had no row for them."""
+    return {uid: sums[(uid,)].tally() if (uid,) in sums else Tally() for uid in agent_ids}
+
+
+def queue_tallies(sums: Sums) -> dict[str, dict[str, Tally]]:
+    """Queue -> media type -> today's tally."""
+    out: dict[str, dict[str, Tally]] = defaultdict(dict)
+    for (queue_id, media), by_media in sums.items():
+        out[queue_id][media or "unknown"] = by_media.tally()
+    return dict(out)
+
+
+async def poll_performance(
+    client: GenesysClient,
+    interval: str,
+    queue_ids: Sequence[str],
+    agent_ids: Sequence[str],
+) -> tuple[dict[str, Tally], dict[str, dict[str, Tally]]]:
+    """Agent and queue tallies for today; all batches must succeed (partial agent sums would lie).
+
+    Each response is folded into the sums as it arrives and dropped: at 50,000 agents a per-user
+    response is megabytes of parsed rows, too many to hold until the last one lands.
+    """
+    by_user, by_queue = new_sums(), new_sums()
+
+    async def query(group_by: Sequence[str], metrics: Sequence[str], batch: Sequence[str], into: Sums) -> None:
+        body = aggregate_query(interval, group_by, metrics, batch)
+        add_rows(into, await client.post_as(CONVERSATION_AGGREGATES, body, AGGREGATE_RESPONSE), *group_by)
+
+    cut = batches(queue_ids, MAX_QUEUE_PREDICATES)
+    calls = [query(["userId"], AGENT_AGGREGATE_METRICS, b, by_user) for b in cut] + [
+        query(["queueId", "mediaType"], QUEUE_AGGREGATE_METRICS, b, by_queue) for b in cut
+    ]
+    BatchesFailed.raise_for(await asyncio.gather(*calls, return_exceptions=True))
+    queues = queue_tallies(by_queue)
+    agents: dict[str, Tally] = {}
+    for chunk in batches(agent_ids, TALLIES_PER_SLICE):  # all at once would hold the event loop
+        agents.update(agent_tallies(by_user, chunk))
+        await asyncio.sleep(0)
+    return agents, {q: queues.get(q, {}) for q in queue_ids}
+
+
+async def poll_today(wiring: Wiring) -> None:
+    """Today's tallies of the queues and agents in scope, as one part each (partial sums would lie)."""
+    snapshot, settings, store = wiring.store.snapshot, wiring.settings, wiring.store
+    if not snapshot[QUEUES]:
+        return
+    start, end = day_window(wiring.clock.time(), ZoneInfo(settings.timezone), settings.day_start_time)
+    agents, queues = await poll_performance(
+        wiring.client, iso_interval(start, end), sorted(snapshot[QUEUES]), sorted(snapshot[AGENTS])
+    )
+    store.put(AGENT_TALLIES, PartKey.polled(0), agents)
+    store.put(QUEUE_TALLIES, PartKey.polled(0), queues)
+
+
+# ----- on the page ------------------------------------------------------------------------------
+# Today's figures: (name suffix, help, value, who has it). A value of None (no AHT with nothing
+# closed, no service level) is left out, never written as 0.
+Who = Literal["queue", "agent", "both"]
+TALLY_METRICS: tuple[tuple[str, str, Callable[[Tally], float | None], Who], ...] = (
+    ("offered_interactions", "Interactions offered today (nOffered).", lambda t: t.offered, "queue"),
+    ("answered_interactions", "Interactions answered today (tAnswered count).", lambda t: t.answered, "queue"),
+    ("abandoned_interactions", "Interactions abandoned today (tAbandon count).", lambda t: t.abandoned, "queue"),
+    ("connected_interactions", "Conversations connected today (nConnected).", lambda t: t.connected, "agent"),
+    (
+        "handled_interactions",
+        "Closed conversations today: tHandle count (ends after wrap-up).",
+        lambda t: t.handled,
+        "both",
+    ),
+    ("handle_seconds", "Handle time of today's closed conversations: tHandle sum.", lambda t: t.handle_seconds, "both"),
+    (
+        "average_handle_seconds",
+        "average handle time of today's closed conversations; absent when none closed.",
+        lambda t: t.average_handle_seconds,
+        "both",
+    ),
+    (
+        "service_level_ratio",
+        "share of today's answered interactions within the service level (oServiceLevel).",
+        lambda t: t.service_level,
+        "queue",
+    ),
+)
+
+
+def _tally_families(prefix: str, subject: str, tallies: Sequence[tuple[str, Tally]], of: Who) -> Iterator[str]:
+    """The tally families of queues or of agents (`of`), a line per (label block, tally) with a value."""
+    for suffix, help_text, pick, who in TALLY_METRICS:
+        if who in (of, "both"):
+            samples = ((b, v) for b, t in tallies if (v := pick(t)) is not None)
+            yield family(f"{prefix}_{suffix}", "gauge", f"{subject}: {help_text}", samples)
+
+
+def with_zeros(tallies: Mapping[str, Tally], media_types: Iterable[str]) -> dict[str, Tally]:
+    """A queue's tallies plus a zero tally for each media type it serves that had nothing today.
+
+    The aggregates API leaves out empty groups; the live observation says which media a queue serves.
+    """
+    return {media: tallies.get(media, Tally()) for media in {*tallies, *media_types}}
+
+
+def render_queue_tallies(snapshot: Snapshot) -> tuple[str, ...]:
+    queues = snapshot[QUEUES]
+    served = {qid: state.waiting.keys() for qid, state in merged(snapshot[QUEUE_STATES], queues).items()}
+    tallies = [
+        (f'{labels(queue_id=qid, queue_name=queues[qid].name)},media_type="{media}"', tally)
+        for qid, by_media in sorted(merged(snapshot[QUEUE_TALLIES], queues).items())
+        for media, tally in sorted(with_zeros(by_media, served.get(qid, ())).items())
+    ]
+    return tuple(_tally_families("genesys_queue", "Per queue and media type", tallies, "queue"))
+
+
+def render_agent_tallies(snapshot: Snapshot) -> Iterator[str]:
+    """All agents' tally lines, family by family as the page's compressor asks for them: all at once,
+    50,000 agents' families were the exporter's largest transient allocation."""
+    agents = snapshot[AGENTS]
+    blocks = agent_label_blocks(agents)
+    tallies = merged(snapshot[AGENT_TALLIES], agents)
+    rows = [(blocks[uid], tallies[uid]) for uid in sorted(tallies)]
+    return _tally_families("genesys_agent", "Per agent", rows, "agent")
+
+
+PERFORMANCE = Poll(
+    poller="performance",
+    cadence=lambda s: s.performance_interval,
+    priority=1,  # after the live queue data, before the agents' states and the directories
+    run=poll_today,
+    refreshes=(AGENT_TALLIES, QUEUE_TALLIES),
+    # It asks for the agents in scope: members wait for the member list; the users listing takes
+    # minutes at 50,000 agents, so there it goes with the agents found so far.
+    after=lambda s: "directory" if s.agent_scope == "users" else "agent_directory",
+)
+QUEUE_TALLIES_SOURCE = Source(
+    name="queue_tallies",
+    keeps=QUEUE_TALLIES,
+    # Fetched with the agents' (AGENT_TALLIES_SOURCE): one job, listed once, after the state polls.
+    show=Show(
+        segment="queue_tallies",
+        collector="queues",
+        reads=(QUEUES, QUEUE_STATES, QUEUE_TALLIES),
+        families=render_queue_tallies,
+    ),
+)
+AGENT_TALLIES_SOURCE = Source(
+    name="agent_tallies",
+    keeps=AGENT_TALLIES,
+    polls=(PERFORMANCE,),
+    show=Show(
+        segment="agent_tallies",
+        collector="agents",
+        reads=(AGENTS, AGENT_TALLIES),
+        families=render_agent_tallies,
+        paced=True,
+    ),
+)

@@ -1,0 +1,94 @@
+"""What a data source declares: the snapshot data it keeps, the job that fetches it, the part of the page that shows it.
+
+Every kind of data the exporter serves is one module of `exporter.sources` ending in such a
+declaration, and the registry (`exporter.sources.SOURCES`) is the list of them in page order. The
+scheduler's jobs, the store's stale limits, the page's segments and `collect[]` are all derived
+from it, so a new source is one new module and a line in the registry, never a tour of the house.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from exporter.clock import Clock
+from exporter.config import Settings
+from exporter.genesys.client import GenesysClient
+from exporter.gzip_segments import Segment
+from exporter.snapshot import Key, Measurement, Snapshot, Store
+
+if TYPE_CHECKING:  # push polls through the sources' own functions: it is wired in, not imported here
+    from exporter.genesys.notifications import TopicKind
+    from exporter.push.source import PushSource
+
+
+def always(_: Settings) -> bool:
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Wiring:
+    """What a source's job may use; push is None when it is off."""
+
+    settings: Settings
+    client: GenesysClient
+    store: Store
+    clock: Clock
+    push: PushSource | None = None
+
+    def polled(self, kind: TopicKind, ids: Collection[str]) -> list[str]:
+        """The items a poll must ask for: with push on, those no live channel keeps current."""
+        return self.push.polled(kind, ids) if self.push is not None else list(ids)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Poll:
+    """A scheduler job: what it runs, how often and how urgently, after what, and whose stale limit it sets.
+
+    `priority` 0 is served first (live queue data); the planner stretches the highest numbers first.
+    A job's data expires after three of its effective cadences, so the measurements it `refreshes`
+    live as long as its cadence says, stretched or not.
+    """
+
+    poller: str  # the `poller` label of the self-metrics: public, in the README and the dashboards
+    cadence: Callable[[Settings], float]
+    priority: int
+    run: Callable[[Wiring], Awaitable[None]]
+    refreshes: tuple[Measurement[Any], ...] = ()
+    after: str | Callable[[Settings], str] | None = None  # the job whose first success this one waits for
+    wait_at_most: float | None = None  # then it starts with what there is
+    first_priority: int | None = None  # the priority of its first cycle, when that one matters more
+    when: Callable[[Settings], bool] = always
+
+    def waits_for(self, settings: Settings) -> str | None:
+        return self.after(settings) if callable(self.after) else self.after
+
+
+@dataclass(frozen=True, kw_only=True)
+class Show:
+    """A segment of the page: the families of one source, compressed apart from the others.
+
+    `families` is the text (a pure read of the snapshot); `compressor`, for a segment too big to
+    compress whole at every change, makes a builder that keeps what it can between builds and
+    must give the same text. A `paced` segment (the 50,000-agent ones) is rebuilt at most once per
+    few of its own build times, and what it reads is held back meanwhile; the others follow every change.
+    """
+
+    segment: str
+    collector: str  # the `collect[]` name that serves it: public, in the README and the scrape configs
+    reads: tuple[Key, ...]  # rebuilt when one of these is another object than at the last build
+    families: Callable[[Snapshot], Iterable[str]]
+    compressor: Callable[[], Callable[[Snapshot], Segment]] | None = None
+    paced: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Source:
+    """One kind of data: the key it keeps in the snapshot, the jobs that fetch it, the segment that shows it."""
+
+    name: str
+    keeps: Key | None = None
+    polls: tuple[Poll, ...] = ()
+    show: Show | None = None
+    when: Callable[[Settings], bool] = always

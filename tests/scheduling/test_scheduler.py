@@ -1,0 +1,69 @@
+"""The scheduler keeps cadence through failures, says the truth about each job, and honours dependencies."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from exporter.clock import FakeClock
+from exporter.scheduling.scheduler import Job, Scheduler
+from exporter.snapshot import Store
+
+
+async def test_failures_keep_cadence_and_status_tells_the_truth(clock: FakeClock):
+    store = Store(clock)
+    calls: list[float] = []
+    fail = {"now": False}
+
+    async def work() -> None:
+        calls.append(clock.monotonic())
+        await clock.sleep(2)  # a cycle takes 2 s
+        if fail["now"]:
+            raise RuntimeError("boom")
+
+    scheduler = Scheduler(store, clock, [Job("queues", 10, work)], jitter=0)
+    task = asyncio.create_task(scheduler.run())
+    await clock.advance(25)
+    assert calls == [0, 10, 20]  # on the grid, not drifting by the 2 s a cycle takes
+    status = store.status("queues")
+    assert status is not None and status.up is True and status.last_duration == 2
+    assert status.last_success == clock.time() - 3
+    fail["now"] = True
+    await clock.advance(10)
+    status = store.status("queues")
+    assert status is not None
+    assert (status.up, status.consecutive_failures, status.last_error) == (False, 1, "boom")
+    assert status.last_success == clock.time() - 13  # still the last good cycle
+    assert scheduler.ready
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_a_job_waits_for_its_dependency(clock: FakeClock):
+    store = Store(clock)
+    order: list[str] = []
+    directory_ok = {"now": False}
+
+    async def directory() -> None:
+        order.append("directory")
+        if not directory_ok["now"]:
+            raise RuntimeError("403")
+
+    async def queues() -> None:
+        order.append("queues")
+
+    scheduler = Scheduler(
+        store, clock, [Job("directory", 5, directory), Job("queues", 1, queues, after="directory")], jitter=0
+    )
+    task = asyncio.create_task(scheduler.run())
+    await clock.advance(3)
+    assert order == ["directory"] and not scheduler.ready
+    directory_ok["now"] = True
+    await clock.advance(2.5)
+    assert order[:3] == ["directory", "directory", "queues"]
+    assert scheduler.ready
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

@@ -1,0 +1,82 @@
+"""The store: newest data wins, parts expire by age, and a swap wakes whoever waits for one."""
+
+from __future__ import annotations
+
+import asyncio
+
+from exporter.clock import FakeClock
+from exporter.snapshot import PartKey, Store, merged
+from exporter.sources.agent_states import AGENT_STATES, AgentState
+from exporter.sources.queue_directory import QUEUES, Queue
+from exporter.sources.queue_states import QUEUE_STATES, QueueState
+
+
+def state(waiting: int = 1) -> QueueState:
+    return QueueState(
+        waiting={"voice": waiting},
+        interacting={},
+        alerting={},
+        oldest_waiting_seconds={},
+        available_agents=0,
+        agents_by_status={},
+        member_agents=1,
+        joined_agents=1,
+    )
+
+
+def test_parts_merge_newest_first_and_only_in_scope(clock: FakeClock):
+    store = Store(clock, {QUEUE_STATES: 30})
+    store.set(QUEUES, {"a": Queue("a", "A", ""), "b": Queue("b", "B", "")})
+    store.put(QUEUE_STATES, PartKey.polled(0), {"a": state(1), "stranger": state(9)})
+    before = store.snapshot
+    store.put(
+        QUEUE_STATES, PartKey.polled(1), {"a": state(2), "b": state(3)}
+    )  # a batch re-cut after a directory change
+    now = store.snapshot
+    assert merged(now[QUEUE_STATES], now[QUEUES]) == {"a": state(2), "b": state(3)}
+    assert merged(before[QUEUE_STATES], before[QUEUES]) == {"a": state(1)}  # the old value never changed
+    store.set(QUEUES, {"b": Queue("b", "B", "")})
+    assert set(merged(store.snapshot[QUEUE_STATES], store.snapshot[QUEUES])) == {"b"}
+
+
+async def test_expiry_is_by_age_per_part(clock: FakeClock):
+    store = Store(clock, {QUEUE_STATES: 30})
+    store.set(QUEUES, {"a": Queue("a", "A", ""), "b": Queue("b", "B", "")})
+    store.put(QUEUE_STATES, PartKey.polled(0), {"a": state()})
+    await clock.advance(10)
+    store.put(QUEUE_STATES, PartKey.polled(1), {"b": state()})
+    await clock.advance(20)
+    before = store.snapshot
+    assert store.expire() is False and store.snapshot is before  # nothing old: no new snapshot
+    await clock.advance(0.5)
+    assert store.expire() is True
+    assert merged(store.snapshot[QUEUE_STATES], store.snapshot[QUEUES]) == {"b": state()}
+    await clock.advance(10)
+    assert store.expire() is True
+    assert store.snapshot[QUEUE_STATES] == {}
+
+
+async def test_wait_changed_wakes_on_a_swap(clock: FakeClock):
+    store = Store(clock, {QUEUE_STATES: 30})
+    waiter = asyncio.create_task(store.wait_changed(store.snapshot.version))
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    store.set(QUEUES, {"a": Queue("a", "A", "")})
+    assert await asyncio.wait_for(waiter, 1) == store.snapshot.version
+
+
+async def test_a_part_newer_parts_cover_whole_is_dropped_one_they_do_not_is_kept(clock):
+    store = Store(clock)
+    state = AgentState("idle", "on_queue", 1.0)
+    listing = [PartKey("listing", (0,)), PartKey("listing", (1,))]
+    polled = PartKey.polled(0)
+    store.put(AGENT_STATES, listing[0], {"a": state, "b": state})
+    store.put(AGENT_STATES, listing[1], {"c": state, "d": state})
+    await clock.advance(1)
+    store.put(AGENT_STATES, polled, {"a": state, "b": state, "c": state})  # covers listing 0 whole, listing 1 not
+    store.expire()
+    assert set(store.snapshot[AGENT_STATES]) == {*listing, polled}  # checked every 10 s only
+    await clock.advance(10)
+    store.expire()
+    assert set(store.snapshot[AGENT_STATES]) == {listing[1], polled}
+    assert merged(store.snapshot[AGENT_STATES], {"a": 1, "b": 1, "c": 1, "d": 1}).keys() == {"a", "b", "c", "d"}
