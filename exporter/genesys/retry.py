@@ -105,7 +105,8 @@ class Then(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
-    """A jittered exponential wait before the request's `retry`-th retry, drawn when it is waited."""
+    """A jittered exponential wait before the request's `retry`-th retry: drawn only when it is waited,
+    so `decide` stays pure and its decisions compare equal."""
 
     retry: int
 
@@ -133,6 +134,9 @@ class SetAside:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
+    """The next step and what comes with it, as data: the client carries it out, so the rules are
+    tested without a request."""
+
     then: Then
     wait: float | Backoff | None = None  # this request's own wait before a retry; None: none at all
     pause: Pause | None = None
@@ -140,7 +144,7 @@ class Decision:
 
 
 def decide(outcome: Outcome, client: str, state: RequestState) -> Decision:
-    """What to do after `client` gave `outcome` to a request in `state`."""
+    """What follows `outcome` from `client` for a request in `state`; no I/O, no clock, no randomness."""
     match outcome:
         case NoAnswer():
             if state.retries >= state.max_retries:
