@@ -1,4 +1,5 @@
-"""OAuth client credentials (brief §1): one token at a time, renewed before it runs out.
+"""OAuth client credentials (https://developer.genesys.cloud/authorization/platform-auth/use-client-credentials):
+one token at a time, renewed before it runs out.
 
 The grant issues no refresh token, so a new token is simply requested: after 90 % of `expires_in`
 has passed, or when the API answers 401. However many requests wait at that moment, one token
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import random
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ from pydantic import SecretStr
 from exporter.clock import Clock
 from exporter.genesys.endpoints import OAUTH_TOKEN
 from exporter.genesys.errors import CredentialsRejected, GenesysError, ServerError, TransportError
+from exporter.genesys.retry import backoff
 
 log = structlog.get_logger(__name__)
 
@@ -91,7 +93,7 @@ class TokenProvider:
             except (ServerError, TransportError) as error:
                 if attempt == TOKEN_ATTEMPTS:
                     raise
-                wait = random.uniform(0, 2**attempt)
+                wait = backoff(attempt, cap=math.inf, least=0.0)  # full jitter; three attempts need no cap
                 log.warning("token request failed, retrying", attempt=attempt, wait_s=round(wait, 2), error=str(error))
                 await self._clock.sleep(wait)
 

@@ -1,16 +1,14 @@
 """The one way the exporter talks to the Genesys Cloud API.
 
-Every request: a valid token, a place in a budget, one `aiohttp` session, and the rules of
-brief §3-4. With several OAuth clients of the org, each has its own token and budget (a `Lane`),
-and each request goes to the one its `BudgetGroup` picks: where it starts soonest, away from a
-client that failed (`exporter.scheduling.group`). A notification channel is the client's own: a
-`per_client` endpoint is pinned to the client the caller names (`as_client=`, its label), and a
-failure there stays that client's (it is never retried on another, whose token cannot see the channel).
+Every request: a valid token, a place in a budget, one `aiohttp` session, and the retry rules of
+`exporter.genesys.retry` (https://developer.genesys.cloud/platform/api/rate-limits). With several
+OAuth clients of the org, each has its own token and budget (a `Lane`), and each request goes to the
+one its `BudgetGroup` picks: where it starts soonest, away from a client that failed
+(`exporter.scheduling.group`). A notification channel is the client's own: a `per_client` endpoint
+is pinned to the client the caller names (`as_client=`, its label), and a failure there stays that
+client's (it is never retried on another, whose token cannot see the channel).
 
-429/502/503/504 and lost connections are retried (our requests are idempotent reads) on
-`Retry-After` or a jittered exponential backoff; a Retry-After over 180 s is a daily cap and is
-not waited out; 4xx are never retried; a 401 gets one new token and one replay. Each response
-counts in `stats` (by client) and feeds its client's budget the rate-limit headers.
+Each response counts in `stats` (by client) and feeds its client's budget the rate-limit headers.
 """
 
 from __future__ import annotations
@@ -19,10 +17,8 @@ import asyncio
 import collections
 import functools
 import json
-import random
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
@@ -37,12 +33,17 @@ from exporter.clock import Clock
 from exporter.config import OAuthClient
 from exporter.genesys.auth import TokenProvider
 from exporter.genesys.endpoints import Endpoint
-from exporter.genesys.errors import (
-    DAILY_CAP_SECONDS,
-    GenesysError,
-    MalformedResponse,
-    TransportError,
-    error_from_response,
+from exporter.genesys.errors import GenesysError, MalformedResponse, TransportError, error_from_response
+from exporter.genesys.retry import (
+    Answer,
+    Backoff,
+    Decision,
+    LoginFailed,
+    NoAnswer,
+    RequestState,
+    Then,
+    decide,
+    retry_after_seconds,
 )
 from exporter.scheduling.budget import RateBudget, current_caller
 from exporter.scheduling.group import BudgetGroup
@@ -53,9 +54,6 @@ Params = Mapping[str, str | int | Sequence[str]]
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 Shape = type[T] | msgspec.json.Decoder[T]  # a model, or a decoder of structs (the large aggregate answers)
-RETRYABLE = frozenset({429, 502, 503, 504})
-DEFAULT_RETRY_AFTER = 3.0  # what the official SDKs wait on a 429 without Retry-After
-MAX_BACKOFF = 30.0
 NOT_JSON = "response is not JSON"
 MAX_PAGES = 10_000  # a guard against a nextUri that never ends
 
@@ -84,25 +82,6 @@ class Lane:
     label: str
     tokens: TokenProvider
     budget: RateBudget
-
-
-def retry_after_seconds(value: str | None, now: float) -> float | None:
-    """`Retry-After` as seconds: whole seconds per Genesys, or an HTTP date per RFC 9110."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
-    except (TypeError, ValueError):
-        return None
-
-
-def backoff(attempt: int) -> float:
-    """Jittered exponential: ~1, 2, 4 ... s, never zero, at most 30 s."""
-    return random.uniform(0.5, 1.0) * min(MAX_BACKOFF, 2.0**attempt)
 
 
 def _query(params: Params | None) -> list[tuple[str, str]]:
@@ -326,20 +305,18 @@ class GenesysClient:
     async def _send(
         self, endpoint: Endpoint, url: str, query: list[tuple[str, str]], body: Any, pinned: str | None = None
     ) -> tuple[bytes, str | None]:
-        """The body of a 2xx answer and its `inin-correlation-id`, after the retry rules.
+        """The body of a 2xx answer and its `inin-correlation-id`, after the retry rules (`retry.decide`).
 
-        Each attempt goes to the client the group picks. A client that fails this request for good
-        (its login refused, a 401 with a new token, a daily cap) is set aside and the request goes
-        to another, without counting as a retry; with none left, the error is raised as it came. A
-        request `pinned` to a client stays on it: it is set aside all the same, and the error raised.
+        Each attempt goes to the client the group picks, or the one the request is `pinned` to; what
+        follows each outcome is `decide`'s, and this only carries it out.
         """
-        attempt = 0
-        renewed: set[str] = set()  # clients whose token this request has renewed after a 401
-        failed: set[str] = set()  # clients that failed it for good
+        state = RequestState(self.labels, self._max_retries, pinned=pinned is not None)
         while True:
-            lane = self._lanes[pinned] if pinned is not None else self._lane(failed)
-            token = await self._token(lane, failed, pinned)
-            if token is None:
+            lane = self._lanes[pinned] if pinned is not None else self._lane(state.failed)
+            try:
+                token = await lane.tokens.token()
+            except GenesysError as error:
+                state = self._login_failed(lane, state, error)
                 continue
             async with lane.budget.slot():
                 try:
@@ -355,77 +332,76 @@ class GenesysClient:
                 except (aiohttp.ClientError, OSError, TimeoutError) as error:
                     self.stats.count(endpoint.name, "error", lane.label)
                     reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-                    if attempt >= self._max_retries:
+                    decision = decide(NoAnswer(), lane.label, state)
+                    if decision.then is Then.RAISE:
                         raise TransportError(endpoint.name, f"no answer from Genesys ({reason})") from None
-                    attempt += 1
-                    await self._wait(endpoint, backoff(attempt), reason=reason, attempt=attempt)
+                    state = state.retried()
+                    await self._wait(endpoint, decision.wait, reason=reason, attempt=state.retries)
                     continue
             self.stats.count(endpoint.name, str(status), lane.label)
             lane.budget.observe(headers)
             context_id = headers.get("inin-correlation-id")
-            if 200 <= status < 300:
-                self.budget.succeeded(lane.label)
-                return raw, context_id
-            payload = _json_or_none(raw)
-            if status == 401 and lane.label not in renewed:
-                renewed.add(lane.label)
-                await self._token(lane, failed, pinned, rejected=token)
-                continue  # the replay, on this client's new token or, if its login failed, another client
             retry_after = retry_after_seconds(headers.get("Retry-After"), self._clock.time())
-            if status == 401 and self._elsewhere(lane, failed, pinned, "HTTP 401 with a new token"):
-                continue
-            if status == 429:
-                wait = DEFAULT_RETRY_AFTER if retry_after is None else retry_after
-                self.budget.rate_limited(lane.label, min(wait, DAILY_CAP_SECONDS))  # its requests wait, this one too
+            decision = decide(Answer(status, retry_after), lane.label, state)
+            if decision.pause is not None:
+                self.budget.rate_limited(lane.label, decision.pause.seconds)  # its requests wait, this one too
                 log.warning(
                     "rate limited by Genesys",
                     endpoint=endpoint.name,
                     client=lane.label,
-                    retry_after_s=wait,
+                    retry_after_s=decision.pause.retry_after,
                     allowed=headers.get("inin-ratelimit-allowed"),
                     context_id=context_id,
                 )
-                if wait > DAILY_CAP_SECONDS and self._elsewhere(lane, failed, pinned, "daily cap", at_least=wait):
-                    continue
-                if wait <= DAILY_CAP_SECONDS and attempt < self._max_retries:
-                    attempt += 1
-                    continue  # to the client that starts it soonest: this one's slot() holds it until the pause ends
-            elif status in RETRYABLE and attempt < self._max_retries:
-                attempt += 1
-                wait = retry_after if retry_after is not None else backoff(attempt)
-                await self._wait(endpoint, wait, reason=f"HTTP {status}", attempt=attempt, context_id=context_id)
-                continue
-            raise error_from_response(endpoint, status, payload, context_id, retry_after)
+            state = self._set_aside(lane, state, decision)
+            match decision.then:
+                case Then.DELIVER:
+                    self.budget.succeeded(lane.label)
+                    return raw, context_id
+                case Then.RENEW:  # the replay goes on this client's new token or, if its login failed, another client
+                    state = state.renewed_by(lane.label)
+                    try:
+                        await lane.tokens.renew(token)
+                    except GenesysError as error:
+                        state = self._login_failed(lane, state, error)
+                case Then.RETRY:
+                    state = state.retried()
+                    why = {"reason": f"HTTP {status}", "attempt": state.retries, "context_id": context_id}
+                    await self._wait(endpoint, decision.wait, **why)
+                case Then.ELSEWHERE:
+                    pass  # the client is set aside: the next attempt goes to another
+                case Then.RAISE:
+                    raise error_from_response(endpoint, status, _json_or_none(raw), context_id, retry_after)
 
-    async def _token(self, lane: Lane, failed: set[str], pinned: str | None, rejected: str | None = None) -> str | None:
-        """The client's token (a new one after a 401 to `rejected`); None when its login failed and
-        another client can take the request, which the client is set aside for."""
-        try:
-            return await (lane.tokens.token() if rejected is None else lane.tokens.renew(rejected))
-        except GenesysError as error:
-            if self._elsewhere(lane, failed, pinned, f"login failed: {error}"):
-                return None
-            raise
+    def _login_failed(self, lane: Lane, state: RequestState, error: GenesysError) -> RequestState:
+        """The state once the client that got no token is set aside; the login's error when no other
+        client can take the request."""
+        decision = decide(LoginFailed(str(error)), lane.label, state)
+        state = self._set_aside(lane, state, decision)
+        if decision.then is Then.RAISE:
+            raise error
+        return state
+
+    def _set_aside(self, lane: Lane, state: RequestState, decision: Decision) -> RequestState:
+        """The client set aside if it failed the request for good (pinned or not: its other requests
+        go to the other clients)."""
+        if decision.aside is None:
+            return state
+        self.budget.set_aside(lane.label, decision.aside.reason, decision.aside.at_least)
+        return state.failed_by(lane.label)
 
     def _lane(self, failed: Collection[str]) -> Lane:
-        """The client for the next attempt of a request not pinned: the group's pick (the request
-        gives up when none is left: `_elsewhere`)."""
+        """The client for the next attempt of a request not pinned: the group's pick (`decide` gives
+        the request up before none is left)."""
         label = self.budget.choose(current_caller.get(), exclude=failed)
         assert label is not None
         return self._lanes[label]
 
-    def _elsewhere(
-        self, lane: Lane, failed: set[str], pinned: str | None, reason: str, *, at_least: float = 0.0
-    ) -> bool:
-        """Set the client aside after it failed this request; whether another client can take it
-        (never for a pinned request)."""
-        self.budget.set_aside(lane.label, reason, at_least)
-        failed.add(lane.label)
-        if pinned is not None:
-            return False
-        return self.budget.choose(current_caller.get(), exclude=failed) is not None
-
-    async def _wait(self, endpoint: Endpoint, seconds: float, **why: Any) -> None:
+    async def _wait(self, endpoint: Endpoint, wait: float | Backoff | None, **why: Any) -> None:
+        """A retry's own wait; a 429's retry has none, its client's paused budget holds it instead."""
+        if wait is None:
+            return
+        seconds = wait.seconds() if isinstance(wait, Backoff) else wait
         log.warning("request failed, retrying", endpoint=endpoint.name, wait_s=round(seconds, 2), **why)
         await self._clock.sleep(seconds)
 

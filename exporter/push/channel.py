@@ -46,6 +46,7 @@ from exporter.genesys.notifications import (
     subscribe,
     topic_for,
 )
+from exporter.genesys.retry import backoff
 from exporter.push.conflict import Conflicts
 from exporter.push.plan import Item
 from exporter.push.state import PushedData
@@ -165,7 +166,7 @@ class ChannelSlot:
             except (GenesysError, ValidationError) as error:
                 failures += 1
                 self._reconnects["open_failed"] += 1
-                wait = min(MAX_BACKOFF_SECONDS, 2.0**failures) * random.uniform(0.5, 1.0)
+                wait = backoff(failures, cap=MAX_BACKOFF_SECONDS)
                 self._log.warning("notification channel not opened", error=str(error), retry_in_s=wait)
                 await self._clock.sleep(wait)
                 continue
