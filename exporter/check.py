@@ -37,6 +37,7 @@ from exporter.genesys.notifications import (
     topic_for,
 )
 from exporter.genesys.queries import aggregate_query, queue_observation_query
+from exporter.sources.agent_states import STATE_EXPAND
 from exporter.sources.performance import iso_interval
 
 TOPIC_PURPOSE: dict[TopicKind, str] = {
@@ -77,7 +78,7 @@ async def run_checks(client: GenesysClient, *, agent_scope: str = "members", pus
         first("queue", await client.get(ROUTING_QUEUES, params={"pageSize": 1}))
 
     async def list_users() -> None:
-        params: dict[str, str | int] = {"pageSize": 1, "state": "active", "expand": "routingStatus,presence"}
+        params: dict[str, str | int] = {"pageSize": 1, "state": "active", "expand": STATE_EXPAND}
         first("user", await client.get(USERS, params=params))
 
     def needs(name: str) -> str:

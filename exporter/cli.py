@@ -19,7 +19,7 @@ import structlog
 
 from exporter import __version__, logs
 from exporter.config import DEFAULT_PORT, ConfigError, ListenAddress, Settings, load_settings, parse_listen
-from exporter.process import settle_heap_when_ready, tune_process
+from exporter.process import freeze_heap_when_ready, tune_process
 from exporter.simulator.faults import Fault, parse_fault
 
 if TYPE_CHECKING:
@@ -231,12 +231,12 @@ async def _until_stopped() -> None:
 
 
 async def _serve_until_stopped(exporter: Exporter) -> None:
-    """Until SIGTERM or SIGINT; once the exporter is ready the heap is settled (`settle_heap`)."""
-    settling = asyncio.create_task(settle_heap_when_ready(exporter.store, lambda: exporter.page.ready))
+    """Until SIGTERM or SIGINT; once the exporter is ready the heap is frozen (`freeze_heap`)."""
+    freezing = asyncio.create_task(freeze_heap_when_ready(exporter.store, lambda: exporter.page.ready))
     try:
         await _until_stopped()
     finally:
-        settling.cancel()
+        freezing.cancel()
 
 
 async def _run(settings: Settings) -> int:

@@ -1,7 +1,7 @@
 """One gzip stream made of segments compressed on their own, so one can change without the others.
 
-At 50,000 agents the agent families are 50 MB of text and take a third of a second to compress;
-the queue families are a few MB and change every few seconds. Compressed as separate raw deflate
+A large org's agent families are tens of MB of text, slow to compress; the queue families are a
+few MB and change every few seconds. Compressed as separate raw deflate
 runs, each ended on a byte boundary by a sync flush and never referring back to another, the
 segments concatenate into one valid deflate stream (as pigz does); the gzip trailer's CRC-32 is
 combined from the segments' CRCs and lengths, so no segment's text is needed again. Clients see
@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-LEVEL = 1  # the page is mostly repeated label text: level 1 gets ~4x at a fraction of the CPU of 6
+LEVEL = 1  # the page is mostly repeated label text: level 1 compresses it well at a fraction of 6's CPU
 _HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # gzip magic, deflate, no flags, no mtime, unknown OS
 _LAST_BLOCK = zlib.compressobj(LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS).flush()  # an empty final block
 

@@ -100,8 +100,8 @@ PACED_SPACING = 3  # a paced segment waits this many times its last build betwee
 class Pacing:
     """When each paced segment may be rebuilt, and so when the data it reads may move on.
 
-    A paced segment takes up to a second to build at 50,000 agents; rebuilt at most once per three
-    of its own build times, each holds the render thread a quarter of the time at most. Each is
+    A paced segment of a large org takes long to build; rebuilt at most once per three of its own
+    build times, each holds the render thread a quarter of the time at most. Each is
     spaced by its own build time, so a slow segment (the tallies) never holds back a quick one (the
     states). Times are `time.perf_counter()` seconds: this paces CPU work, not the schedule.
     """

@@ -29,19 +29,17 @@ def tune_process() -> None:
     GIL's switch interval."""
     tune_gc()
     tune_malloc()
-    # The event loop wakes for every socket that drains (a 14 MB scrape, 800 notifications a second)
-    # and each time waits for the GIL while the render thread builds agent text; Python makes that
-    # thread let go after the switch interval, 5 ms by default: 1 ms keeps a wake within 1 ms.
+    # The event loop wakes for every socket that drains and each time waits for the GIL while the
+    # render thread builds agent text; that thread lets go after the switch interval (5 ms by default).
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
 
 
 def tune_gc() -> None:
     """Collect the young generation every 50,000 allocations instead of every 700."""
-    # At 50,000 agents the heap holds millions of objects and the pollers replace tens of
-    # thousands a minute: with Python's default thresholds (700, 10, 10) the bench saw 145 full
-    # collections in 4 minutes, up to 396 ms each, every one stalling scrapes. Collecting the
-    # young generation every 50,000 allocations instead makes full passes rare; nothing here
-    # relies on prompt cycle collection (the snapshot's data is acyclic and freed by refcount).
+    # A large org's heap holds millions of objects and the sources replace tens of thousands a
+    # minute: with the default thresholds full passes come often, each one stalling the loop.
+    # Nothing here relies on prompt cycle collection (the snapshot's data is acyclic and freed by
+    # reference counting).
     gc.set_threshold(*GC_THRESHOLDS)
     if freeze_after_full_pass not in gc.callbacks:
         gc.callbacks.append(freeze_after_full_pass)
@@ -52,10 +50,10 @@ def freeze_after_full_pass(phase: str, info: Mapping[str, int]) -> None:
     """What survived a full collection is set aside (`gc.freeze`): later full passes scan only the
     objects made since, not the whole heap again.
 
-    At 50,000 agents the heap holds millions of long-lived objects, and a full pass over them took
-    199-233 ms, stalling the event loop and the scrapes in flight (scrape p99 143-262 ms in the
-    bench). The first pass still scans all that start-up built (`settle_heap` takes it when the
-    exporter is ready); each one after it scans only what is new since. Frozen objects are freed by
+    A large org's heap holds millions of long-lived objects, and a full pass over them stalls the
+    event loop and the scrapes in flight. The first pass still scans all that start-up built
+    (`freeze_heap` takes it when the exporter is ready); each one after it scans only what is new
+    since. Frozen objects are freed by
     reference counting as ever; only a reference cycle among objects that had already survived a
     full pass would now outlive its use, and the snapshot's data, nearly all of the heap, is acyclic.
     """
@@ -63,18 +61,18 @@ def freeze_after_full_pass(phase: str, info: Mapping[str, int]) -> None:
         gc.freeze()
 
 
-async def settle_heap_when_ready(store: Store, ready: Callable[[], bool]) -> None:
-    """Once the exporter is ready, one full collection and a freeze (`settle_heap`)."""
+async def freeze_heap_when_ready(store: Store, ready: Callable[[], bool]) -> None:
+    """Once the exporter is ready, one full collection and a freeze (`freeze_heap`)."""
     while not ready():
         await store.wait_changed(store.snapshot.version)
-    settle_heap()
+    freeze_heap()
 
 
-def settle_heap() -> None:
+def freeze_heap() -> None:
     """Collect every generation once and freeze what survives: the start-up's heap (the directories,
-    every agent's first state) is long-lived, and the first full pass over it, left to chance, came
-    in the middle of the bench's measured window twice (199 and 233 ms, scrape p99 143-178 ms).
-    Taken when the exporter becomes ready, it costs that once, at start-up."""
+    every agent's first state) is long-lived, and the first full pass over it, left to chance, would
+    stall the scrapes at a random moment later. Taken when the exporter becomes ready, it is paid at
+    start-up."""
     gc.collect()
     gc.freeze()
 
@@ -82,13 +80,12 @@ def settle_heap() -> None:
 def tune_malloc() -> bool:
     """Blocks of 1 MiB and more mapped on their own, and two malloc arenas; False where glibc is not.
 
-    At 50,000 agents the page's families are megabytes of text made and freed every few seconds.
-    glibc raises its mmap threshold to the largest block freed (up to 32 MiB), so after the first
-    such free those blocks came from the heap and left it fragmented; and the render thread got an
-    arena of its own. A fixed 1 MiB threshold returns every big block to the system when freed, and
-    two arenas keep one thread's garbage from holding pages of its own: resident memory at 50,000
-    agents fell by 40 MiB in steady state and 35 MiB at its peak. Values an operator set in the
-    environment are left as they are.
+    A large org's page is megabytes of text made and freed every few seconds. glibc raises its mmap
+    threshold to the largest block freed, so after the first such free those blocks come from the
+    heap and leave it fragmented, and the render thread gets an arena of its own. A fixed threshold
+    returns every big block to the system when freed, and two arenas keep one thread's garbage from
+    holding pages of its own (the README's measured tables have what it saves). Values an operator
+    set in the environment are left as they are.
     """
     if any(name in os.environ for name in MALLOC_VARIABLES):
         return False

@@ -3,8 +3,7 @@
 Every handler reads values that already exist (the cached page, the snapshot); none of them can
 cause an API call, however many scrapers come and however often. The server runs on a thread and
 event loop of its own (`ServingThread`): the exporter's loop folds answers and events hundreds of
-times a second, and a scrape that waited its turn there waited out every such stall (scrape p99
-118-135 ms at 50,000 agents, where the writes themselves took 20 ms). What the handlers read is
+times a second, and a scrape served there would wait out every such stall. What the handlers read is
 immutable or swapped whole (the page's pieces, the snapshot); what is not (push's telemetry, for
 the landing page) is read on the exporter's loop. `/metrics?collect[]=NAME` (as
 node_exporter and mysqld_exporter take it) serves only the named collectors' part of the page, so
@@ -26,6 +25,7 @@ from typing import TypeVar
 from aiohttp import web
 
 from exporter import __version__
+from exporter.genesys.notifications import TOPIC_KINDS
 from exporter.page import MetricsPage
 from exporter.push.telemetry import PushTelemetry
 from exporter.snapshot import Store, merged
@@ -36,10 +36,10 @@ from exporter.webconfig import BasicAuth
 T = TypeVar("T")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 MAX_REQUEST_BYTES = 64 * 1024  # nothing we serve takes a body
-# A 14 MB page handed to the socket whole is copied into its send buffer, once per scraper; written
-# a slice at a time, each waiting for the socket to drain, a scrape holds at most a slice. Each drain
-# is a wake of the event loop, which waits for the GIL while the render thread holds it: a slice of
-# 1 MiB is 15 wakes a page, where 256 KiB slices and the page's ~100 pieces made about 120.
+# A page handed to the socket whole is copied into its send buffer, once per scraper; written a
+# slice at a time, each waiting for the socket to drain, a scrape holds at most a slice. Each drain
+# is a wake of the event loop, which waits for the GIL while the render thread holds it: slices of
+# 1 MiB keep the wakes few.
 WRITE_BYTES = 1024 * 1024
 
 
@@ -218,7 +218,7 @@ def push_section(push: PushTelemetry | None, now: float) -> str:
         f"<tr><td>{kind}</td><td>{push.items.get((kind, 'push'), 0)}</td><td>{push.items.get((kind, 'poll'), 0)}</td>"
         f"<td>{push.topics.get((kind, 'pending'), 0)}</td><td>{push.topics.get((kind, 'rejected'), 0)}</td>"
         f"<td>{push.events.get(kind, 0)}</td></tr>"
-        for kind in ("queues", "agents")
+        for kind in TOPIC_KINDS
     )
     reconnects = ", ".join(f"{html.escape(r)} {n}" for r, n in sorted(push.reconnects.items())) or "none"
     clients = "".join(

@@ -1,8 +1,8 @@
 """The Genesys Cloud endpoints the exporter calls, with the permission each one needs.
 
-One table serves three purposes: the `endpoint` label of `genesys_exporter_api_requests_total`
+Each row serves three purposes: the `endpoint` label of `genesys_exporter_api_requests_total`
 (bounded: one value per row, never a raw path), the 403 message that names the missing
-permission, and `genesys-exporter check`, which walks the table.
+permission, and the line `genesys-exporter check` prints for it.
 """
 
 from __future__ import annotations
@@ -46,13 +46,6 @@ QUEUE_MEMBERS = Endpoint(
     "the agents of each queue",
 )
 USERS = Endpoint("users", "GET", "/api/v2/users", (), "agent names and live state")
-ROUTING_ACTIVITY = Endpoint(
-    "routing_activity",
-    "POST",
-    "/api/v2/analytics/routing/activity/query",
-    ("analytics:queueObservation:view",),
-    "live agent routing status",
-)
 CONVERSATION_AGGREGATES = Endpoint(
     "conversation_aggregates",
     "POST",
@@ -61,7 +54,8 @@ CONVERSATION_AGGREGATES = Endpoint(
     "today's handled interactions and handle time",
 )
 
-# Notifications (brief §5): channel calls need no permission; each topic kind may (read from Rejected).
+# Notifications (https://developer.genesys.cloud/notificationsalerts/notifications/): channel calls need
+# no permission; each topic kind may (read from Rejected).
 NOTIFICATION_CHANNELS = Endpoint(
     "notification_channels",
     "POST",
@@ -85,13 +79,4 @@ NOTIFICATION_SUBSCRIPTIONS = Endpoint(
     (),
     "push notifications (topic subscriptions)",
     per_client=True,
-)
-
-ALL: tuple[Endpoint, ...] = (
-    ROUTING_QUEUES,
-    QUEUE_OBSERVATIONS,
-    QUEUE_MEMBERS,
-    USERS,
-    ROUTING_ACTIVITY,
-    CONVERSATION_AGGREGATES,
 )

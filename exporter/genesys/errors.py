@@ -1,4 +1,6 @@
-"""Typed errors from Genesys Cloud, each worded for the operator who reads the log (brief §4).
+"""Typed errors from Genesys Cloud, each worded for the operator who reads the log.
+
+The error body and codes: https://developer.genesys.cloud/platform/api/rest-api-errors
 
 Every error carries the HTTP status, the Genesys `code`, its message and the `contextId` that
 Genesys support asks for. They are built from response bodies and endpoint names only, never from

@@ -1,7 +1,8 @@
 """The Genesys Cloud Notifications API: channels, topic subscriptions, and the socket that carries events.
 
 A channel is opened with a REST call and read over one WebSocket at its `connectUri`; topics are
-subscribed to it with REST calls that take budget like any request (brief §5). The channel id is a
+subscribed to it with REST calls that take budget like any request
+(https://developer.genesys.cloud/notificationsalerts/notifications/). The channel id is a
 capability (whoever holds it can read the stream), so it is registered for redaction the moment it
 is known and is never logged, shown or exported: callers name a channel by its place in their pool.
 
@@ -19,7 +20,7 @@ import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import aiohttp
 import structlog
@@ -33,12 +34,15 @@ from exporter.genesys.models import Group, MetricRow, PresencePart, RoutingStatu
 
 log = structlog.get_logger(__name__)
 
-MAX_TOPICS_PER_CHANNEL = 1_000  # more is a 400 (brief §5)
+MAX_TOPICS_PER_CHANNEL = (
+    1_000  # more is a 400 (https://developer.genesys.cloud/forum/t/notifications-service-limits-concepts/10312)
+)
 MAX_CHANNELS_PER_CLIENT = 20  # a 21st evicts the least recently used channel
 HEARTBEAT_TOPIC = "channel.metadata"
 CLOSING_TOPIC = "v2.system.socket_closing"
 
 TopicKind = Literal["queues", "agents"]
+TOPIC_KINDS: tuple[TopicKind, ...] = get_args(TopicKind)  # queues first: the order topic capacity goes in
 _TOPIC_SHAPES: dict[TopicKind, tuple[str, str]] = {
     "queues": ("v2.analytics.queues.", ".observations"),
     "agents": ("v2.users.", ".activity"),

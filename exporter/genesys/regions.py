@@ -1,4 +1,4 @@
-"""Genesys Cloud regions and their hosts (brief §1; the SDKs' region host tables).
+"""Genesys Cloud regions and their hosts (https://developer.genesys.cloud/platform/api/ ; the SDKs' region host tables).
 
 A region is named `eu_west_1`, `eu-west-1` or by its domain (`mypurecloud.ie`, or `api.` +
 domain); the API host is `api.<domain>` and the login host `login.<domain>`.

@@ -32,6 +32,7 @@ from exporter.clock import Clock
 from exporter.genesys.client import GenesysClient
 from exporter.genesys.errors import GenesysError
 from exporter.genesys.notifications import (
+    TOPIC_KINDS,
     AgentActivity,
     Channel,
     ChannelSocket,
@@ -56,8 +57,8 @@ from exporter.tasks import first_of
 log = structlog.get_logger(__name__)
 
 # Channel and subscription calls, and the queues' reconciliation poll, go with the live queue data:
-# until they are done the queues are polled (150 requests a minute at 2,000 queues), and behind a
-# 2,000-queue member listing at start-up they waited minutes.
+# until they are done the queues are polled, and behind a long member listing at start-up they
+# would wait minutes.
 SETUP = Caller("push_setup", priority=0)
 
 RENEW_BEFORE_SECONDS = 3600.0  # a channel lives 24 h: a new one is opened an hour before
@@ -180,9 +181,9 @@ class ChannelSlot:
         """The socket is gone: the pollers take the items at once; the gap is repaired after the reconnect."""
         self.report.connected = False
         self._data.set_live(self.index, False)
-        self._data.unsettle(self.index)
+        self._data.mark_gap(self.index)
         self._reconnects[reason] += 1
-        for kind in ("queues", "agents"):
+        for kind in TOPIC_KINDS:
             ids = self._data.items_of(self.index, kind)
             if ids:
                 self._fallback(kind, ids)
@@ -250,7 +251,7 @@ class ChannelSlot:
 
     async def _follow(self, generation: _Generation) -> str:
         """Run the slot on its channel until the socket is lost; returns why. Handovers happen in here."""
-        await self._settle(generation)
+        await self._reconcile_pending(generation)
         while True:
             renew_at = generation.channel.expires_at()
             wait_for = None if renew_at is None else max(0.0, renew_at - RENEW_BEFORE_SECONDS - self._clock.time())
@@ -279,11 +280,11 @@ class ChannelSlot:
                 return notice.reason
             generation = await self._hand_over(generation, why)
 
-    async def _settle(self, generation: _Generation) -> None:
+    async def _reconcile_pending(self, generation: _Generation) -> None:
         """Poll the pending items once: from then on their events alone keep them current."""
         self._data.set_live(self.index, True)
         pending = self._data.pending(self.index)
-        for kind in ("queues", "agents"):
+        for kind in TOPIC_KINDS:
             ids = [item for k, item in pending if k == kind]
             if ids:
                 try:
@@ -292,7 +293,7 @@ class ChannelSlot:
                 except Exception as error:  # left pending: the pollers keep them; the next change retries
                     self._log.warning("reconciliation poll failed", kind=kind, error=str(error))
                     continue
-                self._data.settle((kind, item) for item in ids)
+                self._data.reconciled((kind, item) for item in ids)
 
     async def _resubscribe(self, generation: _Generation) -> None:
         try:
@@ -302,7 +303,7 @@ class ChannelSlot:
             self._log.warning("re-subscription failed; keeping the current topics", error=str(error))
             return
         self._data.assign(self.index, items)
-        await self._settle(generation)
+        await self._reconcile_pending(generation)
 
     async def _hand_over(self, old: _Generation, why: str) -> _Generation:
         """Open the next channel before letting the old one go: no gap, no reconciliation needed."""

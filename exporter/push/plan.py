@@ -19,9 +19,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from exporter.genesys.notifications import MAX_CHANNELS_PER_CLIENT, MAX_TOPICS_PER_CHANNEL, TopicKind
-
-KINDS: tuple[TopicKind, ...] = ("queues", "agents")  # the order capacity is handed out in
+from exporter.genesys.notifications import MAX_CHANNELS_PER_CLIENT, MAX_TOPICS_PER_CHANNEL, TOPIC_KINDS, TopicKind
 
 Item = tuple[TopicKind, str]
 
@@ -33,10 +31,6 @@ class TopicPlan:
 
     def pushed(self, kind: TopicKind) -> frozenset[str]:
         return frozenset(item for slot in self.channels for k, item in slot if k == kind)
-
-    @property
-    def capacity(self) -> int:
-        return len(self.channels) * MAX_TOPICS_PER_CHANNEL
 
 
 def position(slot: int, clients: int) -> int:
@@ -78,7 +72,7 @@ def plan_topics(
     refused = refused or {}
     polled_anyway = refused_everywhere(refused, clients)
     wanted: list[Item] = []
-    for kind in KINDS:
+    for kind in TOPIC_KINDS:
         wanted.extend((kind, item) for item in sorted(scope.get(kind, ())) if (kind, item) not in polled_anyway)
     previous_slots = previous.channels if previous else ()
     before = {item: index for index, slot in enumerate(previous_slots) for item in slot}
@@ -100,7 +94,9 @@ def plan_topics(
             newcomers.append(item)
     _place(newcomers, slots, per_channel, refused, clients)
     placed = {item for slot in slots for item in slot}
-    polled = {kind: frozenset(item for item in scope.get(kind, ()) if (kind, item) not in placed) for kind in KINDS}
+    polled = {
+        kind: frozenset(item for item in scope.get(kind, ()) if (kind, item) not in placed) for kind in TOPIC_KINDS
+    }
     while slots and not slots[-1]:  # an empty slot in the middle keeps its place: indices are channels
         slots.pop()
     return TopicPlan(channels=tuple(tuple(slot) for slot in slots), polled=polled)
@@ -128,7 +124,7 @@ def _place(
 def _take(wanted: Sequence[Item], before: Mapping[Item, int], room: int) -> list[Item]:
     """The first `room` items in kind order; within a kind, those pushed before come first."""
     out: list[Item] = []
-    for kind in KINDS:
+    for kind in TOPIC_KINDS:
         of_kind = [item for item in wanted if item[0] == kind]
         of_kind.sort(key=lambda item: item not in before)  # stable: sorted ids within each group
         out.extend(of_kind[: max(0, room - len(out))])

@@ -25,10 +25,10 @@ import structlog
 from exporter.clock import Clock
 from exporter.genesys.client import GenesysClient
 from exporter.genesys.errors import GenesysError
-from exporter.genesys.notifications import Channel, TopicKind, list_channels
+from exporter.genesys.notifications import TOPIC_KINDS, Channel, TopicKind, list_channels
 from exporter.push.channel import ChannelSlot, ChannelSource, Fallback, Reconcile
 from exporter.push.conflict import Conflicts
-from exporter.push.plan import KINDS, Item, TopicPlan, owner, plan_topics, position, refused_everywhere
+from exporter.push.plan import Item, TopicPlan, owner, plan_topics, position, refused_everywhere
 from exporter.push.state import PushedData
 from exporter.push.telemetry import PushTelemetry
 from exporter.scheduling.budget import Caller, current_caller
@@ -173,7 +173,7 @@ class ChannelPool:
         scope: dict[TopicKind, int] = {"queues": len(snapshot[QUEUES]), "agents": len(snapshot[AGENTS])}
         topics: dict[tuple[TopicKind, str], int] = {}
         items: dict[tuple[TopicKind, str], int] = {}
-        for kind in KINDS:
+        for kind in TOPIC_KINDS:
             live = len(self._data.owned(kind))
             rejected = len(self.rejected(kind))
             topics[(kind, "live")] = live

@@ -18,7 +18,7 @@ import structlog
 
 from exporter.clock import Clock
 from exporter.genesys.client import GenesysClient
-from exporter.genesys.notifications import TopicKind
+from exporter.genesys.notifications import TOPIC_KINDS, TopicKind
 from exporter.push.plan import usable_channels
 from exporter.push.pool import PUSH_CALLER, ChannelPool
 from exporter.push.state import STORE_KEY, PushedData
@@ -65,7 +65,7 @@ class PushSource:
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.pool.run(), name="push-pool")
-                group.create_task(self._settle_doubts(), name="push-doubts")
+                group.create_task(self._poll_doubtful(), name="push-doubts")
         finally:
             for task in self._tasks:
                 task.cancel()
@@ -95,7 +95,7 @@ class PushSource:
         else:
             await self._poll(kind, ids, lambda _, states: self.data.queues_polled(states, asked_at))
 
-    async def _settle_doubts(self) -> None:
+    async def _poll_doubtful(self) -> None:
         """Every `DOUBT_EVERY` seconds, poll the agents whose events tied and disagreed (100 a request)."""
         current_caller.set(PUSH_CALLER)
         while True:
@@ -104,7 +104,7 @@ class PushSource:
             if doubtful:
                 try:
                     await self.reconcile("agents", doubtful)
-                except Exception as error:  # the sweep settles them later
+                except Exception as error:  # the sweep polls them later
                     log.warning("doubtful agents not polled", agents=len(doubtful), error=str(error))
 
     def fallback(self, kind: TopicKind, ids: Sequence[str]) -> None:
@@ -123,7 +123,7 @@ class PushSource:
     async def sweep(self) -> None:
         """Poll every pushed item once (a scheduler job): what an undelivered event left wrong is repaired."""
         self.pool.retry_rejected()
-        for kind in ("queues", "agents"):
+        for kind in TOPIC_KINDS:
             owned = sorted(self.data.owned(kind))
             if owned:
                 await self.reconcile(kind, owned)

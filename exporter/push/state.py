@@ -102,7 +102,7 @@ class PushedData:
         """The items a channel slot carries (in plan order): their groups are the slot's store parts.
 
         Items new to the slot are pending: events about them are kept, but they stay the pollers'
-        until `settled`, after one poll of them (what they did before the subscription is unknown).
+        until `reconciled`, after one poll of them (what they did before the subscription is unknown).
         """
         known = {item for item, key in self._group.items() if key[1] == slot}
         self._pending |= {item for item in items if item not in known}
@@ -132,12 +132,12 @@ class PushedData:
             self._live.discard(slot)
         self._recount()
 
-    def unsettle(self, slot: int) -> None:
+    def mark_gap(self, slot: int) -> None:
         """The slot's items missed events (a gap): pending again until a poll has repaired them."""
         self._pending |= {item for item, key in self._group.items() if key[1] == slot}
         self._recount()
 
-    def settle(self, items: Iterable[Item]) -> None:
+    def reconciled(self, items: Iterable[Item]) -> None:
         """A poll of these items has landed here: from now on their data is pushed."""
         settled = set(items) & self._pending
         self._pending -= settled

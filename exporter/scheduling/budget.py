@@ -3,7 +3,8 @@
 With several OAuth clients each has a budget of its own, and a `BudgetGroup`
 (`exporter.scheduling.group`) sends each request to the one whose `eta` is soonest.
 
-Genesys Cloud allows an OAuth client's token 300 requests a minute (brief §3). The budget keeps the
+Genesys Cloud allows an OAuth client's token 300 requests a minute
+(https://developer.genesys.cloud/organization/organization/limits#platform-api). The budget keeps the
 start time of each request in a sliding 60 s log and admits a request only while fewer than
 `limit` started in the last 60 s, so no 60 s window of any alignment (the server's included) ever
 holds more than `limit`. The server's `inin-ratelimit-*` headers can only make it stricter: when
@@ -181,10 +182,9 @@ class RateBudget:
         cycle of them (a cycle landing early, or late, stays first); beyond that they queue fairly, and
         never take more than half of what the reserve leaves the others.
 
-        New shares may let the head go sooner (a smaller reserve, a first cycle's cap lifted): it is
-        woken to look again, or it would sleep out the wait the old shares gave it, and everyone
-        behind it too (at 2,000 queues the queues' first poll reserved 150 a minute, push took the
-        queues over, and the agents' first states waited a whole window for a room already free).
+        New shares may let the head go sooner (a smaller reserve once push takes the queues over, a
+        first cycle's cap lifted): it is woken to look again, or it would sleep out the wait the old
+        shares gave it, and everyone behind it too, for a room already free.
         """
         self._weights = {name: weight for name, weight in weights.items() if weight > 0}
         self._unplanned = frozenset(unplanned)
@@ -256,8 +256,8 @@ class RateBudget:
         heapq.heappush(self._heads, ticket)
 
     def _urgent_in_window(self) -> int:
-        """Starts of the urgent jobs in the window: an urgent job the budget cannot feed (20,000 queues)
-        must not starve every other job, however strictly it goes first."""
+        """Starts of the urgent jobs in the window: an urgent job the budget cannot feed (tens of thousands
+        of queues) must not starve every other job, however strictly it goes first."""
         now = self._clock.monotonic()
         _forget_old(self._starts, now)
         _forget_old(self._others, now)
@@ -283,10 +283,10 @@ class RateBudget:
         """A job whose cost is not known yet may start at most three quarters of what the window has
         left once the urgent jobs (their reserve, or more if they took more) and the jobs of known cost
         have had their starts. Fair queueing cannot hold back a job that is alone, and one that starts
-        alone (a 2,000-queue member listing at start-up) would spend the window in two seconds: the
-        agents' first state polls, a moment behind, would find nothing left for a minute. The others'
-        starts count: the queue list, the queues' first poll and the channels' set-up go in the same
-        seconds, and a cap on the job's own starts alone let the listing fill the rest of the window.
+        alone (a member listing of thousands of queues at start-up) would spend the window in
+        seconds: the agents' first state polls, a moment behind, would find nothing left for a
+        minute. The others' starts count too: the queue list, the queues' first poll and the
+        channels' set-up go in the same seconds.
         Once its cost is known the planner paces it like any job.
         """
         _forget_old(self._starts, now)

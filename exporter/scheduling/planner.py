@@ -34,7 +34,7 @@ class Demand:
 
 
 @dataclass(frozen=True, slots=True)
-class Plan:
+class CadencePlan:
     intervals: dict[str, float]  # effective cadence per job, never below the configured one
     shares: dict[str, float]  # requests/second each job can count on
     per_second: float = 0.0  # the whole budget
@@ -46,7 +46,7 @@ class Plan:
         return cost / left if left > 0 else float("inf")
 
 
-def plan(demands: Iterable[Demand], per_second: float) -> Plan:
+def plan_cadences(demands: Iterable[Demand], per_second: float) -> CadencePlan:
     ordered = sorted(demands, key=lambda d: d.priority)  # stable: ties keep their listed order
     reserved = {d.name: min(d.rate, per_second * MIN_SHARE) for d in ordered}
     total_reserved = sum(reserved.values())
@@ -68,7 +68,7 @@ def plan(demands: Iterable[Demand], per_second: float) -> Plan:
         d.name: shares[d.name] if intervals[d.name] > d.interval else max(shares[d.name], d.rate / BURST_FRACTION)
         for d in ordered
     }
-    return Plan(intervals, shares, per_second, _keep_reserves(weights, reserved, per_second))
+    return CadencePlan(intervals, shares, per_second, _keep_reserves(weights, reserved, per_second))
 
 
 def _keep_reserves(weights: dict[str, float], reserved: dict[str, float], per_second: float) -> dict[str, float]:
@@ -76,10 +76,10 @@ def _keep_reserves(weights: dict[str, float], reserved: dict[str, float], per_se
 
     Bursts inflate the total, and a job that bursts for longer than planned (slow pages that hold
     the concurrency places, a cycle dearer than its learned cost) would shrink a reserve-fed job's
-    part of the starts to a trickle: 73 pages waiting 900 s behind a burst weighted 45 times theirs.
-    A fair queue gives a backlogged job weight/total of the starts, so this floor keeps each job's
-    reserve whatever the others do. Raised jobs weigh floor x total, so the total of the others
-    over 1 - their floors is the new total; a raised job stays raised, hence one pass per job at most.
+    part of the starts to a trickle. A fair queue gives a backlogged job weight/total of the starts,
+    so this floor keeps each job's reserve whatever the others do. Raised jobs weigh floor x total,
+    so the total of the others over 1 - their floors is the new total; a raised job stays raised,
+    hence one pass per job at most.
     """
     if per_second <= 0:
         return weights

@@ -25,7 +25,7 @@ import structlog
 
 from exporter.clock import Clock
 from exporter.scheduling.budget import URGENT_PRIORITY, Budget, Caller, RateBudget, current_caller
-from exporter.scheduling.planner import Demand, Plan, plan
+from exporter.scheduling.planner import CadencePlan, Demand, plan_cadences
 from exporter.snapshot import Measurement, PollerStatus, Store
 from exporter.tasks import first_of
 
@@ -72,20 +72,20 @@ class Scheduler:
         jobs: list[Job],
         budget: Budget | None = None,
         *,
-        sweep_every: float = 1.0,
+        expire_every: float = 1.0,
         jitter: float = 0.1,
     ) -> None:
         self._store = store
         self._clock = clock
         self._jobs = jobs
         self._budget: Budget = budget or RateBudget(clock)  # several OAuth clients: a BudgetGroup
-        self._sweep_every = sweep_every
+        self._sweep_every = expire_every
         self._jitter = jitter
         self._succeeded: dict[str, asyncio.Event] = {job.name: asyncio.Event() for job in jobs}
         self._costs: dict[str, int] = {job.name: 1 for job in jobs}  # a guess until a cycle has run
         self._running: dict[str, int] = {}  # job -> requests spent before its running cycle began
         self._planned_costs: dict[str, int] = {}
-        self.plan: Plan  # set by _replan, below
+        self.plan: CadencePlan  # set by _replan, below
         for job in jobs:
             store.set_status(job.name, PollerStatus(interval=job.interval, configured_interval=job.interval))
         self._replan()
@@ -99,7 +99,7 @@ class Scheduler:
         async with asyncio.TaskGroup() as group:
             for job in self._jobs:
                 group.create_task(self._loop(job), name=f"poller-{job.name}")
-            group.create_task(self._sweep(), name="expire-stale")
+            group.create_task(self._expire_stale(), name="expire-stale")
 
     def _estimate(self, job: Job) -> int:
         """The last cycle's cost, or more if the running cycle has already sent or queued more."""
@@ -111,7 +111,7 @@ class Scheduler:
     def _replan(self) -> None:
         self._planned_costs = {j.name: self._estimate(j) for j in self._jobs}
         demands = [Demand(j.name, j.interval, self._planned_costs[j.name], self._priority(j)) for j in self._jobs]
-        self.plan = plan(demands, self._budget.per_second)
+        self.plan = plan_cadences(demands, self._budget.per_second)
         urgent = [j for j in self._jobs if j.priority <= URGENT_PRIORITY]
         self._budget.set_shares(
             self.plan.weights,
@@ -199,7 +199,7 @@ class Scheduler:
         self._replan()
         return True
 
-    async def _sweep(self) -> None:
+    async def _expire_stale(self) -> None:
         """Expire stale data; replan when a running cycle turns out dearer than planned (a first cycle)."""
         while True:
             await self._clock.sleep(self._sweep_every)

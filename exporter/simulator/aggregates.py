@@ -1,4 +1,5 @@
-"""`POST /api/v2/analytics/conversations/aggregates/query` for the simulated org (brief §2.6, §6.4).
+"""`POST /api/v2/analytics/conversations/aggregates/query` for the simulated org
+(https://developer.genesys.cloud/analyticsdatamanagement/analytics/aggregate/conversation-query).
 
 Answers from the model's ledger, in which n-metrics were written when they happened and t-metrics
 when the measured thing ended (tHandle at the end of wrap-up), so a call in progress is in no

@@ -3,7 +3,7 @@
 It behaves like the real service where the exporter can tell: OAuth client credentials with
 expiring tokens, a rate limit with the `inin-ratelimit-*` headers and the normalized 429,
 ErrorBody errors whose `contextId` is the `inin-correlation-id`, permissions per client, the three
-paging styles, and bodies checked as strictly as the brief says the real API checks them. The
+paging styles, and bodies checked as strictly as the real API is documented to check them. The
 Notifications API (channels, subscriptions, the WebSocket) is its own room, `notifications.py`.
 
 The org may have several OAuth clients, as a large contact centre's integrations do. Each has its
@@ -68,7 +68,8 @@ DEMO_CLIENT_SECRET = "demo-secret"  # noqa: S105 - the simulator's published dem
 WINDOW_SECONDS = 60.0
 NOT_API = ("oauth_token", "admin", SOCKET_ROUTE)  # routes `api_requests` does not count
 
-# Route name -> the permission the real API wants (any one of them), brief §2.
+# Route name -> the permission the real API wants (any one of them), per the SDK's API docs
+# (https://github.com/MyPureCloud/platform-client-sdk-python/tree/master/build/docs).
 PERMISSIONS: dict[str, tuple[str, ...]] = {
     "routing_queues": ("routing:queue:view",),
     "queue_observations": ("analytics:queueObservation:view",),

@@ -1,4 +1,5 @@
-"""The Notifications API of the simulated org (brief §5, §6.8): channels, subscriptions, sockets.
+"""The Notifications API of the simulated org (https://developer.genesys.cloud/notificationsalerts/notifications/):
+channels, subscriptions, sockets.
 
 REST: `POST/GET /api/v2/notifications/channels`, `HEAD .../channels/{id}` and
 `GET|PUT|POST|DELETE .../channels/{id}/subscriptions`, behind the org's usual middleware (token,
@@ -58,7 +59,7 @@ QUEUES_PER_TICK = 500  # observation groups computed in one tick at most; the re
 CLOSE_TIMEOUT_SECONDS = 2.0  # how long a server-side close waits for the client's close frame
 QUEUE_TOPIC = re.compile(r"v2\.analytics\.queues\.([^.]+)\.observations")
 USER_TOPIC = re.compile(r"v2\.users\.([^.]+)\.activity")
-# The permission each topic family needs: Unconfirmed (brief §5), the REST read's for queues.
+# The permission each topic family needs: Unconfirmed; the REST read's for queues.
 TOPIC_PERMISSIONS = {"queue": "analytics:queueObservation:view", "user": "analytics:userObservation:view"}
 ROUTE_PERMISSIONS = {"notification_subscriptions": (TOPIC_PERMISSIONS["queue"],)}  # what `forbid` names
 # What an observation event carries: the query's user metrics (queueId group), conversation metrics

@@ -1,4 +1,5 @@
-"""`POST /api/v2/analytics/queues/observations/query` for the simulated org (brief §2.1, §6.3).
+"""`POST /api/v2/analytics/queues/observations/query` for the simulated org
+(https://developer.genesys.cloud/analyticsdatamanagement/analytics/observation/observation-query).
 
 User metrics come in a group keyed by `queueId` alone, one row per qualifier; conversation metrics
 in one group per `queueId` + `mediaType` the queue serves, zero counts included. oLongestWaiting's

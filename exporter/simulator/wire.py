@@ -1,6 +1,6 @@
 """Wire-format pieces the simulated API shares: error bodies, timestamps, paging links, validation lists.
 
-Written from the brief and the official SDK models, independently of `exporter.genesys`: if the
+Written from Genesys's public documentation and the official SDK models, independently of `exporter.genesys`: if the
 exporter misread the API, the simulator should not repeat the misreading.
 """
 
@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-# QueueObservationQuery.metrics per SDK 270 (brief §2.1); detailMetrics lack the oLongest* pair.
+# QueueObservationQuery.metrics per SDK 270; detailMetrics lack the oLongest* pair.
 OBSERVATION_METRICS = frozenset(
     {
         "oActiveUsers",
@@ -67,7 +67,8 @@ def parse_iso(text: str) -> float:
 
 
 def error(status: int, code: str, message: str, context_id: str, **extra: Any) -> web.Response:
-    """ErrorBody (brief §4) with `contextId` equal to the correlation id header."""
+    """ErrorBody (https://developer.genesys.cloud/platform/api/rest-api-errors) with `contextId` equal to
+    the correlation id header."""
     body = {
         "message": message,
         "code": code,

@@ -8,7 +8,7 @@ With push on, the agents a live channel keeps current are left to it (`exporter.
 the `users` scope the listing's first pass has already given every agent a state
 (`exporter.sources.user_listing`).
 
-At 50,000 agents the three state families are 20 MB of text and a state part (100 agents) lands
+In a large org the three state families are megabytes of text and a state part (100 agents) lands
 every second or so: the segment keeps each part's lines while the part is the same object and
 compresses them in runs of parts, so a new part recompresses one run, not every agent.
 """
@@ -88,8 +88,9 @@ async def poll_agent_states(
     client: GenesysClient,
     agent_ids: Iterable[str],
     publish: Callable[[int, Mapping[str, AgentState]], None],
-) -> int:
-    """Fetch every batch concurrently; publish each as it arrives. Returns the requests sent."""
+) -> None:
+    """Fetch every batch concurrently; publish each as it arrives; raise `BatchesFailed` after all
+    batches ended when any failed."""
 
     async def one(index: int, batch: list[str]) -> None:
         publish(index, parse_agent_states(await client.get_as(USERS, UserListing, params=state_params(batch))))
@@ -97,7 +98,6 @@ async def poll_agent_states(
     todo = batches(agent_ids, USERS_PER_REQUEST)
     outcomes = await asyncio.gather(*(one(i, b) for i, b in enumerate(todo)), return_exceptions=True)
     BatchesFailed.raise_for(outcomes)
-    return len(todo)
 
 
 def listing_is_state_poll(settings: Settings) -> bool:
@@ -171,8 +171,8 @@ def agent_state_lines(uids: list[str], states: Mapping[str, AgentState], blocks:
 def agent_state_families(parts: Sequence[StateLines]) -> Iterator[tuple[int, str, list[str]]]:
     """Each state family with lines: its index, its HELP/TYPE header, and a piece of lines per part.
 
-    Pieces, not one joined text: a family of 50,000 agents joined (then encoded) would hold two
-    more copies of what the compressor reads piece by piece anyway.
+    Pieces, not one joined text: a large family joined (then encoded) would hold two more copies
+    of what the compressor reads piece by piece anyway.
     """
     by_family: tuple[list[str], list[str], list[str]] = ([], [], [])
     for lines in parts:
@@ -254,7 +254,7 @@ SOURCE = Source(
             priority=2,
             run=poll_states_by_id,
             refreshes=(AGENT_STATES,),
-            # A 50,000-agent directory takes minutes: the agents it has found by then are polled meanwhile.
+            # A large org's directory takes minutes: the agents it has found by then are polled meanwhile.
             after="agent_directory",
             wait_at_most=FIRST_AGENTS_WITHIN_SECONDS,
             when=lambda s: not listing_is_state_poll(s),

@@ -161,8 +161,8 @@ async def poll_performance(
 ) -> tuple[dict[str, Tally], dict[str, dict[str, Tally]]]:
     """Agent and queue tallies for today; all batches must succeed (partial agent sums would lie).
 
-    Each response is folded into the sums as it arrives and dropped: at 50,000 agents a per-user
-    response is megabytes of parsed rows, too many to hold until the last one lands.
+    Each response is folded into the sums as it arrives and dropped: a large org's per-user response
+    is megabytes of parsed rows, too many to hold until the last one lands.
     """
     by_user, by_queue = new_sums(), new_sums()
 
@@ -255,8 +255,8 @@ def render_queue_tallies(snapshot: Snapshot) -> tuple[str, ...]:
 
 
 def render_agent_tallies(snapshot: Snapshot) -> Iterator[str]:
-    """All agents' tally lines, family by family as the page's compressor asks for them: all at once,
-    50,000 agents' families were the exporter's largest transient allocation."""
+    """All agents' tally lines, family by family as the page's compressor asks for them: made all at
+    once, a large org's families would be the exporter's largest transient allocation."""
     agents = snapshot[AGENTS]
     blocks = agent_label_blocks(agents)
     tallies = merged(snapshot[AGENT_TALLIES], agents)
@@ -271,7 +271,7 @@ PERFORMANCE = Poll(
     run=poll_today,
     refreshes=(AGENT_TALLIES, QUEUE_TALLIES),
     # It asks for the agents in scope: members wait for the member list; the users listing takes
-    # minutes at 50,000 agents, so there it goes with the agents found so far.
+    # minutes in a large org, so there it goes with the agents found so far.
     after=lambda s: "directory" if s.agent_scope == "users" else "agent_directory",
 )
 QUEUE_TALLIES_SOURCE = Source(

@@ -160,11 +160,9 @@ async def poll_queues(
     clock: Clock,
     queue_ids: Iterable[str],
     publish: Callable[[int, Mapping[str, QueueState]], None],
-) -> int:
-    """Query every batch concurrently; each batch is published as soon as it parses.
-
-    Returns the number of requests sent; raises `BatchesFailed` after all batches ended when any failed.
-    """
+) -> None:
+    """Query every batch concurrently; each batch is published as soon as it parses; raise
+    `BatchesFailed` after all batches ended when any failed."""
 
     async def one(index: int, batch: list[str]) -> None:
         response = await client.post_as(QUEUE_OBSERVATIONS, queue_observation_query(batch), ObservationResponse)
@@ -173,7 +171,6 @@ async def poll_queues(
     todo = batches(queue_ids, MAX_QUEUE_PREDICATES)
     outcomes = await asyncio.gather(*(one(i, b) for i, b in enumerate(todo)), return_exceptions=True)
     BatchesFailed.raise_for(outcomes)
-    return len(todo)
 
 
 async def poll_queue_states(wiring: Wiring) -> None:

@@ -71,7 +71,7 @@ class Show:
 
     `families` is the text (a pure read of the snapshot); `compressor`, for a segment too big to
     compress whole at every change, makes a builder that keeps what it can between builds and
-    must give the same text. A `paced` segment (the 50,000-agent ones) is rebuilt at most once per
+    must give the same text. A `paced` segment (the per-agent ones) is rebuilt at most once per
     few of its own build times, and what it reads is held back meanwhile; the others follow every change.
     """
 

@@ -20,7 +20,7 @@ from collections import Counter
 
 from exporter.app import Exporter
 from exporter.clock import FakeClock
-from exporter.process import settle_heap, tune_process
+from exporter.process import freeze_heap, tune_process
 from exporter.simulator.api import serve_simulator
 from exporter.sources.agent_directory import AGENTS
 from exporter.tools.harness import rss_mib, settings_for
@@ -161,7 +161,7 @@ async def soak(cycles: int) -> list[tuple[int, float, int, int, float, float]]:
             version = 0
             while not exporter.scheduler.ready:
                 version = await exporter.store.wait_changed(version)
-            settle_heap()  # as `run` does once ready: what is frozen after it must not grow
+            freeze_heap()  # as `run` does once ready: what is frozen after it must not grow
             step = max(1, cycles // 10)
             for cycle in range(cycles + 1):
                 if cycle % step == 0:

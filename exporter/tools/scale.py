@@ -41,7 +41,7 @@ from exporter.genesys.endpoints import QUEUE_OBSERVATIONS
 from exporter.genesys.queries import queue_observation_query
 from exporter.metrics import Telemetry
 from exporter.page import build_page
-from exporter.process import settle_heap, tune_process
+from exporter.process import freeze_heap, tune_process
 from exporter.simulator.api import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from exporter.snapshot import Snapshot
 from exporter.sources.agent_directory import AGENTS
@@ -231,7 +231,7 @@ async def measure(
         figures.first_agent_data_s = time.monotonic() - started
         await until(lambda: exporter.page.ready and _settled(exporter))
         figures.warmup_s = time.monotonic() - started
-        settle_heap()  # as `run` does once the exporter is ready
+        freeze_heap()  # as `run` does once the exporter is ready
         prober = await asyncio.create_subprocess_exec(  # the outside observer, a process of its own
             sys.executable,
             "-m",

@@ -14,6 +14,7 @@ import pytest
 
 from exporter.app import Exporter
 from exporter.clock import FakeClock
+from exporter.genesys.notifications import TOPIC_KINDS
 from exporter.simulator.api import SimulatedOrg, serve_simulator
 from exporter.simulator.faults import Fault
 from tests.integration.test_exporter_vs_simulator import by_labels, scrape, settings_for
@@ -36,7 +37,7 @@ async def three_clients(clock: FakeClock) -> AsyncIterator[tuple[SimulatedOrg, E
 def slot_items(exporter: Exporter, slot: int) -> set[tuple[str, str]]:
     assert exporter.push is not None
     data = exporter.push.data
-    return {(kind, item) for kind in ("queues", "agents") for item in data.items_of(slot, kind)}
+    return {(kind, item) for kind in TOPIC_KINDS for item in data.items_of(slot, kind)}
 
 
 def gave_way(exporter: Exporter, client: str) -> bool:

@@ -8,6 +8,7 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from exporter.genesys.notifications import TOPIC_KINDS
 from exporter.push.plan import TopicPlan, owner, plan_topics, usable_channels
 
 
@@ -168,6 +169,6 @@ def test_no_topic_lands_on_a_client_that_refused_it_and_none_refused_by_all_is_p
     for (kind, item), who in refused.items():
         if len(who) == clients:
             assert item in plan.polled[kind]
-    for kind in ("queues", "agents"):
+    for kind in TOPIC_KINDS:
         assert plan.pushed(kind) | plan.polled[kind] == frozenset(scope[kind])
         assert not plan.pushed(kind) & plan.polled[kind]

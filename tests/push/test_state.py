@@ -71,7 +71,7 @@ def test_nothing_reaches_the_store_before_the_slot_is_live_and_its_items_settled
     data.flush()
     assert store.snapshot[AGENT_STATES] == {}  # still pending: what happened before the subscription is unknown
     assert data.owned("agents") == frozenset()
-    data.settle(("agents", f"a{i:04d}") for i in range(250))
+    data.reconciled(("agents", f"a{i:04d}") for i in range(250))
     data.flush()
     assert merged(store.snapshot[AGENT_STATES], {"a0001": 1})["a0001"].routing_status == "idle"
     assert len(data.owned("agents")) == 250
@@ -81,7 +81,7 @@ def test_nothing_reaches_the_store_before_the_slot_is_live_and_its_items_settled
 def test_events_land_in_their_100_agent_part_in_one_swap() -> None:
     _, store, data = setup()
     data.set_live(0, True)
-    data.settle(("agents", f"a{i:04d}") for i in range(250))
+    data.reconciled(("agents", f"a{i:04d}") for i in range(250))
     version = store.snapshot.version
     for i in (5, 150, 249):
         data.activity(activity(f"a{i:04d}", "INTERACTING", T0 + 1))
@@ -97,12 +97,12 @@ def test_events_land_in_their_100_agent_part_in_one_swap() -> None:
 async def test_a_dead_slot_keeps_its_last_data_unstamped_and_its_items_go_back_to_the_pollers() -> None:
     clock, store, data = setup()
     data.set_live(0, True)
-    data.settle(("agents", f"a{i:04d}") for i in range(250))
+    data.reconciled(("agents", f"a{i:04d}") for i in range(250))
     data.activity(activity("a0001", "IDLE", T0))
     data.flush()
     taken = store.snapshot[AGENT_STATES][PartKey("push", (0, 0))].taken_at
     data.set_live(0, False)
-    data.unsettle(0)
+    data.mark_gap(0)
     assert data.owned("agents") == frozenset()
     await clock.advance(30)  # past the re-stamp interval
     data.activity(activity("a0001", "INTERACTING", T0 + 20))
@@ -113,7 +113,7 @@ async def test_a_dead_slot_keeps_its_last_data_unstamped_and_its_items_go_back_t
 async def test_a_live_slot_is_restamped_without_new_items() -> None:
     clock, store, data = setup()
     data.set_live(0, True)
-    data.settle(("agents", f"a{i:04d}") for i in range(250))
+    data.reconciled(("agents", f"a{i:04d}") for i in range(250))
     data.activity(activity("a0001", "IDLE", T0))
     data.flush()
     part = store.snapshot[AGENT_STATES][PartKey("push", (0, 0))]
@@ -152,7 +152,7 @@ async def test_a_poll_asked_before_a_queue_event_does_not_overwrite_it() -> None
     await clock.advance(0.5)
     data.queue_stats(waiting_event("q1", 7.0))  # news while the poll was on its way
     data.queues_polled({"q1": QUEUE_STATE}, asked_at=asked)  # the poll's answer: 3 waiting, older
-    data.settle([("queues", "q1")])
+    data.reconciled([("queues", "q1")])
     data.flush()
     assert merged(store.snapshot[QUEUE_STATES], {"q1": 1})["q1"].waiting["voice"] == 7
     await clock.advance(0.5)
@@ -165,7 +165,7 @@ def test_a_queue_event_merges_what_it_carries_and_keeps_the_rest() -> None:
     _, store, data = setup(0)
     data.set_live(0, True)
     data.queues_polled({"q1": QUEUE_STATE}, asked_at=0.0)
-    data.settle([("queues", "q1")])
+    data.reconciled([("queues", "q1")])
     data.queue_stats(waiting_event("q1", 5.0))
     data.queue_stats(
         QueueStats.model_validate(

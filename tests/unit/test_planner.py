@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from exporter.clock import FakeClock
 from exporter.scheduling.budget import RateBudget
-from exporter.scheduling.planner import MIN_SHARE, Demand, plan
+from exporter.scheduling.planner import MIN_SHARE, Demand, plan_cadences
 from exporter.scheduling.scheduler import STALE_AFTER_INTERVALS, Job, Scheduler
 from exporter.snapshot import Store
 from exporter.sources.agent_states import AGENT_STATES
@@ -33,11 +33,11 @@ LARGE_ORG = [
 
 def test_what_fits_keeps_its_configured_cadence():
     small = [Demand("queues", 10, 1, 0), Demand("agents", 15, 10, 2), Demand("performance", 60, 2, 1)]
-    assert plan(small, PER_SECOND).intervals == {"queues": 10, "agents": 15, "performance": 60}
+    assert plan_cadences(small, PER_SECOND).intervals == {"queues": 10, "agents": 15, "performance": 60}
 
 
 def test_a_large_org_stretches_agents_and_directories_but_not_queues_or_performance():
-    result = plan(LARGE_ORG, PER_SECOND)
+    result = plan_cadences(LARGE_ORG, PER_SECOND)
     assert result.intervals["queues"] == 10
     assert result.intervals["performance"] == 60
     assert result.intervals["directory"] == 600  # cheap: its reserve covers it
@@ -51,7 +51,7 @@ def test_a_large_org_stretches_agents_and_directories_but_not_queues_or_performa
 
 def test_queues_stretch_last_and_every_job_keeps_a_reserve():
     huge = [Demand("queues", 10, 100, 0), Demand("agents", 15, 500, 2), Demand("performance", 60, 200, 1)]
-    result = plan(huge, PER_SECOND)
+    result = plan_cadences(huge, PER_SECOND)
     assert sum(result.shares.values()) == pytest.approx(PER_SECOND)
     for name in ("agents", "performance"):
         assert result.shares[name] == pytest.approx(PER_SECOND * MIN_SHARE)
@@ -68,7 +68,7 @@ def test_queues_stretch_last_and_every_job_keeps_a_reserve():
 )
 def test_plans_never_exceed_the_budget_nor_shorten_a_cadence(jobs, per_second):
     demands = [Demand(f"job{i}", interval, cost, priority) for i, (interval, cost, priority) in enumerate(jobs)]
-    result = plan(demands, per_second)
+    result = plan_cadences(demands, per_second)
     assert sum(result.shares.values()) <= per_second * (1 + 1e-9)
     # Backlogged, a job gets weight/total of the starts: never less than its reserve's part of the budget.
     total_weight = sum(result.weights.values())

@@ -8,7 +8,7 @@ import platform
 
 import pytest
 
-from exporter.process import MALLOC_VARIABLES, freeze_after_full_pass, settle_heap_when_ready, tune_gc, tune_malloc
+from exporter.process import MALLOC_VARIABLES, freeze_after_full_pass, freeze_heap_when_ready, tune_gc, tune_malloc
 from exporter.snapshot import PartKey, Store
 from exporter.sources.queue_directory import QUEUES, Queue
 from exporter.sources.queue_states import QUEUE_STATES
@@ -43,14 +43,14 @@ def test_what_survives_a_full_collection_is_frozen_out_of_the_next():
 async def test_the_heap_is_settled_once_the_exporter_is_ready(clock):
     store = Store(clock)
     ready = False
-    settling = asyncio.create_task(settle_heap_when_ready(store, lambda: ready))
+    freezing = asyncio.create_task(freeze_heap_when_ready(store, lambda: ready))
     try:
         await asyncio.sleep(0.01)
-        assert not settling.done()  # not before it is ready
+        assert not freezing.done()  # not before it is ready
         ready = True
         store.set(QUEUES, {"q": Queue("q", "Q", "")})  # any change: it looks again
         store.put(QUEUE_STATES, PartKey.polled(0), {})
-        await asyncio.wait_for(settling, 2)
+        await asyncio.wait_for(freezing, 2)
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
