@@ -57,16 +57,16 @@ def client_from_settings(
 
 def job_of(poll: Poll, wiring: Wiring) -> Job:
     """A source's poll as the scheduler runs it under these settings."""
-    settings = wiring.settings
+    settings, poller = wiring.settings, poll.poller
     return Job(
-        poll.poller,
-        poll.cadence(settings),
+        poller.name,
+        poller.cadence(settings),
         functools.partial(poll.run, wiring),
         after=poll.waits_for(settings),
-        priority=poll.priority,
-        refreshes=poll.refreshes,
+        priority=poller.priority,
+        refreshes=poller.refreshes,
         wait_at_most=poll.wait_at_most,
-        first_priority=poll.first_priority,
+        first_priority=poller.first_priority,
     )
 
 

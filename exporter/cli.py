@@ -266,20 +266,27 @@ async def _check(settings: Settings) -> int:
     return 0 if ok else 1
 
 
+def _org(args: argparse.Namespace) -> dict[str, Any]:
+    """The simulated org the `--queues`, `--agents`, ... flags of `simulate` and `demo` ask for."""
+    return {
+        "queues": args.queues,
+        "agents": args.agents,
+        "seed": args.seed,
+        "rate_limit": args.rate_limit,
+        "heartbeat_seconds": args.heartbeat,
+        "clients": args.clients,
+    }
+
+
 async def _simulate(args: argparse.Namespace, listen: ListenAddress) -> int:
     from exporter.simulator.api import serve_simulator
 
     async with serve_simulator(
         host=listen.host,
         port=listen.port,
-        queues=args.queues,
-        agents=args.agents,
-        seed=args.seed,
-        rate_limit=args.rate_limit,
-        heartbeat_seconds=args.heartbeat,
         client_id=os.environ.get("GENESYS_CLIENT_ID"),
         client_secret=os.environ.get("GENESYS_CLIENT_SECRET"),
-        clients=args.clients,
+        **_org(args),
     ) as sim:
         sim.faults.arm(*_faults(args))
         print(f"Simulated Genesys Cloud API at {sim.url} ({args.queues} queues, {args.agents} agents)", flush=True)
@@ -294,16 +301,7 @@ async def _demo(args: argparse.Namespace, listen: ListenAddress, fmt: str, level
     from exporter.simulator.api import serve_simulator
 
     tune_process()
-    async with serve_simulator(
-        host="127.0.0.1",
-        port=0,
-        queues=args.queues,
-        agents=args.agents,
-        seed=args.seed,
-        rate_limit=args.rate_limit,
-        heartbeat_seconds=args.heartbeat,
-        clients=args.clients,
-    ) as sim:
+    async with serve_simulator(host="127.0.0.1", port=0, **_org(args)) as sim:
         sim.faults.arm(*_faults(args))
         settings = load_settings(
             None,

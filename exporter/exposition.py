@@ -41,6 +41,11 @@ def family(name: str, kind: MetricType, help_text: str, samples: Iterable[tuple[
     return family_header(name, kind, help_text) + body if body else ""
 
 
+def info(name: str, help_text: str, blocks: Iterable[str]) -> str:
+    """An `_info` family: value 1 for each label block, the descriptive labels other families join to."""
+    return family(name, "gauge", help_text, ((block, 1) for block in blocks))
+
+
 def family_header(name: str, kind: MetricType, help_text: str) -> str:
     """HELP and TYPE: for a family whose lines are streamed after it in pieces."""
     help_line = help_text.replace("\\", "\\\\").replace("\n", "\\n")

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from exporter import __version__
-from exporter.exposition import family, labels
+from exporter.exposition import family, info, labels
 from exporter.push.metrics import render_push
 from exporter.push.telemetry import PushTelemetry
 from exporter.snapshot import Snapshot
@@ -117,10 +117,9 @@ def render_self(snapshot: Snapshot, telemetry: Telemetry) -> tuple[str, ...]:
             per_client(telemetry.rate_limit_remaining),
         ),
         *(render_push(telemetry.push) if telemetry.push is not None else ()),
-        family(
+        info(
             "genesys_exporter_build_info",
-            "gauge",
             "Build information (value 1).",
-            [(labels(version=__version__, python_version=platform.python_version()), 1)],
+            [labels(version=__version__, python_version=platform.python_version())],
         ),
     )

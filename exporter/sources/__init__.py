@@ -39,9 +39,13 @@ def enabled(settings: Settings) -> list[Source]:
 
 
 def polls(settings: Settings) -> list[Poll]:
-    """The jobs these settings run, in registry order, each once (a job may fetch for several sources)."""
-    chosen = (poll for source in enabled(settings) for poll in source.polls if poll.when(settings))
-    return list(dict.fromkeys(chosen))
+    """The jobs these settings run, in registry order. A poller runs once: two sources may offer
+    one (the users listing is the agents' job when push is off), for settings that exclude each other."""
+    chosen = [poll for source in enabled(settings) for poll in source.polls if poll.when(settings)]
+    names = [poll.poller.name for poll in chosen]
+    if len(set(names)) != len(names):
+        raise ValueError(f"a poller would run twice under these settings: {sorted(names)}")
+    return chosen
 
 
 def shows(settings: Settings) -> Sequence[Show]:

@@ -13,13 +13,15 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from exporter.exposition import family, labels
+from exporter.config import Settings
+from exporter.exposition import info, labels
 from exporter.genesys.client import GenesysClient
 from exporter.genesys.endpoints import QUEUE_MEMBERS
 from exporter.genesys.models import MemberListing
-from exporter.snapshot import Directory, Snapshot
-from exporter.sources.queue_directory import QUEUES
-from exporter.sources.source import Poll, Show, Source, Wiring
+from exporter.gzip_segments import Segment
+from exporter.snapshot import Directory, Key, Snapshot
+from exporter.sources.queue_directory import DIRECTORY_POLLER, QUEUES
+from exporter.sources.source import Poll, Poller, Show, Source, Wiring
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,31 +98,45 @@ agent_label_blocks = _Blocks()  # one list of agents at a time: the snapshot's, 
 
 def render_agent_info(snapshot: Snapshot) -> tuple[str, ...]:
     agents = sorted(snapshot[AGENTS].items())
-    return (
-        family(
-            "genesys_agent_info",
-            "gauge",
-            "Agent in scope (value 1), from queue members or the user list.",
-            ((labels(user_id=uid, agent_name=a.name, division=a.division), 1) for uid, a in agents),
-        ),
+    blocks = (labels(user_id=uid, agent_name=a.name, division=a.division) for uid, a in agents)
+    return (info("genesys_agent_info", "Agent in scope (value 1), from queue members or the user list.", blocks),)
+
+
+AGENT_DIRECTORY_POLLER = Poller(
+    name="agent_directory",
+    cadence=lambda s: s.directory_interval,
+    # Its first pass goes before the agents' state polls (every agent's data waits for it), then it
+    # stretches first, as a directory should.
+    priority=4,
+    first_priority=1,
+)
+
+
+def agent_segment(
+    segment: str,
+    families: Callable[[Snapshot], Iterable[str]],
+    *reads: Key,
+    compressor: Callable[[], Callable[[Snapshot], Segment]] | None = None,
+) -> Show:
+    """A per-agent segment: it reads the agent list besides its own `reads`, `collect[]=agents`
+    serves it, and it is paced (each is as big as the org)."""
+    return Show(
+        segment=segment,
+        collector="agents",
+        reads=(AGENTS, *reads),
+        families=families,
+        compressor=compressor,
+        paced=True,
     )
+
+
+def members_scope(settings: Settings) -> bool:
+    return settings.agent_scope == "members"
 
 
 SOURCE = Source(
     name="agent_directory",
     keeps=AGENTS,
-    polls=(
-        Poll(
-            poller="agent_directory",
-            cadence=lambda s: s.directory_interval,
-            # Its first pass goes before the agents' state polls (every agent's data waits for it),
-            # then it stretches first, as a directory should.
-            priority=4,
-            first_priority=1,
-            run=refresh_members,
-            after="directory",
-            when=lambda s: s.agent_scope == "members",
-        ),
-    ),
-    show=Show(segment="agent_info", collector="agents", reads=(AGENTS,), families=render_agent_info, paced=True),
+    polls=(Poll(AGENT_DIRECTORY_POLLER, refresh_members, after=DIRECTORY_POLLER, when=members_scope),),
+    show=agent_segment("agent_info", render_agent_info),
 )

@@ -27,9 +27,9 @@ from exporter.genesys.endpoints import USERS
 from exporter.genesys.models import PresencePart, RoutingStatusPart, UserListing
 from exporter.gzip_segments import Segment, compress, join
 from exporter.snapshot import Measurement, Part, PartKey, Parts, Snapshot
-from exporter.sources.agent_directory import AGENTS, agent_label_blocks
+from exporter.sources.agent_directory import AGENT_DIRECTORY_POLLER, AGENTS, agent_label_blocks, agent_segment
 from exporter.sources.batches import BatchesFailed, batches
-from exporter.sources.source import Poll, Show, Source, Wiring
+from exporter.sources.source import Poll, Poller, Source, Wiring
 
 USERS_PER_REQUEST = 100
 STATE_EXPAND = "routingStatus,presence"
@@ -244,28 +244,19 @@ class StateSegment:
         return out
 
 
+AGENTS_POLLER = Poller(name="agents", cadence=lambda s: s.agent_interval, priority=2, refreshes=(AGENT_STATES,))
 SOURCE = Source(
     name="agent_states",
     keeps=AGENT_STATES,
     polls=(
+        # A large org's directory takes minutes: the agents it has found by then are polled meanwhile.
         Poll(
-            poller="agents",
-            cadence=lambda s: s.agent_interval,
-            priority=2,
-            run=poll_states_by_id,
-            refreshes=(AGENT_STATES,),
-            # A large org's directory takes minutes: the agents it has found by then are polled meanwhile.
-            after="agent_directory",
+            AGENTS_POLLER,
+            poll_states_by_id,
+            after=AGENT_DIRECTORY_POLLER,
             wait_at_most=FIRST_AGENTS_WITHIN_SECONDS,
             when=lambda s: not listing_is_state_poll(s),
         ),
     ),
-    show=Show(
-        segment="agent_states",
-        collector="agents",
-        reads=(AGENTS, AGENT_STATES),
-        families=render_agent_states,
-        compressor=StateSegment,
-        paced=True,
-    ),
+    show=agent_segment("agent_states", render_agent_states, AGENT_STATES, compressor=StateSegment),
 )

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from exporter.config import Settings
 from exporter.exposition import family, labels
 from exporter.genesys.client import GenesysClient
 from exporter.genesys.endpoints import CONVERSATION_AGGREGATES
@@ -32,11 +33,11 @@ from exporter.genesys.queries import (
     aggregate_query,
 )
 from exporter.snapshot import Measurement, PartKey, Snapshot, merged
-from exporter.sources.agent_directory import AGENTS, agent_label_blocks
+from exporter.sources.agent_directory import AGENT_DIRECTORY_POLLER, AGENTS, agent_label_blocks, agent_segment
 from exporter.sources.batches import BatchesFailed, batches
-from exporter.sources.queue_directory import QUEUES
+from exporter.sources.queue_directory import DIRECTORY_POLLER, QUEUES
 from exporter.sources.queue_states import QUEUE_STATES
-from exporter.sources.source import Poll, Show, Source, Wiring
+from exporter.sources.source import Poll, Poller, Show, Source, Wiring
 
 TALLIES_PER_SLICE = 5_000  # agents turned into tallies between two yields to the event loop
 
@@ -264,16 +265,20 @@ def render_agent_tallies(snapshot: Snapshot) -> Iterator[str]:
     return _tally_families("genesys_agent", "Per agent", rows, "agent")
 
 
-PERFORMANCE = Poll(
-    poller="performance",
+PERFORMANCE_POLLER = Poller(
+    name="performance",
     cadence=lambda s: s.performance_interval,
     priority=1,  # after the live queue data, before the agents' states and the directories
-    run=poll_today,
     refreshes=(AGENT_TALLIES, QUEUE_TALLIES),
-    # It asks for the agents in scope: members wait for the member list; the users listing takes
-    # minutes in a large org, so there it goes with the agents found so far.
-    after=lambda s: "directory" if s.agent_scope == "users" else "agent_directory",
 )
+
+
+def _agents_listed(settings: Settings) -> Poller:
+    """It asks for the agents in scope: members wait for the member list; the users listing takes
+    minutes in a large org, so there it goes with the agents found so far."""
+    return DIRECTORY_POLLER if settings.agent_scope == "users" else AGENT_DIRECTORY_POLLER
+
+
 QUEUE_TALLIES_SOURCE = Source(
     name="queue_tallies",
     keeps=QUEUE_TALLIES,
@@ -288,12 +293,6 @@ QUEUE_TALLIES_SOURCE = Source(
 AGENT_TALLIES_SOURCE = Source(
     name="agent_tallies",
     keeps=AGENT_TALLIES,
-    polls=(PERFORMANCE,),
-    show=Show(
-        segment="agent_tallies",
-        collector="agents",
-        reads=(AGENTS, AGENT_TALLIES),
-        families=render_agent_tallies,
-        paced=True,
-    ),
+    polls=(Poll(PERFORMANCE_POLLER, poll_today, after=_agents_listed),),
+    show=agent_segment("agent_tallies", render_agent_tallies, AGENT_TALLIES),
 )

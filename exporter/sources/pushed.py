@@ -8,7 +8,8 @@ the service never delivered.
 
 from __future__ import annotations
 
-from exporter.sources.source import Poll, Source, Wiring
+from exporter.sources.queue_directory import DIRECTORY_POLLER
+from exporter.sources.source import Poll, Poller, Source, Wiring
 
 
 async def sweep(wiring: Wiring) -> None:
@@ -16,16 +17,9 @@ async def sweep(wiring: Wiring) -> None:
         await wiring.push.sweep()
 
 
+PUSH_SWEEP_POLLER = Poller(name="push_sweep", cadence=lambda s: s.push_sweep_interval, priority=3)
 SOURCE = Source(
     name="push",
-    polls=(
-        Poll(
-            poller="push_sweep",
-            cadence=lambda s: s.push_sweep_interval,
-            priority=3,
-            run=sweep,
-            after="directory",
-        ),
-    ),
+    polls=(Poll(PUSH_SWEEP_POLLER, sweep, after=DIRECTORY_POLLER),),
     when=lambda s: s.push == "auto",
 )

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 import structlog
 
 from exporter.config import Settings
-from exporter.exposition import family, labels
+from exporter.exposition import info, labels
 from exporter.genesys.client import GenesysClient
 from exporter.genesys.endpoints import ROUTING_QUEUES
 from exporter.genesys.models import QueueEntity, QueueListing
 from exporter.snapshot import Directory, Snapshot
-from exporter.sources.source import Poll, Show, Source, Wiring
+from exporter.sources.source import Poll, Poller, Show, Source, Wiring
 
 log = structlog.get_logger(__name__)
 
@@ -98,22 +98,15 @@ async def refresh_queues(wiring: Wiring) -> None:
 
 def render_queue_info(snapshot: Snapshot) -> tuple[str, ...]:
     queues = sorted(snapshot[QUEUES].items())
-    return (
-        family(
-            "genesys_queue_info",
-            "gauge",
-            "Queue in scope (value 1), from GET /api/v2/routing/queues.",
-            ((labels(queue_id=qid, queue_name=q.name, division=q.division), 1) for qid, q in queues),
-        ),
-    )
+    blocks = (labels(queue_id=qid, queue_name=q.name, division=q.division) for qid, q in queues)
+    return (info("genesys_queue_info", "Queue in scope (value 1), from GET /api/v2/routing/queues.", blocks),)
 
 
+# The directory changes least and stretches first when the budget cannot feed every cadence.
+DIRECTORY_POLLER = Poller(name="directory", cadence=lambda s: s.directory_interval, priority=3)
 SOURCE = Source(
     name="queue_directory",
     keeps=QUEUES,
-    polls=(
-        # The directory changes least and stretches first when the budget cannot feed every cadence.
-        Poll(poller="directory", cadence=lambda s: s.directory_interval, priority=3, run=refresh_queues),
-    ),
+    polls=(Poll(DIRECTORY_POLLER, refresh_queues),),
     show=Show(segment="queue_info", collector="queues", reads=(QUEUES,), families=render_queue_info),
 )

@@ -23,8 +23,8 @@ from exporter.genesys.models import MetricRow, ObservationResponse
 from exporter.genesys.queries import MAX_QUEUE_PREDICATES, queue_observation_query
 from exporter.snapshot import Measurement, Snapshot, merged
 from exporter.sources.batches import BatchesFailed, batches
-from exporter.sources.queue_directory import QUEUES
-from exporter.sources.source import Poll, Show, Source, Wiring
+from exporter.sources.queue_directory import DIRECTORY_POLLER, QUEUES
+from exporter.sources.source import Poll, Poller, Show, Source, Wiring
 
 ROUTING_STATUSES = ("idle", "interacting", "communicating", "not_responding", "off_queue")
 
@@ -180,85 +180,88 @@ async def poll_queue_states(wiring: Wiring) -> None:
         await poll_queues(wiring.client, wiring.clock, queue_ids, wiring.store.publisher(QUEUE_STATES))
 
 
+Rows = list[tuple[str, QueueState]]  # each queue's label block and state, in page order
+Samples = Callable[[Rows], Iterable[tuple[str, float]]]
+
+
+def _per_media(pick: Callable[[QueueState], Mapping[str, float]]) -> Samples:
+    return lambda rows: ((f'{b},media_type="{m}"', v) for b, s in rows for m, v in sorted(pick(s).items()))
+
+
+def _per_queue(pick: Callable[[QueueState], float]) -> Samples:
+    return lambda rows: ((b, pick(s)) for b, s in rows)
+
+
+def _by_status(state: QueueState) -> Iterator[tuple[str, int]]:
+    """Every known routing status (0 when none), then any status the API has and we do not know yet."""
+    known = {status: state.agents_by_status.get(status, 0) for status in ROUTING_STATUSES}
+    yield from known.items()
+    yield from sorted((s, n) for s, n in state.agents_by_status.items() if s not in known)
+
+
+# The live queue families: (name, help, samples from the queues' rows). All gauges.
+QUEUE_STATE_FAMILIES: tuple[tuple[str, str, Samples], ...] = (
+    (
+        "genesys_queue_waiting_interactions",
+        "Interactions waiting in the queue now (oWaiting observation).",
+        _per_media(lambda s: s.waiting),
+    ),
+    (
+        "genesys_queue_interacting_interactions",
+        "Interactions connected to an agent now (oInteracting observation).",
+        _per_media(lambda s: s.interacting),
+    ),
+    (
+        "genesys_queue_alerting_interactions",
+        "Interactions ringing an agent now (oAlerting observation).",
+        _per_media(lambda s: s.alerting),
+    ),
+    (
+        "genesys_queue_oldest_waiting_seconds",
+        "Age of the oldest waiting interaction when polled (oLongestWaiting observation).",
+        _per_media(lambda s: s.oldest_waiting_seconds),
+    ),
+    (
+        "genesys_queue_available_agents",
+        "Agents on queue and idle (oOnQueueUsers observation, qualifier IDLE).",
+        _per_queue(lambda s: s.available_agents),
+    ),
+    (
+        "genesys_queue_agents",
+        "Joined queue members by routing status (oUserRoutingStatuses observation).",
+        lambda rows: ((f'{b},routing_status="{status}"', n) for b, s in rows for status, n in _by_status(s)),
+    ),
+    (
+        "genesys_queue_member_agents",
+        "Agents who are members of the queue (oMemberUsers observation).",
+        _per_queue(lambda s: s.member_agents),
+    ),
+    (
+        "genesys_queue_joined_agents",
+        "Queue members who have joined the queue (oActiveUsers observation).",
+        _per_queue(lambda s: s.joined_agents),
+    ),
+)
+
+
 def render_queue_states(snapshot: Snapshot) -> tuple[str, ...]:
     queues = snapshot[QUEUES]
-    by_queue = {qid: labels(queue_id=qid, queue_name=q.name) for qid, q in sorted(queues.items())}
-    states = [(by_queue[qid], s) for qid, s in sorted(merged(snapshot[QUEUE_STATES], queues).items())]
-
-    def per_media(pick: Callable[[QueueState], Mapping[str, float]]) -> Iterator[tuple[str, float]]:
-        for block, state in states:
-            for media, value in sorted(pick(state).items()):
-                yield f'{block},media_type="{media}"', value
-
-    def per_status(state: QueueState) -> Iterator[tuple[str, int]]:
-        known = {status: state.agents_by_status.get(status, 0) for status in ROUTING_STATUSES}
-        yield from known.items()
-        yield from sorted((s, n) for s, n in state.agents_by_status.items() if s not in known)
-
-    return (
-        family(
-            "genesys_queue_waiting_interactions",
-            "gauge",
-            "Interactions waiting in the queue now (oWaiting observation).",
-            per_media(lambda s: s.waiting),
-        ),
-        family(
-            "genesys_queue_interacting_interactions",
-            "gauge",
-            "Interactions connected to an agent now (oInteracting observation).",
-            per_media(lambda s: s.interacting),
-        ),
-        family(
-            "genesys_queue_alerting_interactions",
-            "gauge",
-            "Interactions ringing an agent now (oAlerting observation).",
-            per_media(lambda s: s.alerting),
-        ),
-        family(
-            "genesys_queue_oldest_waiting_seconds",
-            "gauge",
-            "Age of the oldest waiting interaction when polled (oLongestWaiting observation).",
-            per_media(lambda s: s.oldest_waiting_seconds),
-        ),
-        family(
-            "genesys_queue_available_agents",
-            "gauge",
-            "Agents on queue and idle (oOnQueueUsers observation, qualifier IDLE).",
-            ((block, s.available_agents) for block, s in states),
-        ),
-        family(
-            "genesys_queue_agents",
-            "gauge",
-            "Joined queue members by routing status (oUserRoutingStatuses observation).",
-            ((f'{block},routing_status="{status}"', n) for block, s in states for status, n in per_status(s)),
-        ),
-        family(
-            "genesys_queue_member_agents",
-            "gauge",
-            "Agents who are members of the queue (oMemberUsers observation).",
-            ((block, s.member_agents) for block, s in states),
-        ),
-        family(
-            "genesys_queue_joined_agents",
-            "gauge",
-            "Queue members who have joined the queue (oActiveUsers observation).",
-            ((block, s.joined_agents) for block, s in states),
-        ),
-    )
+    rows = [
+        (labels(queue_id=qid, queue_name=queues[qid].name), state)
+        for qid, state in sorted(merged(snapshot[QUEUE_STATES], queues).items())
+    ]
+    return tuple(family(name, "gauge", help_text, samples(rows)) for name, help_text, samples in QUEUE_STATE_FAMILIES)
 
 
+QUEUES_POLLER = Poller(
+    name="queues",
+    cadence=lambda s: s.queue_interval,
+    priority=0,  # the wallboard's and the no-agent alert's data: served before any other job
+    refreshes=(QUEUE_STATES,),
+)
 SOURCE = Source(
     name="queue_states",
     keeps=QUEUE_STATES,
-    polls=(
-        Poll(
-            poller="queues",
-            cadence=lambda s: s.queue_interval,
-            priority=0,  # the wallboard's and the no-agent alert's data: served before any other job
-            run=poll_queue_states,
-            refreshes=(QUEUE_STATES,),
-            after="directory",
-        ),
-    ),
+    polls=(Poll(QUEUES_POLLER, poll_queue_states, after=DIRECTORY_POLLER),),
     show=Show(segment="queue_states", collector="queues", reads=(QUEUES, QUEUE_STATES), families=render_queue_states),
 )

@@ -43,26 +43,36 @@ class Wiring:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Poll:
-    """A scheduler job: what it runs, how often and how urgently, after what, and whose stale limit it sets.
+class Poller:
+    """A scheduler job as the planner and the self-metrics know it, whichever source runs it.
 
     `priority` 0 is served first (live queue data); the planner stretches the highest numbers first.
     A job's data expires after three of its effective cadences, so the measurements it `refreshes`
     live as long as its cadence says, stretched or not.
     """
 
-    poller: str  # the `poller` label of the self-metrics: public, in the README and the dashboards
+    name: str  # the `poller` label of the self-metrics: public, in the README and the dashboards
     cadence: Callable[[Settings], float]
     priority: int
-    run: Callable[[Wiring], Awaitable[None]]
-    refreshes: tuple[Measurement[Any], ...] = ()
-    after: str | Callable[[Settings], str] | None = None  # the job whose first success this one waits for
-    wait_at_most: float | None = None  # then it starts with what there is
     first_priority: int | None = None  # the priority of its first cycle, when that one matters more
+    refreshes: tuple[Measurement[Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Poll:
+    """How a source runs a poller under the settings it is `when` for: what each cycle does, and the
+    job whose first success it waits for (at most `wait_at_most` seconds, then it starts with what
+    there is)."""
+
+    poller: Poller
+    run: Callable[[Wiring], Awaitable[None]]
+    after: Poller | Callable[[Settings], Poller] | None = None
+    wait_at_most: float | None = None
     when: Callable[[Settings], bool] = always
 
     def waits_for(self, settings: Settings) -> str | None:
-        return self.after(settings) if callable(self.after) else self.after
+        after = self.after(settings) if callable(self.after) else self.after
+        return after.name if after is not None else None
 
 
 @dataclass(frozen=True, kw_only=True)

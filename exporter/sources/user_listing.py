@@ -13,19 +13,22 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Mapping
 
+from exporter.config import Settings
 from exporter.genesys.client import GenesysClient
 from exporter.genesys.endpoints import USERS
 from exporter.genesys.models import UserListing
 from exporter.snapshot import PartKey
-from exporter.sources.agent_directory import AGENTS, Agent
+from exporter.sources.agent_directory import AGENT_DIRECTORY_POLLER, AGENTS, Agent
 from exporter.sources.agent_states import (
     AGENT_STATES,
+    AGENTS_POLLER,
     STATE_EXPAND,
     USERS_PER_REQUEST,
     AgentState,
     listing_is_state_poll,
     parse_agent_states,
 )
+from exporter.sources.queue_directory import DIRECTORY_POLLER
 from exporter.sources.source import Poll, Source, Wiring
 
 
@@ -77,26 +80,14 @@ async def list_users(wiring: Wiring) -> None:
     store.set(AGENTS, await poll_users_with_state(wiring.client, publish))
 
 
+def listed_with_push(settings: Settings) -> bool:
+    return settings.agent_scope == "users" and not listing_is_state_poll(settings)
+
+
 SOURCE = Source(
     name="user_listing",
     polls=(
-        Poll(
-            poller="agent_directory",
-            cadence=lambda s: s.directory_interval,
-            priority=4,
-            first_priority=1,  # every agent's first state comes with it: it goes before the state polls
-            run=list_users,
-            after="directory",
-            when=lambda s: s.agent_scope == "users" and not listing_is_state_poll(s),
-        ),
-        Poll(
-            poller="agents",
-            cadence=lambda s: s.agent_interval,
-            priority=2,
-            run=list_users,
-            refreshes=(AGENT_STATES,),
-            after="directory",
-            when=listing_is_state_poll,
-        ),
+        Poll(AGENT_DIRECTORY_POLLER, list_users, after=DIRECTORY_POLLER, when=listed_with_push),
+        Poll(AGENTS_POLLER, list_users, after=DIRECTORY_POLLER, when=listing_is_state_poll),
     ),
 )

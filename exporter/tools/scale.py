@@ -178,10 +178,11 @@ def percentile(values: list[float], q: float) -> float:
 
 def sample_ages(snapshot: Snapshot, now: float, figures: Figures, settings: Settings) -> None:
     for poll in sources.polls(settings):
-        if poll.poller in AGED_JOBS:
-            for key in poll.refreshes:
+        poller = poll.poller
+        if poller.name in AGED_JOBS:
+            for key in poller.refreshes:
                 for part in snapshot[key].values():
-                    figures.ages.setdefault(poll.poller, []).append((now - part.taken_at, len(part.items)))
+                    figures.ages.setdefault(poller.name, []).append((now - part.taken_at, len(part.items)))
 
 
 PROBED_AGENTS = 600  # per group: more than a run changes, each agent changed once

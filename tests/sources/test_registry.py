@@ -1,0 +1,108 @@
+"""The registry is the one table of the house: the jobs, the page's segments and collect[] derive from it."""
+
+from __future__ import annotations
+
+import pytest
+
+from exporter import sources
+from exporter.config import Settings
+from exporter.page import collectors_of
+from exporter.sources.source import Poll
+
+
+def settings(scope: str, push: str) -> Settings:
+    return Settings(
+        client_id="cid", client_secret="not-a-secret", api_url="http://127.0.0.1:8089", agent_scope=scope, push=push
+    )
+
+
+def table(polls: list[Poll], of: Settings) -> list[tuple[str, int, int | None, str | None, float | None]]:
+    """Each job as the scheduler gets it: name, priority, first-cycle priority, what it waits for, how long."""
+    return [(p.poller.name, p.poller.priority, p.poller.first_priority, p.waits_for(of), p.wait_at_most) for p in polls]
+
+
+DIRECTORY = ("directory", 3, None, None, None)
+QUEUES = ("queues", 0, None, "directory", None)
+AGENTS_BY_ID = ("agents", 2, None, "agent_directory", 10.0)
+SWEEP = ("push_sweep", 3, None, "directory", None)
+
+
+@pytest.mark.parametrize(
+    ("scope", "push", "jobs"),
+    [
+        (
+            "members",
+            "auto",
+            [
+                DIRECTORY,
+                QUEUES,
+                ("agent_directory", 4, 1, "directory", None),
+                AGENTS_BY_ID,
+                SWEEP,
+                ("performance", 1, None, "agent_directory", None),
+            ],
+        ),
+        (
+            "members",
+            "off",
+            [
+                DIRECTORY,
+                QUEUES,
+                ("agent_directory", 4, 1, "directory", None),
+                AGENTS_BY_ID,
+                ("performance", 1, None, "agent_directory", None),
+            ],
+        ),
+        (
+            "users",
+            "auto",
+            [
+                DIRECTORY,
+                QUEUES,
+                ("agent_directory", 4, 1, "directory", None),  # the users listing, its first pass with states
+                AGENTS_BY_ID,
+                SWEEP,
+                ("performance", 1, None, "directory", None),
+            ],
+        ),
+        (
+            "users",
+            "off",
+            [
+                DIRECTORY,
+                QUEUES,
+                ("agents", 2, None, "directory", None),  # the listing carries the states: one job does both
+                ("performance", 1, None, "directory", None),
+            ],
+        ),
+    ],
+)
+def test_each_setting_runs_each_poller_once_in_a_fixed_order(scope: str, push: str, jobs: list[tuple[object, ...]]):
+    chosen = settings(scope, push)
+    assert table(sources.polls(chosen), chosen) == jobs
+
+
+def test_the_page_and_collect_come_from_the_shows_in_page_order():
+    shows = sources.shows(settings("members", "auto"))
+    assert [show.segment for show in shows] == [
+        "queue_info",
+        "queue_states",
+        "queue_tallies",
+        "agent_info",
+        "agent_states",
+        "agent_tallies",
+    ]
+    assert collectors_of(shows) == {
+        "queues": ("queue_info", "queue_states", "queue_tallies"),
+        "agents": ("agent_info", "agent_states", "agent_tallies"),
+        "exporter": ("self",),
+    }
+    assert [show.segment for show in shows if show.paced] == ["agent_info", "agent_states", "agent_tallies"]
+
+
+def test_every_key_is_kept_by_one_source_and_every_shown_key_is_kept():
+    kept = [source.keeps for source in sources.SOURCES if source.keeps is not None]
+    assert len({key.name for key in kept}) == len(kept)
+    assert {key for show in sources.SHOWS for key in show.reads} <= set(kept)
+    refreshed = {key for source in sources.SOURCES for poll in source.polls for key in poll.poller.refreshes}
+    assert refreshed <= set(kept)
