@@ -21,8 +21,8 @@ from exporter.pollers.agents import state_params
 from exporter.pollers.performance import AGENT_METRICS, QUEUE_METRICS, aggregate_query, day_window, iso_interval
 from exporter.simulator.api import SimulatedOrg, serve_simulator
 from exporter.simulator.wire import AGGREGATE_METRICS, DETAIL_METRICS, OBSERVATION_METRICS
-from tests.conftest import basic_auth
 from tests.contract.oracle import allowed_values, problems
+from tests.harness.net import basic_auth
 
 pytestmark = pytest.mark.contract
 

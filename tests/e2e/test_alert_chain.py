@@ -32,7 +32,7 @@ from aiohttp import web
 from exporter.app import Exporter
 from exporter.config import Settings
 from exporter.simulator.api import SimulatedOrg, serve_simulator
-from tests.conftest import free_port
+from tests.harness.net import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 ROOT = Path(__file__).resolve().parents[2]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import bisect
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -12,11 +11,7 @@ from hypothesis import strategies as st
 from exporter.clock import FakeClock
 from exporter.genesys.regions import REGIONS, resolve_region
 from exporter.scheduling.budget import Caller, RateBudget, current_caller
-
-
-def max_in_any_window(starts: list[float], window: float = 60.0) -> int:
-    ordered = sorted(starts)
-    return max((bisect.bisect_left(ordered, s + window) - i for i, s in enumerate(ordered)), default=0)
+from tests.harness.windows import max_in_any_window
 
 
 async def drive(budget: RateBudget, clock: FakeClock, arrivals: list[float], latencies: list[float]) -> list[float]:

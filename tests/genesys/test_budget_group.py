@@ -15,7 +15,7 @@ from exporter.scheduling.budget import Caller, RateBudget, current_caller
 from exporter.scheduling.group import FIRST_BACKOFF_SECONDS, STORM_429S, BudgetGroup
 from exporter.scheduling.scheduler import Job, Scheduler
 from exporter.snapshot import Store
-from tests.genesys.test_budget_and_regions import max_in_any_window
+from tests.harness.windows import max_in_any_window
 
 
 def group_of(clock: FakeClock, *per_minute: int, concurrency: int = 4) -> BudgetGroup:

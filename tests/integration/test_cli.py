@@ -26,8 +26,8 @@ from exporter.genesys.client import GenesysClient
 from exporter.process import GC_THRESHOLDS
 from exporter.scheduling.budget import RateBudget
 from exporter.simulator.api import SimulatedOrg, serve_simulator
-from tests.conftest import free_port
-from tests.integration.test_exporter_vs_simulator import settings_for
+from tests.harness.net import free_port
+from tests.harness.simulated_org import settings_for
 
 SECRET = "MARKER-cli-secret-4d1e"
 
