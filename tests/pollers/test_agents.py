@@ -1,18 +1,54 @@
-"""Agent state pages are independent: one failing page never holds back or spoils the others."""
+"""Agent pages in, states and directories out; state pages are independent: one failing page never holds
+back or spoils the others."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from exporter.genesys.endpoints import USERS, Endpoint
 from exporter.genesys.errors import ServerError
-from exporter.genesys.models import UserListing
-from exporter.pollers.agents import poll_agent_states
+from exporter.genesys.models import MemberListing, UserListing
+from exporter.pollers.agents import parse_agent_states, parse_member_pages, parse_user_pages, poll_agent_states
 from exporter.pollers.batching import BatchesFailed
-from exporter.snapshot import AgentState
+from exporter.snapshot import Agent, AgentState
+
+
+def test_states_read_best_effort_expands_without_guessing(fixture):
+    states = parse_agent_states(UserListing.model_validate(fixture("users_state_page.json")))
+    assert states["u-ann"].routing_status == "idle"
+    assert states["u-ann"].presence == "on_queue"  # "On Queue" (definitions API) and ON_QUEUE agree
+    assert states["u-bob"].presence == "on_queue"
+    assert states["u-ann"].status_since == datetime(2026, 5, 14, 9, 58, tzinfo=UTC).timestamp()
+    cy = states["u-cy"]
+    assert (cy.routing_status, cy.presence, cy.status_since) == (None, None, None)
+
+
+def test_directories_from_users_and_members(fixture):
+    agents = parse_user_pages([UserListing.model_validate(fixture("users_state_page.json"))])
+    assert agents["u-ann"] == Agent("u-ann", "Ann O'Neill", "Home")
+    assert agents["u-cy"].division == ""
+    members = parse_member_pages(
+        MemberListing.model_validate(page)
+        for page in [
+            {
+                "entities": [
+                    {
+                        "id": "u-1",
+                        "name": "Ann",
+                        "joined": True,
+                        "user": {"id": "u-1", "division": {"id": "d", "name": "EU"}},
+                    }
+                ]
+            },
+            {"entities": [{"id": "u-2", "user": {"id": "u-2", "name": "Bo"}}, {"id": "u-1", "name": "Ann"}]},
+        ]
+    )
+    assert set(members) == {"u-1", "u-2"}
+    assert members["u-2"].name == "Bo"
 
 
 class FlakyUsersApi:

@@ -1,20 +1,20 @@
-"""Agent pages and aggregates in; states, tallies and golden exposition out."""
+"""Aggregates in, tallies and golden exposition out; the day they cover follows local midnight."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, time
+from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.genesys.models import AGGREGATE_RESPONSE, AggregateResponse, MemberListing, UserListing
+from exporter.genesys.models import AGGREGATE_RESPONSE, AggregateResponse, UserListing
 from exporter.metrics import render_agents, render_queue_performance
-from exporter.pollers.agents import parse_agent_states, parse_member_pages, parse_user_pages
+from exporter.pollers.agents import parse_agent_states
 from exporter.pollers.performance import aggregate_query, day_window, parse_agent_tallies, parse_queue_tallies
 from exporter.snapshot import Agent, Part, Queue, QueueState, Snapshot, Tally
+from tests.harness.scraping import families_of
 
 Q1 = "11111111-aaaa-4000-8000-000000000001"
 
@@ -22,40 +22,6 @@ Q1 = "11111111-aaaa-4000-8000-000000000001"
 def aggregates(body: Any) -> AggregateResponse:
     """A decoded aggregate answer, through the decoder the client uses on the wire."""
     return AGGREGATE_RESPONSE.decode(json.dumps(body).encode())
-
-
-def test_states_read_best_effort_expands_without_guessing(fixture):
-    states = parse_agent_states(UserListing.model_validate(fixture("users_state_page.json")))
-    assert states["u-ann"].routing_status == "idle"
-    assert states["u-ann"].presence == "on_queue"  # "On Queue" (definitions API) and ON_QUEUE agree
-    assert states["u-bob"].presence == "on_queue"
-    assert states["u-ann"].status_since == datetime(2026, 5, 14, 9, 58, tzinfo=UTC).timestamp()
-    cy = states["u-cy"]
-    assert (cy.routing_status, cy.presence, cy.status_since) == (None, None, None)
-
-
-def test_directories_from_users_and_members(fixture):
-    agents = parse_user_pages([UserListing.model_validate(fixture("users_state_page.json"))])
-    assert agents["u-ann"] == Agent("u-ann", "Ann O'Neill", "Home")
-    assert agents["u-cy"].division == ""
-    members = parse_member_pages(
-        MemberListing.model_validate(page)
-        for page in [
-            {
-                "entities": [
-                    {
-                        "id": "u-1",
-                        "name": "Ann",
-                        "joined": True,
-                        "user": {"id": "u-1", "division": {"id": "d", "name": "EU"}},
-                    }
-                ]
-            },
-            {"entities": [{"id": "u-2", "user": {"id": "u-2", "name": "Bo"}}, {"id": "u-1", "name": "Ann"}]},
-        ]
-    )
-    assert set(members) == {"u-1", "u-2"}
-    assert members["u-2"].name == "Bo"
 
 
 def test_aht_counts_closed_conversations_only_and_is_absent_without_any(fixture):
@@ -104,7 +70,7 @@ def test_queue_tallies_and_golden(fixture, clock, golden):
     )
     text = "".join((*render_queue_performance(snapshot), *render_agents(snapshot)))
     golden("agents.prom", text)
-    families = {f.name: f for f in text_string_to_metric_families(text)}
+    families = families_of(text)
     offered = {s.labels["media_type"]: s.value for s in families["genesys_queue_offered_interactions"].samples}
     assert offered == {"voice": 12, "chat": 0}  # chat served, nothing today: zero, not absent
     aht = {s.labels["agent_name"]: s.value for s in families["genesys_agent_average_handle_seconds"].samples}
