@@ -169,10 +169,11 @@ async def test_the_scheduler_plans_with_the_clients_in_use(clock):
     async def nothing() -> None:
         return None
 
-    scheduler = Scheduler(Store(clock), clock, [Job("queues", 10, nothing, priority=0)], group)
+    queues = Job("queues", 10, nothing, priority=0)
+    scheduler = Scheduler(Store(clock), clock, [queues], group)
     assert scheduler.plan.per_second == 2.0
     group.set_aside("c2", "login failed")
-    await scheduler.run_once(scheduler._jobs[0])  # every cycle replans
+    await scheduler.run_once(queues)  # every cycle replans
     assert scheduler.plan.per_second == 1.0
 
 

@@ -380,7 +380,7 @@ async def test_a_quiet_org_sends_nothing_without_subscribers(sim, clock):
     await client.scenario(action="presence", agent=free_agents(org)[0].id, presence="BREAK")
     await tick_for(clock, 3, land=0.05)
     assert stream.messages == []
-    assert org.notifications._activity == [] and org.notifications._dirty == set()
+    assert org.notifications._activity == [] and not org.notifications.unpublished
     await stream.close()
 
 
