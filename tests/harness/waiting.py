@@ -14,6 +14,7 @@ The two are different waits and never stand in for each other:
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable
 
 from exporter.clock import FakeClock
@@ -22,13 +23,22 @@ After = Callable[[], Awaitable[None]]
 """What a tick waits for, in real time, before fake time moves again."""
 
 
-async def eventually(check: Callable[[], bool], *, within: float = 10.0, every: float = 0.02) -> None:
-    """Wait in real time (a fake clock stays put) until `check` holds: for background tasks to catch up."""
+async def eventually(
+    check: Callable[[], bool | Awaitable[bool]], *, within: float = 10.0, every: float = 0.02, failing: str = ""
+) -> None:
+    """Wait in real time (a fake clock stays put) until `check` holds: for background tasks, or processes
+    asked over HTTP (an async `check`), to catch up. `failing` names what it waits for, for the failure message."""
     deadline = asyncio.get_running_loop().time() + within
-    while not check():
+    while not await _holds(check):
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {within:g} real seconds")
+            raise AssertionError(f"not within {within:g} real seconds: {failing or 'the condition'}")
         await asyncio.sleep(every)
+
+
+async def _holds(check: Callable[[], bool | Awaitable[bool]]) -> bool:
+    """`check()`, awaited when it is a coroutine."""
+    result = check()
+    return bool(await result) if inspect.isawaitable(result) else bool(result)
 
 
 async def loopback(seconds: float = 0.05) -> None:
