@@ -2,8 +2,8 @@
 
 The two are different waits and never stand in for each other:
 
-- `eventually` leaves the fake clock where it is and gives background tasks real time to catch up
-  with what has already happened.
+- `eventually` leaves the fake clock where it is and gives background tasks (or processes asked over
+  HTTP) real time to catch up with what has already happened.
 - `tick_for` and `tick_until` move a `FakeClock` in ticks of `every` fake seconds and, after each tick,
   await `after`: what must happen in real time before fake time may move again. That is nothing when
   everything runs on the fake clock (`nothing_in_flight`), a few milliseconds when the tick sent frames
@@ -69,22 +69,23 @@ async def tick_for(
 
 async def tick_until(
     clock: FakeClock,
-    condition: Callable[[], bool],
+    condition: Callable[[], bool | Awaitable[bool]],
     *,
     within: float,
     every: float = 0.2,
     after: After = frames_in_flight,
     real_within: float | None = 60.0,
 ) -> float:
-    """Move fake time tick by tick until `condition` holds; the fake seconds it took.
+    """Move fake time tick by tick until `condition` (sync, or async like a scrape) holds; the fake seconds it took.
 
-    Fails once `within` fake seconds have passed without it, and after `real_within` real seconds (None:
-    no such bound, when `after` bounds each tick itself) so that a hang fails instead of hanging.
+    Fails once `within` fake seconds have passed without it, and after `real_within` real seconds so that
+    a hang fails instead of hanging (None: no such bound, when each tick bounds its own wait or nothing
+    but the fake clock runs).
     """
     loop = asyncio.get_running_loop()
     deadline = None if real_within is None else loop.time() + real_within
     ticks = 0
-    while not condition():
+    while not await _holds(condition):
         assert ticks * every < within, f"condition not met within {within:g} fake seconds"
         assert deadline is None or loop.time() < deadline, f"condition not met within {real_within:g} real seconds"
         await clock.advance(every)
