@@ -1,11 +1,13 @@
-"""Shared fixtures: JSON payloads shaped like the real API, golden exposition files, a fake clock."""
+"""Shared fixtures: JSON payloads shaped like the real API, golden exposition files, a fake clock, promtool.
+
+Helpers that are not fixtures live in tests/harness/: a test module never imports from a conftest.
+"""
 
 from __future__ import annotations
 
-import base64
 import json
 import os
-import socket
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,20 +20,10 @@ HERE = Path(__file__).parent
 UPDATE_GOLDEN = os.environ.get("UPDATE_GOLDEN") == "1"
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (for servers that cannot take port 0)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def basic_auth(client_id: str, secret: str) -> dict[str, str]:
-    """The token endpoint's Authorization header (aiohttp.BasicAuth is deprecated)."""
-    return {"Authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
-
-
 @pytest.fixture
 def fixture() -> Callable[[str], Any]:
+    """Load tests/fixtures/<name>: JSON answers recorded in the shape of the real API."""
+
     def load(name: str) -> Any:
         return json.loads((HERE / "fixtures" / name).read_text(encoding="utf-8"))
 
@@ -54,4 +46,14 @@ def golden() -> Callable[[str, str], None]:
 
 @pytest.fixture
 def clock() -> FakeClock:
+    """A clock that moves only when the test says, so hours of schedule run in milliseconds."""
     return FakeClock()
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """Debian's promtool, which checks pages, rules and configs as Prometheus reads them."""
+    path = shutil.which("promtool")
+    if path is None:
+        pytest.fail("promtool not found: `make tools` installs Debian's prometheus package")
+    return path

@@ -21,7 +21,8 @@ from exporter.simulator.api import SimulatedOrg, serve_simulator
 from exporter.simulator.faults import SOCKET_ROUTE, Fault
 from exporter.simulator.wire import OBSERVATION_METRICS
 from tests.contract.oracle import allowed_values, problems
-from tests.simulator.notify import CHANNELS, Client, Stream, queue_topic, run_for, until, user_topic
+from tests.harness.notification_client import CHANNELS, Client, Stream, connected, queue_topic, user_topic
+from tests.harness.waiting import tick_for, tick_until
 
 pytestmark = pytest.mark.contract
 
@@ -110,12 +111,12 @@ async def test_event_bodies_fit_the_sdk_models(sim, clock):
     queue = max(org.model.queues.values(), key=lambda q: len(q.members))
     await client.scenario(action="unstaff", queue=queue.id)
     agent = next(a for a in org.model.agents.values() if a.conversation is None and a.presence != "BREAK")
-    channel, stream = await _connected(client, [queue_topic(queue.id), user_topic(agent.id)])
+    channel, stream = await connected(client, [queue_topic(queue.id), user_topic(agent.id)])
     await stream.ping()
     await client.scenario(action="wait", queue=queue.id, count=3)
     await client.scenario(action="presence", agent=agent.id, presence="BREAK")
     await client.scenario(action="presence", agent=agent.id, presence="ON_QUEUE")
-    await run_for(clock, 2.2)
+    await tick_for(clock, 2.2, land=0.05)
 
     activity = stream.bodies(user_topic(agent.id))
     observations = stream.bodies(queue_topic(queue.id))
@@ -141,24 +142,17 @@ async def test_event_bodies_fit_the_sdk_models(sim, clock):
 
     closings: list[dict[str, Any]] = []
     org.notifications.maintenance(delay=0.4)
-    await until(clock, stream.closed.is_set, within=2)
+    await tick_until(clock, stream.closed.is_set, within=2)
     closings += stream.bodies(CLOSING)
     stream = await Stream.open(client.http, channel["connectUri"])
     org.faults.arm(Fault("evict", route=SOCKET_ROUTE, limit=1))
-    await until(clock, stream.closed.is_set, within=2)
+    await tick_until(clock, stream.closed.is_set, within=2)
     closings += stream.bodies(CLOSING)
-    _, stream = await _connected(client, [])
+    _, stream = await connected(client, [])
     org.revoke_tokens()
-    await until(clock, stream.closed.is_set, within=2)
+    await tick_until(clock, stream.closed.is_set, within=2)
     closings += stream.bodies(CLOSING)
     assert [c.get("systemTopicType") for c in closings] == [None, "no_longer_subscribed", "token_revoked"]
     for body in closings:
         assert problems(body, "SystemMessageSystemMessage") == []
     _check_envelopes(stream)
-
-
-async def _connected(client: Client, topics: list[str]) -> tuple[dict[str, Any], Stream]:
-    channel = await client.channel()
-    status, _ = await client.subscribe(channel["id"], topics)
-    assert status == 200
-    return channel, await Stream.open(client.http, channel["connectUri"])

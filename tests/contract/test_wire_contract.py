@@ -27,8 +27,8 @@ from exporter.simulator.api import SimulatedOrg, serve_simulator
 from exporter.simulator.wire import AGGREGATE_METRICS, DETAIL_METRICS, OBSERVATION_METRICS
 from exporter.sources.agent_states import state_params
 from exporter.sources.performance import day_window, iso_interval
-from tests.conftest import basic_auth
 from tests.contract.oracle import allowed_values, problems
+from tests.harness.net import basic_auth
 
 pytestmark = pytest.mark.contract
 

@@ -13,14 +13,6 @@ RULES = ROOT / "deploy/prometheus/rules/genesys.rules.yml"
 RULE_TESTS = ROOT / "deploy/prometheus/tests/genesys.rules.test.yml"
 
 
-@pytest.fixture(scope="module")
-def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        pytest.fail("promtool not found: `make tools` installs Debian's prometheus package")
-    return path
-
-
 def test_rules_are_valid(promtool):
     result = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr

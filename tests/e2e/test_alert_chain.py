@@ -32,7 +32,8 @@ from aiohttp import web
 from exporter.app import Exporter
 from exporter.config import Settings
 from exporter.simulator.api import SimulatedOrg, serve_simulator
-from tests.conftest import free_port
+from tests.harness.net import free_port
+from tests.harness.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,6 +85,10 @@ class Stack:
         ):
             return dict(await response.json())
 
+    async def has(self, promql: str) -> bool:
+        """The query returns some series now."""
+        return bool((await self.query(promql))["data"]["result"])
+
     async def value(self, promql: str) -> float | None:
         """The query's one value now, or None while it has none."""
         result = (await self.query(promql))["data"]["result"]
@@ -120,19 +125,13 @@ def prometheus_config(target: str, rules: Path, alertmanager: str) -> dict[str, 
     return dict(config)
 
 
-async def wait_http(url: str, within: float = 20.0) -> None:
-    deadline = time.monotonic() + within
-    async with aiohttp.ClientSession() as http:
-        while True:
-            try:
-                async with http.get(url) as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{url} did not come up")
-            await asyncio.sleep(0.2)
+async def answers(url: str) -> bool:
+    """`url` answers 200 now (a server still starting refuses the connection or is not ready)."""
+    try:
+        async with aiohttp.ClientSession() as http, http.get(url) as response:
+            return response.status == 200
+    except aiohttp.ClientError:
+        return False
 
 
 async def start(*argv: str, log: Path) -> asyncio.subprocess.Process:
@@ -202,8 +201,8 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
                 log=tmp / "prometheus.log",
             )
             try:
-                await wait_http(f"http://127.0.0.1:{am_port}/-/ready")
-                await wait_http(f"http://127.0.0.1:{prom_port}/-/ready")
+                for ready in (f"http://127.0.0.1:{am_port}/-/ready", f"http://127.0.0.1:{prom_port}/-/ready"):
+                    await eventually(lambda url=ready: answers(url), within=20, every=0.2, failing=f"{ready} answering")
                 yield Stack(org, exporter, receiver, f"http://127.0.0.1:{prom_port}", f"http://127.0.0.1:{am_port}")
             finally:
                 for proc in (prom, am):
@@ -214,10 +213,8 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
 async def test_no_agent_alert_pages_then_resolves_when_an_agent_comes_on_queue(stack: Stack):
     queue = min(stack.org.model.queues.values(), key=lambda q: q.name)
     # Prometheus must already see the queue staffed, so the alert below is the scenario's doing.
-    deadline = time.monotonic() + 30
-    while not (await stack.query(f'genesys_queue_available_agents{{queue_name="{queue.name}"}}'))["data"]["result"]:
-        assert time.monotonic() < deadline, "Prometheus never scraped the queue"
-        await asyncio.sleep(0.5)
+    staffed = f'genesys_queue_available_agents{{queue_name="{queue.name}"}}'
+    await eventually(lambda: stack.has(staffed), within=30, every=0.5, failing="Prometheus having scraped the queue")
 
     async with aiohttp.ClientSession() as http:
         left = time.monotonic()
@@ -273,10 +270,8 @@ async def test_every_dashboard_query_runs_and_returns_data(stack: Stack):
         for body in ({"action": "unstaff", "queue": queue.name}, {"action": "wait", "queue": queue.name}):
             async with http.post(f"{stack.org.url}/__admin/scenario", json=body) as r:
                 assert r.status == 200
-    deadline = time.monotonic() + 60
-    while not (await stack.query('ALERTS{alertstate="firing", alertname=~"Genesys.*"}'))["data"]["result"]:
-        assert time.monotonic() < deadline, "no alert fired for the unstaffed queue"
-        await asyncio.sleep(0.5)
+    firing = 'ALERTS{alertstate="firing", alertname=~"Genesys.*"}'
+    await eventually(lambda: stack.has(firing), within=60, every=0.5, failing="an alert for the unstaffed queue")
 
     # Every query has data once each scrape job has scraped twice since the data came (the `increase`s
     # need two samples; the agents' part is scraped every 15 s): wait for that, not for a number of seconds.

@@ -6,8 +6,9 @@ from __future__ import annotations
 from exporter.app import Exporter
 from exporter.clock import FakeClock
 from exporter.simulator.api import serve_simulator
-from tests.integration.harness import eventually, landed
-from tests.integration.test_exporter_vs_simulator import settings_for
+from tests.harness.exporter_time import landed, run_for
+from tests.harness.simulated_org import settings_for
+from tests.harness.waiting import eventually
 
 
 async def test_twenty_minutes_of_cycles_over_budget_end_with_zero_429s(clock: FakeClock):
@@ -18,9 +19,8 @@ async def test_twenty_minutes_of_cycles_over_budget_end_with_zero_429s(clock: Fa
         serve_simulator(queues=20, agents=900, seed=2, clock=clock, rate_limit=60) as org,
         Exporter(settings_for(org, **settings), clock=clock) as exporter,
     ):
-        for _ in range(1200):  # 20 fake minutes, a second at a time, each second's answers in before the next
-            await clock.advance(1)
-            await landed(exporter)
+        # 20 fake minutes, a second at a time, each second's answers in before the next
+        await run_for(exporter, clock, 1200, wait=landed)
         await eventually(lambda: exporter.store.status("queues").up is not None)
 
         assert org.rate_limited == 0

@@ -26,8 +26,8 @@ from exporter.genesys.client import GenesysClient
 from exporter.process import GC_THRESHOLDS
 from exporter.scheduling.budget import RateBudget
 from exporter.simulator.api import SimulatedOrg, serve_simulator
-from tests.conftest import free_port
-from tests.integration.test_exporter_vs_simulator import settings_for
+from tests.harness.net import free_port
+from tests.harness.simulated_org import settings_for
 
 SECRET = "MARKER-cli-secret-4d1e"
 
@@ -43,7 +43,9 @@ def start(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
     )
 
 
-def wait_http(url: str, within: float = 15.0) -> str:
+def get_when_up(url: str, within: float = 15.0) -> str:
+    """GET `url` once the process serving it is up; the body. Blocking, unlike tests/harness/waiting's
+    `eventually`: these tests are synchronous, driving real processes rather than this event loop."""
     deadline = time.monotonic() + within
     while True:
         try:
@@ -126,8 +128,8 @@ def test_run_serves_then_stops_on_sigterm_within_5_seconds(simulator, tmp_path):
         env=clean_env(GENESYS_CLIENT_ID="cli-client", GENESYS_CLIENT_SECRET=SECRET, GENESYS_API_URL=simulator),
     )
     try:
-        assert wait_http(f"http://127.0.0.1:{port}/readyz") == "ready\n"
-        page = wait_http(f"http://127.0.0.1:{port}/metrics")
+        assert get_when_up(f"http://127.0.0.1:{port}/readyz") == "ready\n"
+        page = get_when_up(f"http://127.0.0.1:{port}/metrics")
         assert "genesys_queue_waiting_interactions{" in page
         assert 'genesys_exporter_poller_up{poller="queues"} 1' in page
     finally:
@@ -213,8 +215,8 @@ def test_demo_prints_the_metrics_url_and_serves_it():
         assert proc.stdout is not None
         lines = [proc.stdout.readline() for _ in range(2)]
         assert f"http://127.0.0.1:{port}/metrics" in lines[1]
-        wait_http(f"http://127.0.0.1:{port}/readyz")
-        assert "genesys_agent_routing_status{" in wait_http(f"http://127.0.0.1:{port}/metrics")
+        get_when_up(f"http://127.0.0.1:{port}/readyz")
+        assert "genesys_agent_routing_status{" in get_when_up(f"http://127.0.0.1:{port}/metrics")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=10)

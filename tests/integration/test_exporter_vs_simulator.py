@@ -6,30 +6,18 @@ With time frozen between polls, `/metrics` must equal the simulator's own state 
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 from collections.abc import AsyncIterator
-from typing import Any
 
-import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.app import Exporter
 from exporter.clock import FakeClock
-from exporter.config import Settings
 from exporter.simulator.api import SimulatedOrg, serve_simulator
-from exporter.tools.harness import settings_for as tool_settings
-from tests.integration.harness import eventually, run_for, settle
-
-
-def settings_for(org: SimulatedOrg, **overrides: Any) -> Settings:
-    """Cadences that divide the 30 s steps the tests take, so every poll lands on the instant compared.
-
-    Polling only, unless a test says otherwise: these tests prove the safety net (polling, which push
-    falls back to) at frozen instants; tests/integration/test_push.py proves push.
-    """
-    return tool_settings(org, log_level="info", **{"queue_interval": 10, "push": "off", **overrides})
+from tests.harness.exporter_time import run_for, settled
+from tests.harness.scraping import assert_promtool_accepts, scrape
+from tests.harness.simulated_org import settings_for
+from tests.harness.truth import assert_matches_simulator
+from tests.harness.waiting import eventually
 
 
 @pytest.fixture
@@ -39,54 +27,8 @@ async def stack(clock: FakeClock) -> AsyncIterator[tuple[SimulatedOrg, Exporter]
         Exporter(settings_for(org), clock=clock) as exporter,
     ):
         await eventually(lambda: exporter.scheduler.ready)
-        await settle(exporter)
+        await settled(exporter)
         yield org, exporter
-
-
-async def scrape(url: str) -> tuple[str, dict[str, Any]]:
-    async with aiohttp.ClientSession() as session, session.get(f"{url}/metrics") as response:
-        assert response.status == 200
-        text = await response.text()
-    return text, {f.name: f for f in text_string_to_metric_families(text)}
-
-
-def by_labels(families: dict[str, Any], name: str, *keys: str) -> dict[tuple[str, ...], float]:
-    """Samples of one family by the given labels; {} when the family has no sample at all."""
-    family = families.get(name.removesuffix("_total"))
-    return {tuple(s.labels[k] for k in keys): s.value for s in family.samples} if family else {}
-
-
-def assert_matches_simulator(
-    org: SimulatedOrg, families: dict[str, Any], now: float, *, agents: bool = True, oldest_within: float = 0.002
-) -> None:
-    """Queue (and, when polled at the same instant, agent) series equal the org's state at `now`."""
-    model = org.model
-    waiting = by_labels(families, "genesys_queue_waiting_interactions", "queue_id", "media_type")
-    interacting = by_labels(families, "genesys_queue_interacting_interactions", "queue_id", "media_type")
-    available = by_labels(families, "genesys_queue_available_agents", "queue_id")
-    statuses = by_labels(families, "genesys_queue_agents", "queue_id", "routing_status")
-    oldest = by_labels(families, "genesys_queue_oldest_waiting_seconds", "queue_id", "media_type")
-    members = by_labels(families, "genesys_queue_member_agents", "queue_id")
-    assert {q for q, _ in waiting} == set(model.queues)
-    for queue_id in model.queues:
-        truth = model.queue_truth(queue_id)
-        for media in model.queues[queue_id].media:
-            assert waiting[(queue_id, media)] == truth.waiting[media]
-            assert interacting[(queue_id, media)] == truth.interacting[media]
-            if media in truth.oldest_waiting_since:
-                assert oldest[(queue_id, media)] == pytest.approx(
-                    now - truth.oldest_waiting_since[media], abs=oldest_within
-                )
-            else:
-                assert (queue_id, media) not in oldest
-        assert available[(queue_id,)] == truth.on_queue.get("IDLE", 0)
-        for status in ("IDLE", "INTERACTING", "OFF_QUEUE", "NOT_RESPONDING", "COMMUNICATING"):
-            assert statuses[(queue_id, status.lower())] == truth.statuses.get(status, 0)
-        assert members[(queue_id,)] == truth.members
-    if not agents:
-        return
-    routing = by_labels(families, "genesys_agent_routing_status", "user_id", "routing_status")
-    assert {uid: status.upper() for uid, status in routing} == {a.id: a.routing_status for a in model.agents.values()}
 
 
 async def test_metrics_equal_the_simulated_org_at_the_same_instant(stack, clock):
@@ -124,17 +66,10 @@ async def test_250_queues_cost_3_observation_requests_a_poll(clock):
         assert org.api_requests("queue_observations") == 6
 
 
-async def test_promtool_finds_no_problem_in_a_real_page(stack):
+async def test_promtool_finds_no_problem_in_a_real_page(stack, promtool):
     _, exporter = stack
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.fail("promtool not found: `make tools` installs Debian's prometheus package")
     text, _ = await scrape(exporter.url)
-    result = await asyncio.to_thread(
-        subprocess.run, [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip() == "" and result.stderr.strip() == "", result.stdout + result.stderr
+    await assert_promtool_accepts(promtool, text)
 
 
 async def test_users_scope_lists_every_active_user_with_their_state_in_one_pass(clock):
@@ -143,7 +78,7 @@ async def test_users_scope_lists_every_active_user_with_their_state_in_one_pass(
         Exporter(settings_for(org, agent_scope="users"), clock=clock) as exporter,
     ):
         await eventually(lambda: exporter.scheduler.ready)
-        await settle(exporter)
+        await settled(exporter)
         _, families = await scrape(exporter.url)
         assert_matches_simulator(org, families, clock.time())  # every agent's routing status, from the listing
         assert set(exporter.store.snapshot.pollers) == {"directory", "queues", "agents", "performance"}

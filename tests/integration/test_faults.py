@@ -16,8 +16,11 @@ from exporter.clock import FakeClock
 from exporter.genesys.auth import TOKEN_ATTEMPTS
 from exporter.simulator.api import SimulatedOrg, serve_simulator
 from exporter.simulator.faults import Fault, parse_fault
-from tests.integration.harness import eventually, run_for, run_until, settle
-from tests.integration.test_exporter_vs_simulator import assert_matches_simulator, by_labels, scrape, settings_for
+from tests.harness.exporter_time import run_for, run_until, settled
+from tests.harness.scraping import by_labels, scrape
+from tests.harness.simulated_org import settings_for
+from tests.harness.truth import assert_matches_simulator
+from tests.harness.waiting import eventually
 
 MARKER = "MARKER-fault-secret-77e1"
 
@@ -30,7 +33,7 @@ async def stack(clock: FakeClock, capsys: pytest.CaptureFixture[str]) -> AsyncIt
         Exporter(settings_for(org), clock=clock) as exporter,
     ):
         await eventually(lambda: exporter.scheduler.ready)
-        await settle(exporter)
+        await settled(exporter)
         yield org, exporter
     captured = capsys.readouterr()
     assert MARKER not in captured.out + captured.err, "the client secret reached the output"

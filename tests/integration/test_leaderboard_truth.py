@@ -10,8 +10,9 @@ import pytest
 from exporter.app import Exporter
 from exporter.clock import FakeClock
 from exporter.simulator.api import SimulatedOrg, serve_simulator
-from tests.integration.harness import eventually
-from tests.integration.test_exporter_vs_simulator import by_labels, scrape, settings_for
+from tests.harness.scraping import by_labels, scrape
+from tests.harness.simulated_org import settings_for
+from tests.harness.waiting import eventually, tick_for
 
 
 def ledger_truth(org: SimulatedOrg, since: float, until: float) -> dict[str, tuple[int, float]]:
@@ -24,11 +25,13 @@ def ledger_truth(org: SimulatedOrg, since: float, until: float) -> dict[str, tup
     return {uid: (int(n), s) for uid, (n, s) in truth.items()}
 
 
-async def step_until(exporter: Exporter, clock: FakeClock, seconds: float) -> None:
+async def run_by_minutes(exporter: Exporter, clock: FakeClock, seconds: float) -> None:
     """Move time a minute at a time, letting each performance poll land before the next minute."""
-    for _ in range(int(seconds // 60)):
-        await clock.advance(60)
+
+    async def polled() -> None:
         await eventually(lambda: exporter.store.status("performance").last_success == clock.time())
+
+    await tick_for(clock, seconds, every=60, after=polled)
     await eventually(lambda: exporter.page.current)
 
 
@@ -54,7 +57,7 @@ async def test_after_an_hour_handled_and_aht_equal_the_ledger():
         Exporter(settings_for(org), clock=clock) as exporter,
     ):
         await eventually(lambda: exporter.scheduler.ready)
-        await step_until(exporter, clock, 3600)
+        await run_by_minutes(exporter, clock, 3600)
         _, families = await scrape(exporter.url)
         midnight = datetime(2026, 5, 14, tzinfo=UTC).timestamp()
         truth = ledger_truth(org, midnight, clock.time())
@@ -72,11 +75,11 @@ async def test_figures_roll_over_at_local_midnight():
         Exporter(settings_for(org, timezone="UTC"), clock=clock) as exporter,
     ):
         await eventually(lambda: exporter.scheduler.ready)
-        await step_until(exporter, clock, 540)  # 23:59
+        await run_by_minutes(exporter, clock, 540)  # 23:59
         _, before = await scrape(exporter.url)
         yesterday = ledger_truth(org, datetime(2026, 5, 14, tzinfo=UTC).timestamp(), clock.time())
         assert_leaderboard_matches(before, yesterday, set(org.model.agents))
-        await step_until(exporter, clock, 300)  # 00:04: a new day
+        await run_by_minutes(exporter, clock, 300)  # 00:04: a new day
         _, after = await scrape(exporter.url)
         today = ledger_truth(org, datetime(2026, 5, 15, tzinfo=UTC).timestamp(), clock.time())
         assert_leaderboard_matches(after, today, set(org.model.agents))

@@ -1,13 +1,12 @@
 """Push against the simulated org: changes reach /metrics through notification channels, and every
 fault of the sockets is survived with nothing false and nothing lost once it has cleared.
 
-The fake clock moves only when told (`step`): the simulator's ticker and heartbeats, the channel
+The fake clock moves only when told (`tick_for`, `tick_until`): the simulator's ticker and heartbeats, the channel
 watchdogs and the pollers all run on it; sockets and requests are real, on 127.0.0.1.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -18,34 +17,10 @@ from exporter.app import Exporter
 from exporter.clock import FakeClock
 from exporter.simulator.api import SimulatedOrg, serve_simulator
 from exporter.simulator.faults import Fault
-from tests.integration.test_exporter_vs_simulator import assert_matches_simulator, by_labels, scrape, settings_for
-
-
-async def step(clock: FakeClock, seconds: float, every: float = 0.2) -> None:
-    """Let fake time pass in small steps, giving real sockets real time to carry what each step sent."""
-    for _ in range(round(seconds / every)):
-        await clock.advance(every)
-        await asyncio.sleep(0.005)
-
-
-async def until(clock: FakeClock, check: Callable[[], bool], *, within: float = 120.0, every: float = 0.2) -> float:
-    """Step fake time until `check` holds; the fake seconds it took."""
-    waited = 0.0
-    deadline = asyncio.get_running_loop().time() + 60.0  # real seconds: a hung test fails, never hangs
-    while not check():
-        if waited > within or asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {within} fake seconds")
-        await step(clock, every, every)
-        waited += every
-    return waited
-
-
-def all_pushed(org: SimulatedOrg, exporter: Exporter) -> bool:
-    push = exporter.push
-    assert push is not None
-    return push.data.owned("agents") == frozenset(org.model.agents) and push.data.owned("queues") == frozenset(
-        org.model.queues
-    )
+from tests.harness.scraping import by_labels, scrape
+from tests.harness.simulated_org import settings_for
+from tests.harness.truth import all_pushed, matches_after_settling
+from tests.harness.waiting import tick_for, tick_until
 
 
 async def scenario(org: SimulatedOrg, **body: Any) -> Any:
@@ -60,57 +35,24 @@ async def pushed(clock: FakeClock) -> AsyncIterator[tuple[SimulatedOrg, Exporter
         serve_simulator(queues=6, agents=60, seed=11, clock=clock) as org,
         Exporter(settings_for(org, push="auto", push_sweep_interval=60), clock=clock) as exporter,
     ):
-        await until(clock, lambda: exporter.scheduler.ready and all_pushed(org, exporter))
+        await tick_until(clock, lambda: exporter.scheduler.ready and all_pushed(org, exporter), within=120)
         yield org, exporter
 
 
 async def shows(exporter: Exporter, check: Callable[[dict[str, Any]], bool]) -> bool:
+    """A scrape of a page rebuilt now (not on its own schedule) shows what `check` wants."""
     exporter.page.refresh()
     _, families = await scrape(exporter.url)
     return check(families)
 
 
 async def until_metrics(clock: FakeClock, exporter: Exporter, check: Callable[[dict[str, Any]], bool]) -> float:
-    waited = 0.0
-    while not await shows(exporter, check):
-        if waited > 30:
-            raise AssertionError("/metrics never showed it")
-        await step(clock, 0.2)
-        waited += 0.2
-    return waited
+    """Tick fake time until a scrape of /metrics shows what `check` wants; the fake seconds it took."""
+    return await tick_until(clock, lambda: shows(exporter, check), within=30)
 
 
 def an_agent_on_queue(org: SimulatedOrg) -> str:
     return next(a.id for a in sorted(org.model.agents.values(), key=lambda a: a.id) if a.presence == "ON_QUEUE")
-
-
-async def matches_after_settling(clock: FakeClock, org: SimulatedOrg, exporter: Exporter) -> None:
-    """Once everything is pushed again, /metrics equals the org.
-
-    The org never stands still and a queue topic publishes at most once a second, so the comparison
-    is made at an instant when the org has published every change (then fake time holds while the
-    sockets carry it, in real time): each instant a change is still unpublished is skipped. The
-    oldest wait is aged every two seconds, so it is compared to 2.1 s.
-    """
-    await until(clock, lambda: all_pushed(org, exporter))
-    assert exporter.push is not None
-    failure: AssertionError | None = None
-    for _ in range(300):
-        await step(clock, 0.2)
-        if org.notifications.unpublished:
-            continue
-        org.model.advance(clock.time())
-        for _ in range(10):  # the frames are on their way: real time, fake time held
-            await asyncio.sleep(0.02)
-            exporter.push.data.flush()
-            exporter.page.refresh()
-            _, families = await scrape(exporter.url)
-            try:
-                assert_matches_simulator(org, families, clock.time(), oldest_within=2.1)
-                return
-            except AssertionError as error:
-                failure = error
-    raise AssertionError(f"/metrics never equalled the org: {failure}")
 
 
 async def test_a_status_change_reaches_metrics_through_push_without_a_poll(pushed, clock):
@@ -140,7 +82,7 @@ async def test_a_status_change_reaches_metrics_through_push_without_a_poll(pushe
 async def test_pushed_metrics_equal_the_org_as_it_moves(pushed, clock):
     org, exporter = pushed
     for _ in range(3):
-        await step(clock, 20)
+        await tick_for(clock, 20)
         await matches_after_settling(clock, org, exporter)
     assert exporter.store.status("queues").up  # the pollers' status stays true: nothing left to poll, all fresh
 
@@ -177,9 +119,9 @@ async def test_a_queue_change_reaches_metrics_through_push(pushed, clock):
 async def test_each_socket_fault_is_survived_with_nothing_false_after_it(pushed, clock, fault):
     org, exporter = pushed
     org.faults.arm(fault)
-    await step(clock, 90)  # a silent socket is declared dead after 60 s; the others act at once
+    await tick_for(clock, 90)  # a silent socket is declared dead after 60 s; the others act at once
     org.faults.clear()
-    await step(clock, 10)
+    await tick_for(clock, 10)
     await matches_after_settling(clock, org, exporter)
 
 
@@ -189,10 +131,10 @@ async def test_a_silent_socket_falls_back_to_polling_and_reconciles_when_back(pu
     polls = org.api_requests("users")
     org.faults.arm(Fault("silent", "notification_socket", limit=1))
     # Dead 30 s after its last word: quiet 20 s, then a ping unanswered for 10 s (steps of 5 s).
-    dead_after = await until(clock, lambda: not exporter.push.data.owned("agents"), within=90)
+    dead_after = await tick_until(clock, lambda: not exporter.push.data.owned("agents"), within=90)
     assert dead_after <= 40
     assert exporter.push.pool.reconnects["silent"] == 1
-    await until(clock, lambda: all_pushed(org, exporter), within=30)
+    await tick_until(clock, lambda: all_pushed(org, exporter), within=30)
     assert org.api_requests("users") > polls  # the fallback poll and the reconciliation poll
     await matches_after_settling(clock, org, exporter)
 
@@ -203,7 +145,7 @@ async def test_maintenance_closing_hands_over_without_a_gap(pushed, clock):
     org.faults.arm(Fault("closing", "notification_socket", delay=30.0, limit=1))
     gaps = 0
     for _ in range(200):  # 40 fake seconds, past the close
-        await step(clock, 0.2)
+        await tick_for(clock, 0.2)
         gaps += not all_pushed(org, exporter)
     assert gaps == 0
     assert exporter.push.pool.reconnects["maintenance"] == 1
@@ -214,8 +156,8 @@ async def test_revoked_tokens_close_the_sockets_and_push_recovers(pushed, clock)
     org, exporter = pushed
     assert exporter.push is not None
     org.revoke_tokens()
-    await until(clock, lambda: exporter.push.pool.reconnects["user_tokens_revoked"] >= 1, within=10)
-    await until(clock, lambda: all_pushed(org, exporter), within=30)
+    await tick_until(clock, lambda: exporter.push.pool.reconnects["user_tokens_revoked"] >= 1, within=10)
+    await tick_until(clock, lambda: all_pushed(org, exporter), within=30)
     await matches_after_settling(clock, org, exporter)
 
 
@@ -223,27 +165,27 @@ async def test_rejected_topics_are_polled_instead_and_reported(clock):
     async with serve_simulator(queues=6, agents=60, seed=11, clock=clock) as org:
         org.faults.arm(Fault("reject", "notification_subscriptions", limit=1))
         async with Exporter(settings_for(org, push="auto", push_sweep_interval=60), clock=clock) as exporter:
-            await until(clock, lambda: exporter.scheduler.ready)
-            await step(clock, 40)
+            await tick_until(clock, lambda: exporter.scheduler.ready, within=120)
+            await tick_for(clock, 40)
             assert exporter.push is not None
             _, families = await scrape(exporter.url)
             topics = by_labels(families, "genesys_exporter_push_topics", "kind", "state")
             assert topics[("queues", "rejected")] + topics[("agents", "rejected")] > 0
             org.model.advance(clock.time())
-            await step(clock, exporter.settings.queue_interval + 1)
+            await tick_for(clock, exporter.settings.queue_interval + 1)
             exporter.page.refresh()
             _, families = await scrape(exporter.url)
             waiting = by_labels(families, "genesys_queue_waiting_interactions", "queue_id", "media_type")
             assert {q for q, _ in waiting} == set(org.model.queues)  # every queue still has data: polled
             # The role is given the permission (the fault is spent): the sweep plans the topics again.
-            await until(clock, lambda: all_pushed(org, exporter), within=90)
+            await tick_until(clock, lambda: all_pushed(org, exporter), within=90)
 
 
 async def test_429_on_channel_creation_is_retried_within_the_budget(clock):
     async with serve_simulator(queues=6, agents=60, seed=11, clock=clock) as org:
         org.faults.arm(Fault("status", "notification_channels", status=429, retry_after=5, limit=3))
         async with Exporter(settings_for(org, push="auto"), clock=clock) as exporter:
-            await until(clock, lambda: exporter.scheduler.ready and all_pushed(org, exporter), within=120)
+            await tick_until(clock, lambda: exporter.scheduler.ready and all_pushed(org, exporter), within=120)
             assert org.rate_limited == 0
 
 
@@ -251,7 +193,7 @@ async def test_a_restart_takes_over_the_channels_it_left(clock):
     async with serve_simulator(queues=6, agents=60, seed=11, clock=clock) as org:
         for _ in range(3):
             async with Exporter(settings_for(org, push="auto"), clock=clock) as exporter:
-                await until(clock, lambda e=exporter: e.scheduler.ready and all_pushed(org, e))
+                await tick_until(clock, lambda e=exporter: e.scheduler.ready and all_pushed(org, e), within=120)
         assert len(org.notifications.channels_of(org.client_id)) == 1
 
 
@@ -260,7 +202,7 @@ async def test_push_off_polls_as_before(clock):
         serve_simulator(queues=6, agents=60, seed=11, clock=clock) as org,
         Exporter(settings_for(org, push="off"), clock=clock) as exporter,
     ):
-        await until(clock, lambda: exporter.scheduler.ready)
+        await tick_until(clock, lambda: exporter.scheduler.ready, within=120)
         assert exporter.push is None
         assert org.notifications.channels_of(org.client_id) == []
 

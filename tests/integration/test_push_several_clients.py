@@ -17,9 +17,10 @@ from exporter.clock import FakeClock
 from exporter.genesys.notifications import TOPIC_KINDS
 from exporter.simulator.api import SimulatedOrg, serve_simulator
 from exporter.simulator.faults import Fault
-from tests.integration.test_exporter_vs_simulator import by_labels, scrape, settings_for
-from tests.integration.test_push import all_pushed, matches_after_settling, step, until
-from tests.integration.test_several_clients import settings_of
+from tests.harness.scraping import by_labels, scrape
+from tests.harness.simulated_org import settings_for, settings_of
+from tests.harness.truth import all_pushed, matches_after_settling
+from tests.harness.waiting import tick_for, tick_until
 
 AGENTS = 2_100  # with 6 queues: 2,106 topics, three channels of 1,000, one on each client
 
@@ -30,7 +31,7 @@ async def three_clients(clock: FakeClock) -> AsyncIterator[tuple[SimulatedOrg, E
         serve_simulator(queues=6, agents=AGENTS, seed=11, clock=clock, clients=3) as org,
         Exporter(settings_of(org, push="auto", push_sweep_interval=600), clock=clock) as exporter,
     ):
-        await until(clock, lambda: exporter.scheduler.ready and all_pushed(org, exporter), within=180)
+        await tick_until(clock, lambda: exporter.scheduler.ready and all_pushed(org, exporter), within=180)
         yield org, exporter
 
 
@@ -76,13 +77,13 @@ async def test_a_revoked_client_falls_back_and_recovers_while_the_others_stay_pu
     its_own = slot_items(exporter, 1)
     assert its_own and others and exporter.push.pool.plan.channels[1]
     org.revoke_tokens(revoked)
-    await until(clock, lambda: not owned(exporter, its_own), within=10)  # polled at once
-    recovered = 0.0
-    while not all_pushed(org, exporter):
+    await tick_until(clock, lambda: not owned(exporter, its_own), within=10)  # polled at once
+
+    def back_while_the_others_stayed() -> bool:
         assert owned(exporter, others), "a client failing took the others' channels down"
-        await step(clock, 0.2)
-        recovered += 0.2
-        assert recovered < 120, "the revoked client's channel never reopened"
+        return all_pushed(org, exporter)
+
+    await tick_until(clock, back_while_the_others_stayed, within=120)  # the revoked client's channel reopens
     assert org.notifications.channels_of(revoked)  # its slot is back on a channel of its own
     assert exporter.push.pool.reconnects["user_tokens_revoked"] == 1
     # Pushed again means reconciled: a poll of the slot's items repaired the gap first (that this makes
@@ -95,17 +96,17 @@ async def test_two_exporters_on_one_client_do_not_evict_each_other_in_a_loop(clo
         org.notifications.max_channels = 1  # room for one channel: each new one evicts the other's
         settings = settings_for(org, push="auto", push_sweep_interval=600)
         async with Exporter(settings, clock=clock) as first:
-            await until(clock, lambda: first.scheduler.ready and all_pushed(org, first))
+            await tick_until(clock, lambda: first.scheduler.ready and all_pushed(org, first), within=120)
             async with Exporter(settings, clock=clock) as second:
                 exporters = (first, second)
 
                 def evictions() -> int:
                     return sum(e.push.pool.reconnects["another_channel_subscribed"] for e in exporters if e.push)
 
-                await until(clock, lambda: any(gave_way(e, org.client_id) for e in exporters), within=120)
+                await tick_until(clock, lambda: any(gave_way(e, org.client_id) for e in exporters), within=120)
                 settled = evictions()
                 assert settled <= 6
-                await step(clock, 300)  # five minutes on: no more fighting
+                await tick_for(clock, 300)  # five minutes on: no more fighting
                 assert evictions() == settled
                 degraded = [e for e in exporters if gave_way(e, org.client_id)]
                 assert len(degraded) == 1
@@ -132,9 +133,9 @@ async def test_a_429_storm_on_one_clients_channels_leaves_the_others_pushed_then
         async with Exporter(settings_of(org, push="auto", push_sweep_interval=600), clock=clock) as exporter:
             assert exporter.push is not None
             others = (0, 2)
-            await until(clock, lambda: all(exporter.push.data.items_of(i, "agents") for i in others), within=60)
+            await tick_until(clock, lambda: all(exporter.push.data.items_of(i, "agents") for i in others), within=60)
             assert org.faults.fired.get("status", 0) >= 1 and not org.notifications.channels_of(stormed)
-            await until(clock, lambda: exporter.scheduler.ready and all_pushed(org, exporter), within=180)
+            await tick_until(clock, lambda: exporter.scheduler.ready and all_pushed(org, exporter), within=180)
             assert org.faults.fired["status"] == 6  # it kept asking, within its Retry-After, until it got one
             assert org.rate_limited == 0  # no client ever went past its real limit
             assert all(len(org.notifications.channels_of(client)) == 1 for client in org.clients)
@@ -149,7 +150,7 @@ async def test_topics_one_client_is_refused_move_to_the_others_channels(clock):
         async with Exporter(settings_of(org, push="auto", push_sweep_interval=600), clock=clock) as exporter:
             push = exporter.push
             assert push is not None
-            await until(clock, lambda: exporter.scheduler.ready and all_pushed(org, exporter), within=180)
+            await tick_until(clock, lambda: exporter.scheduler.ready and all_pushed(org, exporter), within=180)
             topics = push.telemetry().topics  # what genesys_exporter_push_topics shows, read at this instant
             assert topics[("agents", "live")] == AGENTS and topics[("agents", "rejected")] == 0
             assert org.faults.fired["reject"] >= 1  # it was refused, and its topics moved

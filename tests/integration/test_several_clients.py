@@ -4,35 +4,16 @@ leaves the others working until it is back."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from exporter.app import Exporter
 from exporter.clock import FakeClock
-from exporter.config import Settings
-from exporter.simulator.api import SimulatedOrg, serve_simulator
-from tests.integration.harness import eventually, landed
-from tests.integration.test_exporter_vs_simulator import scrape
+from exporter.simulator.api import serve_simulator
+from tests.harness.exporter_time import landed, run_for
+from tests.harness.scraping import scrape
+from tests.harness.simulated_org import settings_of
+from tests.harness.waiting import eventually
 
 LIMIT = 60  # per client and minute; 54 with the headroom
-QUIET = {"listen": "127.0.0.1:0", "log_level": "info", "log_format": "json", "jitter": 0.0}
 OVER_ONE_CLIENT = {"rate_limit_per_minute": LIMIT, "queue_interval": 5, "agent_interval": 2, "performance_interval": 30}
-
-
-def settings_of(org: SimulatedOrg, secrets: dict[str, str] | None = None, **overrides: Any) -> Settings:
-    """Every client of the org, as comma lists; `secrets` replaces some clients' secrets (bad credentials)."""
-    clients = {**org.clients, **(secrets or {})}
-    return Settings(
-        client_id=",".join(clients),
-        client_secret=",".join(clients.values()),
-        api_url=org.url,
-        **{**QUIET, "push": "off", **overrides},
-    )
-
-
-async def run(exporter: Exporter, clock: FakeClock, seconds: int) -> None:
-    for _ in range(seconds):  # a second at a time, each second's answers in before the next
-        await clock.advance(1)
-        await landed(exporter)
 
 
 async def test_three_clients_share_the_work_each_under_its_own_limit_with_zero_429s(clock: FakeClock):
@@ -43,7 +24,7 @@ async def test_three_clients_share_the_work_each_under_its_own_limit_with_zero_4
         Exporter(settings_of(org, **OVER_ONE_CLIENT), clock=clock) as exporter,
     ):
         assert exporter.budget.per_second == 3 * 54 / 60  # one plan over the three
-        await run(exporter, clock, minutes * 60)
+        await run_for(exporter, clock, minutes * 60, wait=landed)
         await eventually(lambda: exporter.store.status("queues").up is not None)
         text, families = await scrape(exporter.url)
 
@@ -70,7 +51,7 @@ async def test_a_client_with_bad_credentials_leaves_the_others_working_and_comes
         good_secret = org.clients[bad]
         org.clients[bad] = "rotated-and-not-yet-updated"  # the exporter's secret is now a wrong one
         async with Exporter(settings_of(org, {bad: good_secret}), clock=clock) as exporter:
-            await run(exporter, clock, 120)
+            await run_for(exporter, clock, 120, wait=landed)
             assert exporter.scheduler.ready
             pollers = exporter.store.snapshot.pollers
             assert all(status.up and not status.consecutive_failures for status in pollers.values()), pollers
@@ -81,7 +62,7 @@ async def test_a_client_with_bad_credentials_leaves_the_others_working_and_comes
             assert exporter.budget.per_second == 2 * 54 / 60  # its share went to the others
 
             org.clients[bad] = good_secret  # the org takes the secret again: it is tried after its back-off
-            await run(exporter, clock, 660)
+            await run_for(exporter, clock, 660, wait=landed)
             assert exporter.budget.in_use() == (first, bad, third)
             assert org.api_requests(client=bad) > 0
             assert org.rate_limited == 0
@@ -93,12 +74,12 @@ async def test_a_client_revoked_mid_run_hands_its_requests_to_the_others(clock: 
         Exporter(settings_of(org), clock=clock) as exporter,
     ):
         first, revoked, third = org.clients
-        await run(exporter, clock, 60)
+        await run_for(exporter, clock, 60, wait=landed)
         assert org.api_requests(client=revoked) > 0
         org.clients[revoked] = "revoked"  # the client is deleted: its tokens die and it cannot log in again
         org.revoke_tokens(revoked)
         before = org.api_requests(client=revoked)
-        await run(exporter, clock, 120)
+        await run_for(exporter, clock, 120, wait=landed)
         pollers = exporter.store.snapshot.pollers
         assert all(status.up and not status.consecutive_failures for status in pollers.values()), pollers
         assert org.api_requests(client=revoked) - before <= 8  # the 401s of the requests in flight, then none

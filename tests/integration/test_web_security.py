@@ -3,8 +3,6 @@ bcrypt-hashed users, the way Prometheus exporters are secured; and label values 
 
 from __future__ import annotations
 
-import asyncio
-import shutil
 import ssl
 import subprocess
 from collections.abc import AsyncIterator
@@ -24,9 +22,10 @@ from exporter.sources.agent_directory import AGENTS, Agent
 from exporter.sources.queue_directory import QUEUES, Queue
 from exporter.sources.queue_states import QUEUE_STATES, QueueState
 from exporter.webconfig import load_web_config
-from tests.conftest import basic_auth
-from tests.integration.harness import eventually
-from tests.integration.test_exporter_vs_simulator import settings_for
+from tests.harness.net import basic_auth
+from tests.harness.scraping import assert_promtool_accepts
+from tests.harness.simulated_org import settings_for
+from tests.harness.waiting import eventually
 
 PASSWORD = "scrape-MARKER-pass"
 
@@ -120,7 +119,7 @@ def test_bad_web_configs_are_one_line_errors(tmp_path, content, words):
     assert "\n" not in str(caught.value)
 
 
-async def test_awkward_names_are_escaped_so_promtool_accepts_the_page():
+async def test_awkward_names_are_escaped_so_promtool_accepts_the_page(promtool):
     names = ['Sales "EMEA"', "Back\\slash", "New\nline", "Zoë ☎ 支持", ""]
     queues = {f"q{i}": Queue(f"q{i}", name, name) for i, name in enumerate(names)}
     state = QueueState({"voice": 1}, {"voice": 0}, {"voice": 0}, {}, 0, {"idle": 0}, 1, 1)
@@ -133,9 +132,4 @@ async def test_awkward_names_are_escaped_so_promtool_accepts_the_page():
     )
     text = render(snapshot, Telemetry())
     assert labels(queue_name='Sales "EMEA"') in text
-    promtool = shutil.which("promtool")
-    assert promtool, "`make tools` installs promtool"
-    result = await asyncio.to_thread(
-        subprocess.run, [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), result.stdout + result.stderr
+    await assert_promtool_accepts(promtool, text)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,7 +15,8 @@ from exporter.simulator.api import SimulatedOrg, serve_simulator
 from exporter.simulator.faults import SOCKET_KINDS, SOCKET_ROUTE, Fault, parse_fault
 from exporter.simulator.model import SimAgent
 from exporter.simulator.wire import iso, parse_iso
-from tests.simulator.notify import CHANNELS, Client, Stream, queue_topic, run_for, settle, until, user_topic
+from tests.harness.notification_client import CHANNELS, Client, Stream, connected, queue_topic, user_topic
+from tests.harness.waiting import eventually, loopback, tick_for, tick_until
 
 CLOSING = "v2.system.socket_closing"
 
@@ -32,26 +32,11 @@ async def sim(clock: FakeClock) -> AsyncIterator[tuple[SimulatedOrg, Client]]:
         yield org, client
 
 
-async def eventually(condition: Any, seconds: float = 5.0) -> None:
-    """Real time only (the fake clock stands still): for what the socket does at once."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "did not happen in time"
-        await settle(0.01)
-
-
 def free_agents(org: SimulatedOrg, count: int = 1) -> list[SimAgent]:
     """Agents with no interaction and not on break: a presence change of theirs is a change at once."""
     found = [a for a in org.model.agents.values() if a.conversation is None and a.presence != "BREAK"]
     assert len(found) >= count
     return found[:count]
-
-
-async def connected(client: Client, topics: list[str]) -> tuple[dict[str, Any], Stream]:
-    channel = await client.channel()
-    status, body = await client.subscribe(channel["id"], topics)
-    assert status == 200, body
-    return channel, await Stream.open(client.http, channel["connectUri"])
 
 
 # ----- channels --------------------------------------------------------------------------------
@@ -218,12 +203,12 @@ async def test_heartbeat_and_ping_pong(sim, clock):
     assert stream.messages[0]["topicName"] == "channel.metadata"
     assert stream.messages[0]["eventBody"] == {"message": "pong"}
     assert stream.messages[0]["version"] == "2" and stream.messages[0]["metadata"]["CorrelationId"]
-    await run_for(clock, 4.6)
+    await tick_for(clock, 4.6, land=0.05)
     assert len(stream.messages) == 1
-    took = await until(clock, lambda: len(stream.messages) == 2)
+    took = await tick_until(clock, lambda: len(stream.messages) == 2, within=30)
     assert stream.messages[1]["eventBody"] == {"message": "WebSocket Heartbeat"}
     assert 0 < took <= 1.0
-    await run_for(clock, 5.2)
+    await tick_for(clock, 5.2, land=0.05)
     assert stream.bodies("channel.metadata").count({"message": "WebSocket Heartbeat"}) == 2
     await stream.close()
 
@@ -252,7 +237,7 @@ async def test_a_connected_channel_closes_when_its_life_ends(sim, clock):
     org, client = sim
     org.channel_ttl = 30  # the clock hook: a shorter life
     channel, stream = await connected(client, [])
-    took = await until(clock, stream.closed.is_set, within=40)
+    took = await tick_until(clock, stream.closed.is_set, within=40)
     assert 29.8 <= took <= 30.6
     assert await client.head(channel["id"]) == 404
 
@@ -297,7 +282,7 @@ async def test_an_agent_change_arrives_as_an_activity_event_with_the_state_of_th
     await client.scenario(action="presence", agent=agent.id, presence="BREAK")
     answer = await client.scenario(action="presence", agent=agent.id, presence="ON_QUEUE")  # same instant
     assert answer["presence"] == "ON_QUEUE" and answer["at"] == pytest.approx(clock.time())
-    await until(clock, lambda: len(stream.topic(topic)) >= 2)
+    await tick_until(clock, lambda: len(stream.topic(topic)) >= 2, within=30)
     first, second = stream.bodies(topic)[:2]
     assert first["routingStatus"]["status"] == "OFF_QUEUE"
     assert first["presence"]["presenceDefinition"]["systemPresence"] == "Break"
@@ -324,7 +309,9 @@ async def test_a_queue_change_arrives_as_an_observation_event_at_most_once_a_sec
     topic = queue_topic(queue.id)
     _, stream = await connected(client, [topic])
     await client.scenario(action="wait", queue=queue.id, count=2)
-    await until(clock, lambda: any(b["group"].get("mediaType") == "voice" for b in stream.bodies(topic)))
+    await tick_until(
+        clock, lambda: any(b["group"].get("mediaType") == "voice" for b in stream.bodies(topic)), within=30
+    )
     first = stream.bodies(topic)
     assert {tuple(sorted(b["group"].items())) for b in first} == {
         (("queueId", queue.id),),
@@ -342,9 +329,8 @@ async def test_a_queue_change_arrives_as_an_observation_event_at_most_once_a_sec
 
     for _ in range(20):  # a change every tick for 4 s
         await client.scenario(action="wait", queue=queue.id)
-        await clock.advance(0.2)
-        await settle(0.005)
-    await run_for(clock, 1.2)
+        await tick_for(clock, 0.2)
+    await tick_for(clock, 1.2, land=0.05)
     starts = sorted({parse_iso(b["data"][0]["interval"].split("/")[0]) for b in stream.bodies(topic)})
     assert 4 <= len(starts) <= 6
     assert all(later - earlier >= 0.99 for earlier, later in itertools.pairwise(starts))
@@ -372,7 +358,7 @@ async def test_full_style_sends_every_group_each_time(sim, clock):
     _, stream = await connected(client, [topic])
     for _ in range(3):
         await client.scenario(action="wait", queue=queue.id)
-        await run_for(clock, 1.2)
+        await tick_for(clock, 1.2, land=0.05)
     by_interval: dict[str, int] = {}
     for body in stream.bodies(topic):
         by_interval[body["data"][0]["interval"]] = by_interval.get(body["data"][0]["interval"], 0) + 1
@@ -392,9 +378,9 @@ async def test_a_quiet_org_sends_nothing_without_subscribers(sim, clock):
     org, client = sim
     _, stream = await connected(client, [])
     await client.scenario(action="presence", agent=free_agents(org)[0].id, presence="BREAK")
-    await run_for(clock, 3)
+    await tick_for(clock, 3, land=0.05)
     assert stream.messages == []
-    assert org.notifications._activity == [] and org.notifications._dirty == set()
+    assert org.notifications._activity == [] and not org.notifications.unpublished
     await stream.close()
 
 
@@ -413,11 +399,11 @@ async def test_fault_silent_stops_everything_without_a_close(sim, clock):
     org, client = sim
     org.heartbeat_seconds = 1
     _, stream = await connected(client, [])
-    await until(clock, lambda: len(stream.messages) == 1)
+    await tick_until(clock, lambda: len(stream.messages) == 1, within=30)
     org.faults.arm(Fault("silent", route=SOCKET_ROUTE))
-    await run_for(clock, 3)
+    await tick_for(clock, 3, land=0.05)
     await stream.ping()
-    await settle(0.2)
+    await loopback(0.2)
     assert len(stream.messages) == 1
     assert not stream.closed.is_set()
     assert org.faults.fired["silent"] >= 1
@@ -428,20 +414,20 @@ async def test_fault_closing_warns_then_closes_after_the_delay(sim, clock):
     org, client = sim
     channel, stream = await connected(client, [])
     org.faults.arm(Fault("closing", route=SOCKET_ROUTE, delay=5, limit=1))
-    await until(clock, lambda: bool(stream.topic(CLOSING)), within=1)
+    await tick_until(clock, lambda: bool(stream.topic(CLOSING)), within=1)
     (warning,) = stream.bodies(CLOSING)
     assert warning["channelId"] == channel["id"] and "maintenance" in warning["message"]
     assert "systemTopicType" not in warning
-    await run_for(clock, 4.6)
+    await tick_for(clock, 4.6, land=0.05)
     assert not stream.closed.is_set()
-    await until(clock, stream.closed.is_set, within=1)
+    await tick_until(clock, stream.closed.is_set, within=1)
     assert stream.close_code == 1001
     assert await client.head(channel["id"]) == 200  # the channel lives on: reconnect to it
     again = await Stream.open(client.http, channel["connectUri"])
     org.closing_delay = 2
     org.notifications.maintenance()  # the admin hook, with the org's delay
     await eventually(lambda: bool(again.topic(CLOSING)))
-    assert await until(clock, again.closed.is_set, within=3) == pytest.approx(2.0, abs=0.3)
+    assert await tick_until(clock, again.closed.is_set, within=3) == pytest.approx(2.0, abs=0.3)
 
 
 async def test_fault_duplicate_sends_each_event_twice(sim, clock):
@@ -450,8 +436,8 @@ async def test_fault_duplicate_sends_each_event_twice(sim, clock):
     _, stream = await connected(client, [user_topic(agent.id)])
     org.faults.arm(Fault("duplicate", route=SOCKET_ROUTE))
     await client.scenario(action="presence", agent=agent.id, presence="BREAK")
-    await until(clock, lambda: len(stream.raw) >= 2)
-    await run_for(clock, 1)
+    await tick_until(clock, lambda: len(stream.raw) >= 2, within=30)
+    await tick_for(clock, 1, land=0.05)
     assert len(stream.raw) == 2 and stream.raw[0] == stream.raw[1]  # the same message, correlation id too
     await stream.close()
 
@@ -463,7 +449,7 @@ async def test_fault_reorder_reverses_a_ticks_events(sim, clock):
     org.faults.arm(Fault("reorder", route=SOCKET_ROUTE))
     await client.scenario(action="presence", agent=one.id, presence="BREAK")
     await client.scenario(action="presence", agent=two.id, presence="BREAK")
-    await until(clock, lambda: len(stream.messages) >= 2)
+    await tick_until(clock, lambda: len(stream.messages) >= 2, within=30)
     assert [m["eventBody"]["id"] for m in stream.messages] == [two.id, one.id]
     await stream.close()
 
@@ -474,7 +460,7 @@ async def test_fault_lag_holds_events_back(sim, clock):
     _, stream = await connected(client, [user_topic(agent.id)])
     org.faults.arm(Fault("lag", route=SOCKET_ROUTE, delay=2))
     await client.scenario(action="presence", agent=agent.id, presence="BREAK")
-    took = await until(clock, lambda: bool(stream.messages))
+    took = await tick_until(clock, lambda: bool(stream.messages), within=30)
     assert 2.0 <= took <= 2.6
     await stream.close()
 
@@ -483,7 +469,7 @@ async def test_fault_evict_drops_a_channel_as_a_21st_would(sim, clock):
     org, client = sim
     channel, stream = await connected(client, [])
     org.faults.arm(Fault("evict", route=SOCKET_ROUTE, limit=1))
-    await until(clock, stream.closed.is_set, within=1)
+    await tick_until(clock, stream.closed.is_set, within=1)
     (closing,) = stream.bodies(CLOSING)
     assert (closing["systemTopicType"], closing["reason"]) == ("no_longer_subscribed", "another_channel_subscribed")
     assert await client.head(channel["id"]) == 404
@@ -527,8 +513,8 @@ async def test_a_socket_fault_leaves_rest_calls_alone_and_a_rest_fault_leaves_so
     assert (await client.call("GET", CHANNELS))[0] == 503
     again = await Stream.open(client.http, channel["connectUri"])
     await eventually(stream.closed.is_set)  # the second socket took over
-    await until(clock, lambda: len(again.messages) == 1)  # heartbeats are not events: never doubled
-    await run_for(clock, 0.6)
+    await tick_until(clock, lambda: len(again.messages) == 1, within=30)  # heartbeats are not events: never doubled
+    await tick_for(clock, 0.6, land=0.05)
     assert len(again.messages) == 1
     org.faults.arm(Fault("status", route=SOCKET_ROUTE, status=503, limit=1))
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
@@ -555,10 +541,10 @@ async def test_scenario_presence_of_a_busy_agent_changes_presence_now_and_status
 async def test_the_ticker_runs_only_while_a_socket_is_open(sim, clock):
     org, client = sim
     _, stream = await connected(client, [])
-    await run_for(clock, 1)
+    await tick_for(clock, 1, land=0.05)
     assert org.model.now == pytest.approx(clock.time(), abs=0.21)  # advanced without a REST call
     await stream.close()
-    await run_for(clock, 0.6)
+    await tick_for(clock, 0.6, land=0.05)
     ticker = org.notifications._ticker
     assert ticker is not None and ticker.done()
     before = org.model.now

@@ -10,7 +10,8 @@ import pytest
 from exporter.clock import FakeClock
 from exporter.simulator.api import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, SimulatedOrg, demo_credentials, serve_simulator
 from exporter.simulator.model import OrgModel, SimConfig
-from tests.simulator.notify import CHANNELS, Client, Stream, settle
+from tests.harness.notification_client import CHANNELS, Client, Stream
+from tests.harness.waiting import loopback
 
 CLOSING = "v2.system.socket_closing"
 QUEUES = "/api/v2/routing/queues"
@@ -119,7 +120,7 @@ async def test_revoking_one_clients_tokens_closes_only_its_sockets(two):
     assert (closing["reason"], closing["oauthClientId"]) == ("user_tokens_revoked", first.client_id)
     assert (await first.call("GET", QUEUES))[0] == 401
     await streams[1].ping()
-    await settle()
+    await loopback()
     assert not streams[1].closed.is_set()
     assert streams[1].topic("channel.metadata")  # the pong: the other client's socket still talks
     assert await second.head(channels[1]["id"]) == 200

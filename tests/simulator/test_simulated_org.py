@@ -11,7 +11,7 @@ import pytest
 from exporter.clock import FakeClock
 from exporter.simulator.api import SimulatedOrg, is_loopback, serve_simulator
 from exporter.simulator.model import OrgModel, SimConfig
-from tests.conftest import basic_auth
+from tests.harness.net import basic_auth
 
 OBS = "/api/v2/analytics/queues/observations/query"
 

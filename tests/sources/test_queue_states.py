@@ -2,34 +2,42 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.clock import FakeClock
 from exporter.genesys.models import MetricRow, ObservationResponse, QueueListing
 from exporter.snapshot import Part, PartKey, Snapshot
-from exporter.sources.batches import batches
-from exporter.sources.queue_directory import QUEUES, QueueScope, parse_queue_pages, render_queue_info
-from exporter.sources.queue_states import QUEUE_STATES, longest_waiting_seconds, parse_observations, render_queue_states
+from exporter.sources.queue_directory import QUEUES, Queue, QueueScope, parse_queue_pages, render_queue_info
+from exporter.sources.queue_states import (
+    QUEUE_STATES,
+    QueueState,
+    longest_waiting_seconds,
+    parse_observations,
+    render_queue_states,
+)
+from tests.harness.scraping import families_of
 
 Q1, Q2, Q3 = (f"11111111-aaaa-4000-8000-00000000000{i}" for i in (1, 2, 3))
 
 
-def listings(fixture):
-    return [QueueListing.model_validate(fixture(f"routing_queues_page{n}.json")) for n in (1, 2)]
-
-
-def parsed(fixture, clock: FakeClock):
-    queues = parse_queue_pages(listings(fixture), QueueScope())
-    states = {}
+@pytest.fixture
+def parsed(
+    fixture: Callable[[str], Any], queue_listings: list[QueueListing], clock: FakeClock
+) -> tuple[dict[str, Queue], dict[str, QueueState]]:
+    """The recorded directory and observation pages, parsed at the clock's instant."""
+    queues = parse_queue_pages(queue_listings, QueueScope())
+    states: dict[str, QueueState] = {}
     for name in ("queue_observations_1.json", "queue_observations_2.json"):
         response = ObservationResponse.model_validate(fixture(name))
         states.update(parse_observations(response, clock.time()))
     return queues, states
 
 
-def test_user_and_media_groups_become_one_state_per_queue(fixture, clock):
-    _, states = parsed(fixture, clock)
+def test_user_and_media_groups_become_one_state_per_queue(parsed):
+    _, states = parsed
     sales = states[Q1]
     assert sales.waiting == {"voice": 3, "chat": 0}
     assert sales.interacting == {"voice": 2, "chat": 0}
@@ -39,16 +47,16 @@ def test_user_and_media_groups_become_one_state_per_queue(fixture, clock):
     assert sales.oldest_waiting_seconds == {"voice": 120.0}  # epoch-ms start, two minutes before the clock
 
 
-def test_nobody_idle_is_zero_available_and_duration_style_longest_wait(fixture, clock):
-    _, states = parsed(fixture, clock)
+def test_nobody_idle_is_zero_available_and_duration_style_longest_wait(parsed):
+    _, states = parsed
     tier2 = states[Q2]
     assert tier2.available_agents == 0
     assert tier2.oldest_waiting_seconds == {"email": 90.0}
     assert tier2.agents_by_status["some_new_status"] == 1  # a status we have never seen passes through
 
 
-def test_a_queue_the_response_does_not_mention_is_unknown_not_zero(fixture, clock):
-    queues, states = parsed(fixture, clock)
+def test_a_queue_the_response_does_not_mention_is_unknown_not_zero(parsed):
+    queues, states = parsed
     assert Q3 in queues
     assert Q3 not in states
 
@@ -69,21 +77,13 @@ def test_longest_waiting_reads_either_unconfirmed_form(stats, expected):
     assert longest_waiting_seconds(row, 1778752800.0) == expected
 
 
-def test_batches_hold_at_most_100_queues_in_a_stable_order():
-    ids = [f"q{i:04d}" for i in range(250)]
-    chunks = batches(reversed(ids), 100)
-    assert [len(c) for c in chunks] == [100, 100, 50]
-    assert [q for c in chunks for q in c] == ids
-
-
-def test_golden_exposition(fixture, clock, golden):
-    queues, states = parsed(fixture, clock)
-    snapshot = Snapshot().with_data(
-        {QUEUES: queues, QUEUE_STATES: {PartKey.polled(0): Part(states, clock.monotonic())}}
-    )
+def test_golden_exposition(parsed, clock, golden):
+    queues, states = parsed
+    parts = {PartKey.polled(0): Part(states, clock.monotonic())}
+    snapshot = Snapshot().with_data({QUEUES: queues, QUEUE_STATES: parts})
     text = "".join((*render_queue_info(snapshot), *render_queue_states(snapshot)))
     golden("queues.prom", text)
-    families = {f.name: f for f in text_string_to_metric_families(text)}
+    families = families_of(text)
     waiting = {
         (s.labels["queue_name"], s.labels["media_type"]): s.value
         for s in families["genesys_queue_waiting_interactions"].samples
@@ -91,12 +91,3 @@ def test_golden_exposition(fixture, clock, golden):
     assert waiting == {("Sales", "voice"): 3, ("Sales", "chat"): 0, ('Support "Tier 2"', "email"): 5}
     info = {s.labels["queue_name"] for s in families["genesys_queue_info"].samples}
     assert info == {"Sales", 'Support "Tier 2"', "Support Chat\\Email"}
-
-
-def test_scope_filters_by_name_glob_division_and_id(fixture):
-    pages = listings(fixture)
-    assert set(parse_queue_pages(pages, QueueScope(name_glob="support*"))) == {Q2, Q3}
-    assert set(parse_queue_pages(pages, QueueScope(division_ids=("d1",)))) == {Q1}
-    assert set(parse_queue_pages(pages, QueueScope(ids=(Q3, "gone")))) == {Q3}
-    assert QueueScope(name_glob="Support*").listing_params() == {"name": "Support*"}
-    assert "name" not in QueueScope(name_glob="Sup?ort").listing_params()

@@ -1,19 +1,18 @@
-"""Agent pages and aggregates in; states, tallies and golden exposition out."""
+"""Aggregates in, tallies and golden exposition out; the day they cover follows local midnight."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, time
+from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.genesys.models import AGGREGATE_RESPONSE, AggregateResponse, MemberListing, UserListing
+from exporter.genesys.models import AGGREGATE_RESPONSE, AggregateResponse, UserListing
 from exporter.genesys.queries import aggregate_query
 from exporter.snapshot import Part, PartKey, Snapshot
-from exporter.sources.agent_directory import AGENTS, Agent, parse_member_pages, render_agent_info
+from exporter.sources.agent_directory import AGENTS, Agent, render_agent_info
 from exporter.sources.agent_states import AGENT_STATES, parse_agent_states, render_agent_states
 from exporter.sources.performance import (
     AGENT_TALLIES,
@@ -29,7 +28,7 @@ from exporter.sources.performance import (
 )
 from exporter.sources.queue_directory import QUEUES, Queue
 from exporter.sources.queue_states import QUEUE_STATES, QueueState
-from exporter.sources.user_listing import parse_user_pages
+from tests.harness.scraping import families_of
 
 Q1 = "11111111-aaaa-4000-8000-000000000001"
 
@@ -52,40 +51,6 @@ def parse_queue_tallies(responses: list[AggregateResponse]) -> dict[str, dict[st
     for response in responses:
         add_rows(sums, response, "queueId", "mediaType")
     return queue_tallies(sums)
-
-
-def test_states_read_best_effort_expands_without_guessing(fixture):
-    states = parse_agent_states(UserListing.model_validate(fixture("users_state_page.json")))
-    assert states["u-ann"].routing_status == "idle"
-    assert states["u-ann"].presence == "on_queue"  # "On Queue" (definitions API) and ON_QUEUE agree
-    assert states["u-bob"].presence == "on_queue"
-    assert states["u-ann"].status_since == datetime(2026, 5, 14, 9, 58, tzinfo=UTC).timestamp()
-    cy = states["u-cy"]
-    assert (cy.routing_status, cy.presence, cy.status_since) == (None, None, None)
-
-
-def test_directories_from_users_and_members(fixture):
-    agents = parse_user_pages([UserListing.model_validate(fixture("users_state_page.json"))])
-    assert agents["u-ann"] == Agent("u-ann", "Ann O'Neill", "Home")
-    assert agents["u-cy"].division == ""
-    members = parse_member_pages(
-        MemberListing.model_validate(page)
-        for page in [
-            {
-                "entities": [
-                    {
-                        "id": "u-1",
-                        "name": "Ann",
-                        "joined": True,
-                        "user": {"id": "u-1", "division": {"id": "d", "name": "EU"}},
-                    }
-                ]
-            },
-            {"entities": [{"id": "u-2", "user": {"id": "u-2", "name": "Bo"}}, {"id": "u-1", "name": "Ann"}]},
-        ]
-    )
-    assert set(members) == {"u-1", "u-2"}
-    assert members["u-2"].name == "Bo"
 
 
 def test_aht_counts_closed_conversations_only_and_is_absent_without_any(fixture):
@@ -132,7 +97,7 @@ def test_queue_tallies_and_golden(fixture, clock, golden):
     renders = (render_queue_tallies, render_agent_info, render_agent_states, render_agent_tallies)
     text = "".join(text for render in renders for text in render(snapshot))
     golden("agents.prom", text)
-    families = {f.name: f for f in text_string_to_metric_families(text)}
+    families = families_of(text)
     offered = {s.labels["media_type"]: s.value for s in families["genesys_queue_offered_interactions"].samples}
     assert offered == {"voice": 12, "chat": 0}  # chat served, nothing today: zero, not absent
     aht = {s.labels["agent_name"]: s.value for s in families["genesys_agent_average_handle_seconds"].samples}

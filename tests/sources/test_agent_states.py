@@ -1,8 +1,10 @@
-"""Agent state pages are independent: one failing page never holds back or spoils the others."""
+"""Agent pages in, states out; state pages are independent: one failing page never holds back or spoils
+the others."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -10,8 +12,18 @@ import pytest
 from exporter.genesys.endpoints import USERS, Endpoint
 from exporter.genesys.errors import ServerError
 from exporter.genesys.models import UserListing
-from exporter.sources.agent_states import AgentState, poll_agent_states
+from exporter.sources.agent_states import AgentState, parse_agent_states, poll_agent_states
 from exporter.sources.batches import BatchesFailed
+
+
+def test_states_read_best_effort_expands_without_guessing(fixture):
+    states = parse_agent_states(UserListing.model_validate(fixture("users_state_page.json")))
+    assert states["u-ann"].routing_status == "idle"
+    assert states["u-ann"].presence == "on_queue"  # "On Queue" (definitions API) and ON_QUEUE agree
+    assert states["u-bob"].presence == "on_queue"
+    assert states["u-ann"].status_since == datetime(2026, 5, 14, 9, 58, tzinfo=UTC).timestamp()
+    cy = states["u-cy"]
+    assert (cy.routing_status, cy.presence, cy.status_since) == (None, None, None)
 
 
 class FlakyUsersApi:

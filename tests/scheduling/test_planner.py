@@ -17,7 +17,8 @@ from exporter.scheduling.planner import MIN_SHARE, Demand, plan_cadences
 from exporter.scheduling.scheduler import STALE_AFTER_INTERVALS, Job, Scheduler
 from exporter.snapshot import Store
 from exporter.sources.agent_states import AGENT_STATES
-from tests.genesys.test_budget_and_regions import max_in_any_window
+from tests.harness.waiting import nothing_in_flight, tick_for
+from tests.harness.windows import max_in_any_window
 
 PER_SECOND = 270 / 60  # 300 a minute less 10% headroom
 
@@ -105,11 +106,6 @@ class FakeApi:
         return Job(name, interval, run, priority=priority, refreshes=(AGENT_STATES,) if name == "agents" else ())
 
 
-async def run_for(clock: FakeClock, seconds: float, step: float = 0.5) -> None:
-    for _ in range(int(seconds / step)):
-        await clock.advance(step)
-
-
 async def test_a_budget_bound_job_stretches_while_queues_keep_their_cadence(clock):
     budget = RateBudget(clock, requests_per_minute=60, headroom=0.0, concurrency=4)  # 1 a second
     api = FakeApi(clock, budget)
@@ -117,7 +113,7 @@ async def test_a_budget_bound_job_stretches_while_queues_keep_their_cadence(cloc
     jobs = [api.job("queues", 10, 2, 0), api.job("agents", 15, 60, 2), api.job("performance", 60, 4, 1)]
     scheduler = Scheduler(store, clock, jobs, budget, jitter=0)
     task = asyncio.create_task(scheduler.run())
-    await run_for(clock, 600)
+    await tick_for(clock, 600, every=0.5, after=nothing_in_flight)
     task.cancel()
 
     # Queues: 0.2/s, performance 0.07/s; agents get the rest (0.73/s): 60 pages take ~82 s, not 15.
@@ -142,10 +138,10 @@ async def test_a_429_pauses_every_job_and_the_schedule_recovers(clock):
     store = Store(clock)
     jobs = [api.job("queues", 10, 2, 0), api.job("agents", 15, 20, 2)]
     task = asyncio.create_task(Scheduler(store, clock, jobs, budget, jitter=0).run())
-    await run_for(clock, 60)
+    await tick_for(clock, 60, every=0.5, after=nothing_in_flight)
     budget.rate_limited(45)
     paused_at = clock.monotonic()
-    await run_for(clock, 120)
+    await tick_for(clock, 120, every=0.5, after=nothing_in_flight)
     task.cancel()
 
     assert not [s for s in api.starts if paused_at < s < paused_at + 45]
@@ -172,7 +168,7 @@ def test_no_60s_window_ever_holds_more_than_the_budget_and_no_job_starves(jobs, 
         specs = [api.job("queues", 10, 3, 0, 0.3)]
         specs += [api.job(f"job{i}", interval, pages, 1 + i, lat) for i, (pages, lat, interval) in enumerate(jobs)]
         task = asyncio.create_task(Scheduler(store, clock, specs, budget, jitter=0.1).run())
-        await run_for(clock, 900, step=1.0)
+        await tick_for(clock, 900, every=1.0, after=nothing_in_flight)
         task.cancel()
         return api, store
 

@@ -1,27 +1,26 @@
-"""Test helpers for the simulated Notifications API: a REST client, a socket reader, fake-time waits."""
+"""A test client of the simulated Notifications API: its REST calls, and a socket read in the background."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 
-from exporter.clock import FakeClock
 from exporter.simulator.api import SimulatedOrg
-from tests.conftest import basic_auth
+from tests.harness.net import basic_auth
 
 CHANNELS = "/api/v2/notifications/channels"
 
 
 def queue_topic(queue_id: str) -> str:
+    """A queue's observation topic, as the exporter subscribes to it."""
     return f"v2.analytics.queues.{queue_id}.observations"
 
 
 def user_topic(agent_id: str) -> str:
+    """An agent's activity topic, as the exporter subscribes to it."""
     return f"v2.users.{agent_id}.activity"
 
 
@@ -109,25 +108,9 @@ class Stream:
         await self._task
 
 
-async def settle(seconds: float = 0.05) -> None:
-    """Real time for frames already written to cross the loopback."""
-    await asyncio.sleep(seconds)
-
-
-async def until(clock: FakeClock, condition: Callable[[], bool], *, within: float = 30.0, step: float = 0.2) -> float:
-    """Advance fake time in ticks until `condition` holds; the fake seconds it took."""
-    start, deadline = clock.monotonic(), time.monotonic() + 10
-    while not condition():
-        assert clock.monotonic() - start < within, "not within the fake time allowed"
-        assert time.monotonic() < deadline, "not within 10 s of real time"
-        await clock.advance(step)
-        await settle(0.005)
-    return clock.monotonic() - start
-
-
-async def run_for(clock: FakeClock, seconds: float, step: float = 0.2) -> None:
-    """Advance fake time tick by tick, letting frames arrive as it goes."""
-    for _ in range(round(seconds / step)):
-        await clock.advance(step)
-        await settle(0.005)
-    await settle()
+async def connected(client: Client, topics: list[str]) -> tuple[dict[str, Any], Stream]:
+    """A new channel of `client`, subscribed to `topics` (which must succeed), and its socket open."""
+    channel = await client.channel()
+    status, body = await client.subscribe(channel["id"], topics)
+    assert status == 200, body
+    return channel, await Stream.open(client.http, channel["connectUri"])
