@@ -31,7 +31,7 @@ from collections import Counter, deque
 from collections.abc import AsyncIterator, Collection, Iterator, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 from exporter.clock import Clock
@@ -103,6 +103,17 @@ def _until_start(starts: deque[float], room: int, queued: int, now: float) -> fl
     return start + laps * WINDOW_SECONDS - now
 
 
+@dataclass(frozen=True, slots=True)
+class Shares:
+    """What the planner gives the budgets: the fair queue's weights, the urgent jobs' reserve (requests a
+    second) and largest cycle (`burst`), and the jobs whose cost is not known yet (their first cycle)."""
+
+    weights: Mapping[str, float] = field(default_factory=dict)
+    reserve_per_second: float = 0.0
+    burst: int = 0
+    unplanned: Collection[str] = ()
+
+
 class Budget(Protocol):
     """What the scheduler asks of a budget: one client's `RateBudget`, or several as a `BudgetGroup`."""
 
@@ -114,13 +125,7 @@ class Budget(Protocol):
 
     def waiting(self, job: str) -> int: ...
 
-    def set_shares(
-        self,
-        weights: Mapping[str, float],
-        reserve_per_second: float = 0.0,
-        burst: int = 0,
-        unplanned: Collection[str] = (),
-    ) -> None: ...
+    def set_shares(self, shares: Shares) -> None: ...
 
 
 class RateBudget:
@@ -168,13 +173,7 @@ class RateBudget:
             return max(0, min(ours, self._server_remaining))
         return max(0, ours)
 
-    def set_shares(
-        self,
-        weights: Mapping[str, float],
-        reserve_per_second: float = 0.0,
-        burst: int = 0,
-        unplanned: Collection[str] = (),
-    ) -> None:
+    def set_shares(self, shares: Shares) -> None:
         """The planner's weights for the fair queue, the urgent jobs' reserve and largest cycle, and the
         jobs whose cost is not known yet (`unplanned`: their first cycle), which are capped (`_job_cap`).
 
@@ -186,10 +185,10 @@ class RateBudget:
         first cycle's cap lifted): it is woken to look again, or it would sleep out the wait the old
         shares gave it, and everyone behind it too, for a room already free.
         """
-        self._weights = {name: weight for name, weight in weights.items() if weight > 0}
-        self._unplanned = frozenset(unplanned)
-        self._reserve = min(self._limit - 1, math.floor(reserve_per_second * WINDOW_SECONDS))
-        self._urgent_cap = self._reserve + min(burst, (self._limit - self._reserve) // 2)
+        self._weights = {name: weight for name, weight in shares.weights.items() if weight > 0}
+        self._unplanned = frozenset(shares.unplanned)
+        self._reserve = min(self._limit - 1, math.floor(shares.reserve_per_second * WINDOW_SECONDS))
+        self._urgent_cap = self._reserve + min(shares.burst, (self._limit - self._reserve) // 2)
         self._wake_head()
 
     @asynccontextmanager

@@ -20,12 +20,12 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import structlog
 
 from exporter.clock import Clock
-from exporter.scheduling.budget import Caller, RateBudget
+from exporter.scheduling.budget import Caller, RateBudget, Shares
 
 log = structlog.get_logger(__name__)
 
@@ -41,14 +41,6 @@ class _Health:
     rate_limited: int = 0  # 429s since its last success
 
 
-@dataclass(frozen=True, slots=True)
-class _Shares:
-    weights: Mapping[str, float]
-    reserve_per_second: float
-    burst: int
-    unplanned: Collection[str]
-
-
 class BudgetGroup:
     """The clients' budgets by label (`OAuthClient.label`), in the order configured."""
 
@@ -58,7 +50,7 @@ class BudgetGroup:
         self._clock = clock
         self.members = dict(members)
         self._health = {label: _Health() for label in members}
-        self._shares = _Shares({}, 0.0, 0, ())
+        self._shares = Shares()
         self._applied_to: tuple[str, ...] = ()  # the members in use when the shares were last applied
 
     def in_use(self) -> tuple[str, ...]:
@@ -91,16 +83,10 @@ class BudgetGroup:
     def waiting(self, job: str) -> int:
         return sum(budget.waiting(job) for budget in self.members.values())
 
-    def set_shares(
-        self,
-        weights: Mapping[str, float],
-        reserve_per_second: float = 0.0,
-        burst: int = 0,
-        unplanned: Collection[str] = (),
-    ) -> None:
+    def set_shares(self, shares: Shares) -> None:
         """The planner's weights go to every client as they are (they are relative); the urgent reserve
         and burst are split in proportion to the budgets of the clients in use."""
-        self._shares = _Shares(dict(weights), reserve_per_second, burst, tuple(unplanned))
+        self._shares = shares
         self._apply(self.in_use())
 
     def choose(self, caller: Caller, exclude: Collection[str] = ()) -> str | None:
@@ -161,9 +147,8 @@ class BudgetGroup:
         for label, budget in self.members.items():
             part = budget.per_second / total if label in in_use and total > 0 else 0.0
             budget.set_shares(
-                shares.weights,
-                reserve_per_second=shares.reserve_per_second * part,
-                burst=math.ceil(shares.burst * part),
-                unplanned=shares.unplanned,
+                replace(
+                    shares, reserve_per_second=shares.reserve_per_second * part, burst=math.ceil(shares.burst * part)
+                )
             )
         self._applied_to = in_use

@@ -24,7 +24,7 @@ from typing import Any
 import structlog
 
 from exporter.clock import Clock
-from exporter.scheduling.budget import URGENT_PRIORITY, Budget, Caller, RateBudget, current_caller
+from exporter.scheduling.budget import URGENT_PRIORITY, Budget, Caller, RateBudget, Shares, current_caller
 from exporter.scheduling.planner import CadencePlan, Demand, plan_cadences
 from exporter.snapshot import Measurement, PollerStatus, Store
 from exporter.tasks import first_of
@@ -114,10 +114,12 @@ class Scheduler:
         self.plan = plan_cadences(demands, self._budget.per_second)
         urgent = [j for j in self._jobs if j.priority <= URGENT_PRIORITY]
         self._budget.set_shares(
-            self.plan.weights,
-            reserve_per_second=sum(self.plan.shares.get(j.name, 0.0) for j in urgent),
-            burst=max((self._planned_costs[j.name] for j in urgent), default=0),
-            unplanned=[j.name for j in self._jobs if not self._succeeded[j.name].is_set()],
+            Shares(
+                self.plan.weights,
+                reserve_per_second=sum(self.plan.shares.get(j.name, 0.0) for j in urgent),
+                burst=max((self._planned_costs[j.name] for j in urgent), default=0),
+                unplanned=frozenset(j.name for j in self._jobs if not self._succeeded[j.name].is_set()),
+            )
         )
         for job in self._jobs:
             interval = self.plan.intervals[job.name]

@@ -3,37 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import math
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exporter.clock import FakeClock
-from exporter.scheduling.budget import Caller, RateBudget, current_caller
-from tests.harness.waiting import nothing_in_flight, tick_for, tick_until
-from tests.harness.windows import max_in_any_window
+from exporter.scheduling.budget import Caller, RateBudget, Shares, current_caller
+from tests.harness.waiting import nothing_in_flight, tick_for
+from tests.harness.windows import drive, max_in_any_window
 
 
-async def drive(budget: RateBudget, clock: FakeClock, arrivals: list[float], latencies: list[float]) -> list[float]:
-    starts: list[float] = []
-
-    async def request(arrive: float, latency: float) -> None:
-        await clock.sleep(arrive)
-        async with budget.slot():
-            starts.append(clock.monotonic())
-            await clock.sleep(latency)
-
-    tasks = [asyncio.ensure_future(request(a, lat)) for a, lat in zip(arrivals, latencies, strict=True)]
-    # However long it takes (a hypothesis example may need hours of fake time): the tests bound the starts.
-    await tick_until(
-        clock,
-        lambda: all(t.done() for t in tasks),
-        within=math.inf,
-        every=0.5,
-        after=nothing_in_flight,
-        real_within=None,
-    )
-    return starts
+async def starts_of(budget: RateBudget, clock: FakeClock, arrivals: list[float], latencies: list[float]) -> list[float]:
+    return [at for at, _ in await drive(clock, arrivals, latencies, budget.slot)]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -45,7 +26,7 @@ def test_no_60s_window_ever_holds_more_than_the_budget(per_minute, requests):
     async def scenario() -> list[float]:
         clock = FakeClock()
         budget = RateBudget(clock, requests_per_minute=per_minute, headroom=0.0, concurrency=4)
-        return await drive(budget, clock, [a for a, _ in requests], [lat for _, lat in requests])
+        return await starts_of(budget, clock, [a for a, _ in requests], [lat for _, lat in requests])
 
     starts = asyncio.run(scenario())
     assert len(starts) == len(requests)  # everyone got through eventually
@@ -54,7 +35,7 @@ def test_no_60s_window_ever_holds_more_than_the_budget(per_minute, requests):
 
 async def test_full_speed_uses_the_whole_budget_less_headroom(clock):
     budget = RateBudget(clock, requests_per_minute=300, headroom=0.1, concurrency=8)
-    starts = await drive(budget, clock, [0.0] * 600, [0.2] * 600)
+    starts = await starts_of(budget, clock, [0.0] * 600, [0.2] * 600)
     assert budget.requests_per_minute == 270
     assert max_in_any_window(starts) == 270
     assert max(starts) < 150  # 600 requests in ~2 windows and a bit: no needless waiting
@@ -64,7 +45,7 @@ async def test_server_headers_showing_a_shared_limit_hold_requests_until_reset(c
     budget = RateBudget(clock, requests_per_minute=300, headroom=0.1)
     budget.observe({"ININ-RateLimit-Allowed": "300", "inin-ratelimit-count": "290", "inin-ratelimit-reset": "20"})
     assert budget.remaining == 10
-    starts = await drive(budget, clock, [0.0], [0.0])
+    starts = await starts_of(budget, clock, [0.0], [0.0])
     assert starts == [20.0]
 
 
@@ -77,14 +58,14 @@ async def test_server_allowing_less_tightens_our_limit(clock):
 async def test_a_pause_blocks_everyone_and_ends(clock):
     budget = RateBudget(clock)
     budget.rate_limited(12)
-    starts = await drive(budget, clock, [0.0, 5.0, 13.0], [0.0, 0.0, 0.0])
+    starts = await starts_of(budget, clock, [0.0, 5.0, 13.0], [0.0, 0.0, 0.0])
     assert sorted(starts) == [12.0, 12.0, 13.0]
     assert budget.rate_limited_total == 1
 
 
 async def test_a_job_of_unknown_cost_leaves_a_quarter_of_the_window_to_those_that_start_after_it(clock):
     budget = RateBudget(clock, requests_per_minute=300, headroom=0.1, concurrency=8)
-    budget.set_shares({"agent_directory": 1.0, "agents": 1.0}, unplanned=["agent_directory"])
+    budget.set_shares(Shares({"agent_directory": 1.0, "agents": 1.0}, unplanned=["agent_directory"]))
     listing: list[float] = []
     states: list[float] = []
 
@@ -100,7 +81,7 @@ async def test_a_job_of_unknown_cost_leaves_a_quarter_of_the_window_to_those_tha
     await tick_for(clock, 20, every=0.5, after=nothing_in_flight)
     assert len(listing) == 3 * 270 // 4  # alone at first, yet capped: the cost of a first cycle is a guess
     assert len(states) == 20 and max(states) < 12  # the agents' first polls, ten seconds later, got through
-    budget.set_shares({"agent_directory": 1.0, "agents": 1.0})  # its cost is known: paced by the plan only
+    budget.set_shares(Shares({"agent_directory": 1.0, "agents": 1.0}))  # its cost is known: paced by the plan only
     await tick_for(clock, 120, every=0.5, after=nothing_in_flight)
     assert max_in_any_window(listing + states) == 270
     for task in tasks:
@@ -112,7 +93,7 @@ async def test_new_shares_that_loosen_the_limits_let_the_waiting_requests_go_at_
     (the others' room fills), then push takes the queues over, the next plan drops the reserve, and
     the requests already waiting on the old room must not sleep out the window."""
     budget = RateBudget(clock, requests_per_minute=300, headroom=0.1, concurrency=8)
-    budget.set_shares({"queues": 1.0, "agents": 1.0}, reserve_per_second=150 / 60)  # others: 270 - 150
+    budget.set_shares(Shares({"queues": 1.0, "agents": 1.0}, reserve_per_second=150 / 60))  # others: 270 - 150
     started: list[float] = []
 
     async def request() -> None:
@@ -124,7 +105,7 @@ async def test_new_shares_that_loosen_the_limits_let_the_waiting_requests_go_at_
     tasks = [asyncio.ensure_future(request()) for _ in range(150)]
     await clock.advance(5)
     assert len(started) == 120  # the room the reserve leaves is spent; the rest wait for the window
-    budget.set_shares({"queues": 1.0, "agents": 1.0})  # the queues are pushed now: no reserve
+    budget.set_shares(Shares({"queues": 1.0, "agents": 1.0}))  # the queues are pushed now: no reserve
     await clock.advance(1)
     assert len(started) == 150 and max(started) < 6
     for task in tasks:
@@ -136,7 +117,7 @@ async def test_a_first_cycle_leaves_a_quarter_of_what_the_others_spent_before_it
     spend 80 of the window in the first second, then the member listing starts alone."""
     budget = RateBudget(clock, requests_per_minute=300, headroom=0.1, concurrency=8)
     budget.set_shares(
-        {"directory": 1.0, "agent_directory": 1.0, "agents": 1.0}, unplanned=["agent_directory", "agents"]
+        Shares({"directory": 1.0, "agent_directory": 1.0, "agents": 1.0}, unplanned=["agent_directory", "agents"])
     )
     starts: dict[str, list[float]] = {}
 

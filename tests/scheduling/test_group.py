@@ -4,20 +4,20 @@ client that fails hands its share to the others until it is back (issue 12)."""
 from __future__ import annotations
 
 import asyncio
-import math
 from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exporter.clock import FakeClock
-from exporter.scheduling.budget import Caller, RateBudget, current_caller
+from exporter.scheduling.budget import Caller, RateBudget, Shares, current_caller
 from exporter.scheduling.group import FIRST_BACKOFF_SECONDS, STORM_429S, BudgetGroup
 from exporter.scheduling.scheduler import Job, Scheduler
 from exporter.snapshot import Store
-from tests.harness.waiting import nothing_in_flight, tick_until
-from tests.harness.windows import max_in_any_window
+from tests.harness.windows import drive, max_in_any_window
 
 
 def group_of(clock: FakeClock, *per_minute: int, concurrency: int = 4) -> BudgetGroup:
@@ -30,31 +30,22 @@ def group_of(clock: FakeClock, *per_minute: int, concurrency: int = 4) -> Budget
     )
 
 
-async def drive(
-    group: BudgetGroup, clock: FakeClock, arrivals: list[float], latencies: list[float], job: str = "agents"
+@asynccontextmanager
+async def chosen(group: BudgetGroup, job: str = "agents") -> AsyncIterator[str]:
+    """A place where the group sends the request, as `GenesysClient._send` does; the client's label."""
+    current_caller.set(Caller(job, 1))
+    label = group.choose(current_caller.get())
+    assert label is not None
+    async with group.members[label].slot():
+        yield label
+
+
+async def starts_by_client(
+    group: BudgetGroup, clock: FakeClock, arrivals: list[float], latencies: list[float]
 ) -> dict[str, list[float]]:
-    """Each request goes where the group sends it, as `GenesysClient._send` does; the starts by client."""
     starts: dict[str, list[float]] = {label: [] for label in group.members}
-
-    async def request(arrive: float, latency: float) -> None:
-        current_caller.set(Caller(job, 1))
-        await clock.sleep(arrive)
-        label = group.choose(current_caller.get())
-        assert label is not None
-        async with group.members[label].slot():
-            starts[label].append(clock.monotonic())
-            await clock.sleep(latency)
-
-    tasks = [asyncio.ensure_future(request(a, lat)) for a, lat in zip(arrivals, latencies, strict=True)]
-    # However long it takes (a hypothesis example may need hours of fake time): the tests bound the starts.
-    await tick_until(
-        clock,
-        lambda: all(t.done() for t in tasks),
-        within=math.inf,
-        every=0.5,
-        after=nothing_in_flight,
-        real_within=None,
-    )
+    for at, label in await drive(clock, arrivals, latencies, lambda: chosen(group)):
+        starts[label].append(at)
     return starts
 
 
@@ -67,7 +58,7 @@ def test_no_clients_60s_window_ever_holds_more_than_its_budget(limits, requests)
     async def scenario() -> dict[str, list[float]]:
         clock = FakeClock()
         group = group_of(clock, *limits)
-        return await drive(group, clock, [a for a, _ in requests], [lat for _, lat in requests])
+        return await starts_by_client(group, clock, [a for a, _ in requests], [lat for _, lat in requests])
 
     starts = asyncio.run(scenario())
     assert sum(len(s) for s in starts.values()) == len(requests)  # everyone got through eventually
@@ -78,7 +69,7 @@ def test_no_clients_60s_window_ever_holds_more_than_its_budget(limits, requests)
 async def test_a_burst_spreads_over_the_clients_in_proportion_to_their_budgets(clock):
     group = group_of(clock, 120, 60, 60, concurrency=8)
     assert group.per_second == 4.0  # the plan sees the sum
-    starts = await drive(group, clock, [0.0] * 480, [0.2] * 480)
+    starts = await starts_by_client(group, clock, [0.0] * 480, [0.2] * 480)
     assert {label: len(s) for label, s in starts.items()} == {"c1": 240, "c2": 120, "c3": 120}
     assert max(max(s) for s in starts.values()) < 65  # two windows' worth, each client full in each
     assert all(max_in_any_window(s) <= limit for s, limit in zip(starts.values(), (120, 60, 60), strict=True))
@@ -86,13 +77,13 @@ async def test_a_burst_spreads_over_the_clients_in_proportion_to_their_budgets(c
 
 async def test_light_load_goes_round_the_clients_not_to_the_first_only(clock):
     group = group_of(clock, 60, 60, 60)
-    starts = await drive(group, clock, [0.0] * 6, [1.0] * 6)
+    starts = await starts_by_client(group, clock, [0.0] * 6, [1.0] * 6)
     assert [len(s) for s in starts.values()] == [2, 2, 2]
 
 
 async def test_a_client_set_aside_hands_its_share_to_the_others_and_comes_back(clock):
     group = group_of(clock, 60, 60, 60)
-    group.set_shares({"queues": 1.0}, reserve_per_second=0.6, burst=3)
+    group.set_shares(Shares({"queues": 1.0}, reserve_per_second=0.6, burst=3))
 
     def reserves() -> list[int]:
         return [b._reserve for b in group.members.values()]
@@ -102,7 +93,7 @@ async def test_a_client_set_aside_hands_its_share_to_the_others_and_comes_back(c
     assert group.in_use() == ("c1", "c3")
     assert group.per_second == 2.0
     assert reserves() in ([18, 0, 18], [17, 0, 17])  # its part went to the others
-    starts = await drive(group, clock, [0.0] * 20, [0.1] * 20)
+    starts = await starts_by_client(group, clock, [0.0] * 20, [0.1] * 20)
     assert not starts["c2"]
     await clock.advance(FIRST_BACKOFF_SECONDS)  # the back-off is over: it is tried again
     assert group.in_use() == ("c1", "c2", "c3") and group.per_second == 3.0
@@ -157,7 +148,7 @@ def test_choose_skips_the_clients_that_failed_the_request_then_the_set_aside_one
 def test_one_client_is_todays_budget(clock):
     group = group_of(clock, 300)
     (budget,) = group.members.values()
-    group.set_shares({"queues": 2.0, "agents": 1.0}, reserve_per_second=0.5, burst=7, unplanned=["agents"])
+    group.set_shares(Shares({"queues": 2.0, "agents": 1.0}, reserve_per_second=0.5, burst=7, unplanned=["agents"]))
     assert (budget._reserve, budget._urgent_cap, budget._unplanned) == (30, 37, frozenset({"agents"}))
     group.set_aside("c1", "login failed")
     assert group.in_use() == ("c1",) and group.per_second == 5.0  # nowhere else to go: the plan keeps it
