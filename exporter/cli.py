@@ -73,13 +73,16 @@ def _parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="print cost and speed figures against a simulated org")
     bench.add_argument(
         "mode",
-        choices=("scale", "cycle-cost", "scrape-load", "soak"),
+        choices=("scale", "chain", "encodings", "cycle-cost", "scrape-load", "soak"),
         help="scale: freshness, budget and cost against a simulated org in its own process (make bench); "
+        "chain: the org, the exporter and the real Prometheus with the shipped config and dashboards "
+        "(make bench-chain); encodings: what each encoding of agent status costs a real Prometheus; "
         "cycle-cost: API requests per poller cycle; scrape-load: concurrent scrapers; soak: memory over cycles",
     )
     bench.add_argument("--minutes", type=float, default=4.0, help="scale: minutes measured after the warm-up")
     bench.add_argument("--naive-seconds", type=float, default=60.0, help="scale: how long the naive design runs")
     bench.add_argument("--cycles", type=int, default=5000, help="soak: queue cycles to run")
+    bench.add_argument("--changes", type=float, default=250.0, help="encodings: state changes a second in the org")
     bench.add_argument("--scrapers", type=int, default=50, help="scrape-load: concurrent scrapers")
     bench.add_argument("--seconds", type=float, default=60.0, help="scrape-load: how long")
     bench.add_argument("--sizes", default="2000x50000,40x1000", help="QUEUESxAGENTS,... to measure")
@@ -194,6 +197,17 @@ def _bench(args: argparse.Namespace) -> int:
         sizes = [(int(q), int(a)) for q, a in (size.split("x") for size in args.sizes.split(","))]
     except ValueError:
         raise ConfigError(f"--sizes: expected QUEUESxAGENTS[,...], got {args.sizes!r}") from None
+    if args.mode == "encodings":
+        from exporter.tools.encodings import main as encodings
+
+        for _, agents in sizes:
+            encodings(agents, changes=args.changes, minutes=args.minutes)
+        return 0
+    if args.mode == "chain":
+        from exporter.tools.chain import main as chain
+
+        chain(sizes, args.minutes, clients=args.clients)
+        return 0
     if args.mode == "scale":
         from exporter.tools.scale import main as scale
 

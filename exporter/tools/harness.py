@@ -1,12 +1,25 @@
-"""What more than one tool needs: an exporter's settings against a simulated org, and this process's memory.
+"""What more than one tool needs: an exporter's settings against a simulated org, the org and Debian's
+binaries as processes of their own, and memory as `ps` sees it.
 
 Shared here rather than imported from one tool by another, so each tool stands on its own.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import math
+import os
+import shutil
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import aiohttp
 
 from exporter.config import Settings
 from exporter.simulator.api import SimulatedOrg
@@ -33,3 +46,104 @@ def rss_mib() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def rss_mib_of(pid: int) -> float:
+    """Another process's resident memory, as `ps` shows it (measured from outside the process)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return math.nan
+    return next((int(line.split()[1]) / 1024 for line in lines if line.startswith("VmRSS:")), math.nan)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else math.nan
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class SimulatorProcess:
+    url: str
+    client_id: str  # comma lists, one entry per OAuth client, as GENESYS_CLIENT_ID takes them
+    client_secret: str
+
+
+@contextlib.asynccontextmanager
+async def simulator_process(
+    queues: int, agents: int, rate_limit: int, clients: int = 1
+) -> AsyncIterator[SimulatorProcess]:
+    """`genesys-exporter simulate` in a child process on 127.0.0.1; yields its base URL and the demo
+    credentials it prints (one client each) once it serves."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "exporter",
+        "simulate",
+        f"--listen=127.0.0.1:{port}",
+        f"--queues={queues}",
+        f"--agents={agents}",
+        f"--rate-limit={rate_limit}",
+        f"--clients={clients}",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env={k: v for k, v in os.environ.items() if not k.startswith("GENESYS_")},  # its demo credentials
+    )
+    try:
+        assert process.stdout is not None
+        banner = await asyncio.wait_for(process.stdout.readline(), timeout=600)
+        if not banner:
+            raise RuntimeError("the simulated org exited before serving")
+        line = (await asyncio.wait_for(process.stdout.readline(), timeout=10)).decode()
+        credentials = dict(word.split("=", 1) for word in line.split() if word.startswith("GENESYS_CLIENT_"))
+        if set(credentials) != {"GENESYS_CLIENT_ID", "GENESYS_CLIENT_SECRET"}:
+            raise RuntimeError(f"the simulated org printed no demo credentials: {line!r}")
+        url = f"http://127.0.0.1:{port}"
+        yield SimulatorProcess(url, credentials["GENESYS_CLIENT_ID"], credentials["GENESYS_CLIENT_SECRET"])
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()
+
+
+def binary(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise SystemExit(f"{name} not found: `make tools` installs Debian's prometheus package")
+    return path
+
+
+async def stop(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM, then SIGKILL if it lingers: a tool stops what it started."""
+    if process.returncode is None:
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), 15)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+async def answers(http: aiohttp.ClientSession, url: str) -> bool:
+    try:
+        async with http.get(url) as response:
+            return response.status == 200
+    except aiohttp.ClientError:
+        return False
+
+
+async def wait_for(http: aiohttp.ClientSession, url: str, within: float, what: str) -> float:
+    """Until `url` answers 200; the seconds it took."""
+    began = time.monotonic()
+    while not await answers(http, url):
+        if time.monotonic() - began > within:
+            raise RuntimeError(f"{what} not ready within {within:.0f} s")
+        await asyncio.sleep(1)
+    return time.monotonic() - began

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import gc
 import json
 import math
@@ -26,10 +25,9 @@ import multiprocessing
 import os
 import random
 import resource
-import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -48,6 +46,7 @@ from exporter.sources.agent_directory import AGENTS
 from exporter.sources.agent_states import AGENT_STATES
 from exporter.sources.queue_directory import QUEUES
 from exporter.sources.queue_states import QUEUE_STATES
+from exporter.tools.harness import SimulatorProcess, percentile, simulator_process
 
 SCRAPERS = 4
 SCRAPE_EVERY = 5.0
@@ -101,57 +100,6 @@ async def scrape(url: str, seconds: float) -> list[float]:
     return latencies
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass(frozen=True)
-class SimulatorProcess:
-    url: str
-    client_id: str  # comma lists, one entry per OAuth client, as GENESYS_CLIENT_ID takes them
-    client_secret: str
-
-
-@contextlib.asynccontextmanager
-async def simulator_process(
-    queues: int, agents: int, rate_limit: int, clients: int = 1
-) -> AsyncIterator[SimulatorProcess]:
-    """`genesys-exporter simulate` in a child process on 127.0.0.1; yields its base URL and the demo
-    credentials it prints (one client each) once it serves."""
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "exporter",
-        "simulate",
-        f"--listen=127.0.0.1:{port}",
-        f"--queues={queues}",
-        f"--agents={agents}",
-        f"--rate-limit={rate_limit}",
-        f"--clients={clients}",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-        env={k: v for k, v in os.environ.items() if not k.startswith("GENESYS_")},  # its demo credentials
-    )
-    try:
-        assert process.stdout is not None
-        banner = await asyncio.wait_for(process.stdout.readline(), timeout=600)
-        if not banner:
-            raise RuntimeError("the simulated org exited before serving")
-        line = (await asyncio.wait_for(process.stdout.readline(), timeout=10)).decode()
-        credentials = dict(word.split("=", 1) for word in line.split() if word.startswith("GENESYS_CLIENT_"))
-        if set(credentials) != {"GENESYS_CLIENT_ID", "GENESYS_CLIENT_SECRET"}:
-            raise RuntimeError(f"the simulated org printed no demo credentials: {line!r}")
-        url = f"http://127.0.0.1:{port}"
-        yield SimulatorProcess(url, credentials["GENESYS_CLIENT_ID"], credentials["GENESYS_CLIENT_SECRET"])
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            await process.wait()
-
-
 async def until(condition: Callable[[], bool], every: float = 0.05) -> None:
     """Poll what the served page shows (it has no event to wait on, and a bench may poll)."""
     while not condition():  # noqa: ASYNC110
@@ -169,11 +117,6 @@ def weighted_percentile(samples: Iterable[tuple[float, int]], q: float) -> float
         if seen >= q * total:
             return value
     return ordered[-1][0]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else math.nan
 
 
 def sample_ages(snapshot: Snapshot, now: float, figures: Figures, settings: Settings) -> None:

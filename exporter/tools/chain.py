@@ -1,0 +1,408 @@
+"""`make bench-chain`: the whole chain a user runs, measured from outside: org -> exporter -> Prometheus -> queries.
+
+A simulated org in its own process, the exporter as `genesys-exporter run` in another (the shipped
+defaults, every OAuth client of the org), and Debian's real `prometheus` with the shipped scrape
+jobs and rule files, all on 127.0.0.1. While the org's agents change status at their own rhythm,
+probes change the org through its scenario endpoint and time until a Prometheus query shows it
+(a queue's waiting count; an idle agent sent on training, off queue: either encoding of the
+routing status, so the same bench measures a build before and after a change of encoding). At the end it reads
+Prometheus as an operator would (its own metrics, the scrape jobs' samples and durations, the rule
+groups) and runs every query of the shipped dashboards as Grafana would send it: instant queries
+three times (median), time series panels as range queries over the whole run. It stops everything
+it started, whatever happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import random
+import re
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.tools.harness import (
+    SimulatorProcess,
+    binary,
+    free_port,
+    percentile,
+    rss_mib_of,
+    simulator_process,
+    stop,
+    wait_for,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+PROMETHEUS_CONFIG = ROOT / "deploy/prometheus/prometheus.yml"
+RULES = sorted((ROOT / "deploy/prometheus/rules").glob("*.yml"))
+DASHBOARDS = sorted((ROOT / "grafana/dashboards").glob("*.json"))
+PROBE_EVERY = 4.0  # seconds between two changes of each kind
+POLL_EVERY = 0.5  # how often a probe asks Prometheus whether the change shows
+GIVE_UP_AFTER = 180.0
+STEP_SECONDS = 15  # a range query's step: what Grafana asks at the agents' scrape interval
+
+
+@dataclass
+class Chain:
+    org: SimulatorProcess
+    exporter: str  # base URL
+    prometheus: str  # base URL
+    prometheus_pid: int
+    http: aiohttp.ClientSession
+
+    async def query(self, promql: str, **params: str) -> tuple[list[dict[str, Any]], float]:
+        """An instant query (or a range query, given start/end/step): its result and the seconds it took."""
+        path = "query_range" if "step" in params else "query"
+        began = time.perf_counter()
+        async with self.http.get(f"{self.prometheus}/api/v1/{path}", params={"query": promql, **params}) as response:
+            body = await response.json()
+        took = time.perf_counter() - began
+        if body.get("status") != "success":
+            raise RuntimeError(f"{promql}: {body.get('error')}")
+        return list(body["data"]["result"]), took
+
+    async def value(self, promql: str) -> float | None:
+        result, _ = await self.query(promql)
+        return float(result[0]["value"][1]) if result else None
+
+    async def scenario(self, **body: Any) -> Any:
+        async with self.http.post(f"{self.org.url}/__admin/scenario", json=body) as response:
+            response.raise_for_status()
+            return await response.json()
+
+    def prometheus_rss_mib(self) -> float:
+        return rss_mib_of(self.prometheus_pid)
+
+
+@dataclass
+class Figures:
+    queues: int
+    agents: int
+    clients: int
+    ready_s: float = math.nan
+    measured_s: float = 0.0
+    latencies: dict[str, list[float]] = field(default_factory=dict)  # queues / agents -> seconds
+    jobs: dict[str, dict[str, float]] = field(default_factory=dict)  # job -> samples, duration...
+    head_series: float = math.nan
+    head_series_peak: float = math.nan
+    new_series_per_minute: float = math.nan
+    rss_mib: float = math.nan
+    rss_peak_mib: float = math.nan
+    rule_groups: dict[str, float] = field(default_factory=dict)  # group -> longest evaluation seen, seconds
+    agents_part_bytes: int = 0
+    queries: list[tuple[str, str, str, float, int]] = field(default_factory=list)  # dash, panel, kind, s, rows
+    agent_events_per_s: float = math.nan
+
+
+@contextlib.asynccontextmanager
+async def exporter_process(org: SimulatorProcess, work: Path) -> AsyncIterator[str]:
+    """`genesys-exporter run` as an operator starts it: the shipped defaults, the org's OAuth clients."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GENESYS_", "EXPORTER_"))}
+    env |= {
+        "GENESYS_CLIENT_ID": org.client_id,
+        "GENESYS_CLIENT_SECRET": org.client_secret,
+        "GENESYS_API_URL": org.url,
+        "EXPORTER_LISTEN": f"127.0.0.1:{port}",
+        "EXPORTER_LOG_FORMAT": "json",
+        "EXPORTER_LOG_LEVEL": "warning",
+    }
+    with (work / "exporter.log").open("w") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "exporter", "run", env=env, stdout=asyncio.subprocess.DEVNULL, stderr=log
+        )
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await stop(process)
+
+
+def prometheus_config(target: str, work: Path) -> Path:
+    """The shipped config and rule files, pointed at the exporter; no Alertmanager (alerts are not measured)."""
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    config.pop("alerting", None)
+    config["rule_files"] = [str(path) for path in RULES]
+    for job in config["scrape_configs"]:
+        for static in job["static_configs"]:
+            static["targets"] = [target]
+    path = work / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@contextlib.asynccontextmanager
+async def prometheus_process(target: str, work: Path) -> AsyncIterator[tuple[str, int]]:
+    port = free_port()
+    with (work / "prometheus.log").open("w") as log:
+        process = await asyncio.create_subprocess_exec(
+            binary("prometheus"),
+            f"--config.file={prometheus_config(target, work)}",
+            f"--storage.tsdb.path={work / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=log,
+        )
+    try:
+        yield f"http://127.0.0.1:{port}", process.pid
+    finally:
+        await stop(process)
+
+
+# ----- probes ---------------------------------------------------------------------------------------
+async def probe_queues(chain: Chain, queues: list[str], until: float, into: list[float]) -> None:
+    """One more interaction waiting in an unstaffed queue; until the query shows the org's new count."""
+    for queue in queues:
+        await chain.scenario(action="unstaff", queue=queue)
+    turn = 0
+    while time.monotonic() < until:
+        queue = queues[turn % len(queues)]
+        turn += 1
+        began = time.monotonic()
+        answer = await chain.scenario(action="wait", queue=queue, media="voice", count=1)
+        want = float(answer["waiting"]["voice"])
+        promql = f'genesys_queue_waiting_interactions{{queue_id="{queue}", media_type="voice"}}'
+        into.append(await _shown(chain, promql, lambda value, want=want: value is not None and value >= want, began))
+        await asyncio.sleep(max(0.0, PROBE_EVERY - (time.monotonic() - began)))
+
+
+async def idle_agents(chain: Chain) -> list[str]:
+    """Agents on queue and idle now, as Prometheus shows them (either encoding of the routing status)."""
+    result, _ = await chain.query(
+        'genesys_agent_routing_status{routing_status="idle"} or genesys_agent_routing_status_code == 1'
+    )
+    return sorted({series["metric"]["user_id"] for series in result})
+
+
+async def probe_agents(chain: Chain, until: float, into: list[float]) -> None:
+    """An idle agent sent on training: until the query shows them off queue. An agent whose routing
+    status did not change at once (a conversation came in meanwhile) is not counted."""
+    rng = random.Random(11)
+    used: set[str] = set()
+    candidates: list[str] = []
+    refreshed = -math.inf
+    while time.monotonic() < until:
+        began = time.monotonic()
+        if began - refreshed > 60 or not candidates:
+            candidates, refreshed = [a for a in await idle_agents(chain) if a not in used], began
+        if candidates:
+            agent = candidates.pop(rng.randrange(len(candidates)))
+            used.add(agent)
+            began = time.monotonic()
+            answer = await chain.scenario(action="presence", agent=agent, presence="TRAINING")
+            if answer["routing_status"] == "OFF_QUEUE":
+                promql = (
+                    f'genesys_agent_routing_status{{user_id="{agent}", routing_status="off_queue"}}'
+                    f' or genesys_agent_routing_status_code{{user_id="{agent}"}} == 0'
+                )
+                into.append(await _shown(chain, promql, lambda value: value is not None, began))
+        await asyncio.sleep(max(0.0, PROBE_EVERY - (time.monotonic() - began)))
+
+
+async def _shown(chain: Chain, promql: str, shows: Any, began: float) -> float:
+    while time.monotonic() - began < GIVE_UP_AFTER:
+        if shows(await chain.value(promql)):
+            return time.monotonic() - began
+        await asyncio.sleep(POLL_EVERY)
+    return math.inf
+
+
+# ----- what Prometheus says of itself -----------------------------------------------------------
+async def prometheus_metrics(chain: Chain) -> dict[str, list[tuple[dict[str, str], float]]]:
+    async with chain.http.get(f"{chain.prometheus}/metrics") as response:
+        text = await response.text()
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out.setdefault(sample.name, []).append((dict(sample.labels), float(sample.value)))
+    return out
+
+
+def total(metrics: dict[str, list[tuple[dict[str, str], float]]], name: str) -> float:
+    return sum(value for _, value in metrics.get(name, []))
+
+
+async def watch_prometheus(chain: Chain, until: float, figures: Figures) -> None:
+    """Every 10 s: the head's series, the RSS, the rule groups' evaluation times; their peaks."""
+    figures.head_series_peak = figures.rss_peak_mib = 0.0
+    while time.monotonic() < until:
+        metrics = await prometheus_metrics(chain)
+        figures.head_series_peak = max(figures.head_series_peak, total(metrics, "prometheus_tsdb_head_series"))
+        figures.rss_peak_mib = max(figures.rss_peak_mib, chain.prometheus_rss_mib())
+        for labels, seconds in metrics.get("prometheus_rule_group_last_duration_seconds", []):
+            group = labels.get("rule_group", "?").rsplit(";", 1)[-1]
+            figures.rule_groups[group] = max(figures.rule_groups.get(group, 0.0), seconds)
+        await asyncio.sleep(10)
+
+
+# ----- the dashboards, as Grafana sends them -----------------------------------------------------
+def variables(dashboard: dict[str, Any], run_seconds: float) -> dict[str, str]:
+    """Each template variable as Grafana would fill it by default: a query variable's All (`.*`), a
+    custom or constant one's current value; and Grafana's own interval variables for this run."""
+    values = {
+        "__rate_interval": "1m",
+        "__interval": f"{STEP_SECONDS}s",
+        "__range": f"{max(60, int(run_seconds))}s",
+    }
+    for variable in dashboard.get("templating", {}).get("list", []):
+        name, kind = variable["name"], variable.get("type")
+        if kind == "datasource":
+            values[name] = "prometheus"
+            continue
+        current = variable.get("current", {}).get("value")
+        if kind == "query" or current in (None, "$__all", ["$__all"]):
+            values[name] = variable.get("allValue") or ".*"
+        else:
+            values[name] = "|".join(current) if isinstance(current, list) else str(current)
+    return values
+
+
+def interpolate(expr: str, values: dict[str, str]) -> str:
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2) or match.group(3)
+        return values.get(name, match.group(0))
+
+    return re.sub(r"\$\{(\w+)(?::\w+)?\}|\[\[(\w+)\]\]|\$(\w+)", one, expr)
+
+
+def dashboard_queries(run_seconds: float) -> Iterator[tuple[str, str, str, bool]]:
+    """(dashboard, panel, PromQL, whether Grafana sends it as a range query) for every panel query."""
+    for path in DASHBOARDS:
+        dashboard = json.loads(path.read_text())
+        values = variables(dashboard, run_seconds)
+        for panel in dashboard.get("panels", []):
+            for target in panel.get("targets", []):
+                if "expr" not in target:
+                    continue
+                ranged = panel.get("type") == "timeseries" and not target.get("instant", False)
+                yield path.stem, panel.get("title", "?"), interpolate(target["expr"], values), ranged
+
+
+async def time_queries(chain: Chain, start: float, end: float, figures: Figures) -> None:
+    for dashboard, panel, promql, ranged in dashboard_queries(end - start):
+        if ranged:
+            result, took = await chain.query(promql, start=f"{start:.3f}", end=f"{end:.3f}", step=str(STEP_SECONDS))
+            figures.queries.append((dashboard, panel, "range", took, len(result)))
+        else:
+            runs = [await chain.query(promql) for _ in range(3)]
+            figures.queries.append(
+                (dashboard, panel, "instant", statistics.median(t for _, t in runs), len(runs[-1][0]))
+            )
+
+
+# ----- the run ------------------------------------------------------------------------------------
+async def measure(queues: int, agents: int, clients: int, minutes: float, rate_limit: int) -> Figures:
+    figures = Figures(queues, agents, clients)
+    with tempfile.TemporaryDirectory(prefix="genesys-chain-") as tmp:
+        work = Path(tmp)
+        async with (
+            simulator_process(queues, agents, rate_limit, clients) as org,
+            exporter_process(org, work) as exporter,
+            aiohttp.ClientSession() as http,
+        ):
+            await wait_for(http, f"{exporter}/healthz", 120, "the exporter")
+            target = exporter.removeprefix("http://")
+            async with prometheus_process(target, work) as (prometheus, pid):
+                chain = Chain(org, exporter, prometheus, pid, http)
+                await wait_for(http, f"{prometheus}/-/ready", 60, "Prometheus")
+                figures.ready_s = await wait_for(http, f"{exporter}/readyz", 1800, "the exporter's first cycles")
+                while not await idle_agents(chain):  # noqa: ASYNC110 (polling Prometheus: no event to wait on)
+                    await asyncio.sleep(2)
+                probe_queue_ids = random.Random(5).sample(sorted(await queue_ids(chain)), 4)
+                started, wall_start = time.monotonic(), time.time()
+                until = started + minutes * 60
+                events_before = await agent_events(chain)
+                figures.latencies = {"queues": [], "agents": []}
+                created_before = total(await prometheus_metrics(chain), "prometheus_tsdb_head_series_created_total")
+                await asyncio.gather(
+                    probe_queues(chain, probe_queue_ids, until, figures.latencies["queues"]),
+                    probe_agents(chain, until, figures.latencies["agents"]),
+                    watch_prometheus(chain, until, figures),
+                )
+                figures.measured_s = time.monotonic() - started
+                figures.agent_events_per_s = (await agent_events(chain) - events_before) / figures.measured_s
+                metrics = await prometheus_metrics(chain)
+                figures.head_series = total(metrics, "prometheus_tsdb_head_series")
+                created = total(metrics, "prometheus_tsdb_head_series_created_total") - created_before
+                figures.new_series_per_minute = created / (figures.measured_s / 60)
+                figures.rss_mib = chain.prometheus_rss_mib()
+                await scrape_jobs(chain, figures)
+                async with http.get(f"{exporter}/metrics", params={"collect[]": "agents"}) as response:
+                    figures.agents_part_bytes = len(await response.read())
+                await time_queries(chain, wall_start, time.time(), figures)
+    return figures
+
+
+async def queue_ids(chain: Chain) -> set[str]:
+    result, _ = await chain.query("genesys_queue_info")
+    return {series["metric"]["queue_id"] for series in result}
+
+
+async def agent_events(chain: Chain) -> float:
+    return await chain.value('sum(genesys_exporter_push_events_total{kind="agents"})') or 0.0
+
+
+async def scrape_jobs(chain: Chain, figures: Figures) -> None:
+    window = f"{max(1, int(figures.measured_s // 60))}m"
+    for name, promql in (
+        ("samples", f"max by (job) (max_over_time(scrape_samples_scraped[{window}]))"),
+        ("duration_avg_s", f"avg by (job) (avg_over_time(scrape_duration_seconds[{window}]))"),
+        ("duration_max_s", f"max by (job) (max_over_time(scrape_duration_seconds[{window}]))"),
+        ("up_min", f"min by (job) (min_over_time(up[{window}]))"),
+    ):
+        result, _ = await chain.query(promql)
+        for series in result:
+            figures.jobs.setdefault(series["metric"].get("job", "?"), {})[name] = float(series["value"][1])
+
+
+def print_figures(figures: Figures) -> None:
+    def p95(values: list[float]) -> str:
+        return f"{percentile(values, 0.95):.1f} s" if values else "n/a"
+
+    print(
+        f"\n{figures.queues:,} queues, {figures.agents:,} agents, {figures.clients} OAuth client(s); shipped "
+        f"defaults; exporter ready after {figures.ready_s:.0f} s; measured {figures.measured_s / 60:.1f} min; "
+        f"agent activity events {figures.agent_events_per_s:.0f}/s"
+    )
+    for kind, values in figures.latencies.items():
+        finite = [v for v in values if math.isfinite(v)]
+        lost = len(values) - len(finite)
+        print(
+            f"  change in the org -> Prometheus query, {kind}: p50 {percentile(finite, 0.5):.1f} s, "
+            f"p95 {p95(finite)}, max {max(finite, default=math.nan):.1f} s over {len(values)} changes"
+            + (f" ({lost} never shown)" if lost else "")
+        )
+    for job, stats in sorted(figures.jobs.items()):
+        print(
+            f"  job {job}: {stats.get('samples', math.nan):,.0f} samples a scrape, scrape "
+            f"{stats.get('duration_avg_s', math.nan):.2f} s on average ({stats.get('duration_max_s', math.nan):.2f} "
+            f"s at most), up min {stats.get('up_min', math.nan):.0f}"
+        )
+    print(f"  agents part: {figures.agents_part_bytes / 1e6:.1f} MB uncompressed")
+    print(
+        f"  Prometheus: head series {figures.head_series:,.0f} at the end ({figures.head_series_peak:,.0f} at most), "
+        f"{figures.new_series_per_minute:,.0f} new series a minute, RSS {figures.rss_mib:,.0f} MiB at the end "
+        f"({figures.rss_peak_mib:,.0f} MiB at most)"
+    )
+    for group, seconds in sorted(figures.rule_groups.items()):
+        print(f"  rule group {group}: {seconds * 1000:.0f} ms at most")
+    print("  dashboard queries (instant: median of 3; range: over the run, step 15 s):")
+    for dashboard, panel, kind, seconds, rows in figures.queries:
+        print(f"    {dashboard:<20} {panel[:48]:<48} {kind:<7} {seconds * 1000:7.0f} ms {rows:7,} rows")
+
+
+def main(sizes: list[tuple[int, int]], minutes: float, clients: int, rate_limit: int = 300) -> None:
+    for queues, agents in sizes:
+        print_figures(asyncio.run(measure(queues, agents, clients, minutes, rate_limit)))
