@@ -83,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--naive-seconds", type=float, default=60.0, help="scale: how long the naive design runs")
     bench.add_argument("--cycles", type=int, default=5000, help="soak: queue cycles to run")
     bench.add_argument("--changes", type=float, default=250.0, help="encodings: state changes a second in the org")
+    bench.add_argument(
+        "--agent-metrics", default=None, help="chain: GENESYS_AGENT_METRICS of the exporter (default: its default)"
+    )
     bench.add_argument("--scrapers", type=int, default=50, help="scrape-load: concurrent scrapers")
     bench.add_argument("--seconds", type=float, default=60.0, help="scrape-load: how long")
     bench.add_argument("--sizes", default="2000x50000,40x1000", help="QUEUESxAGENTS,... to measure")
@@ -206,7 +209,7 @@ def _bench(args: argparse.Namespace) -> int:
     if args.mode == "chain":
         from exporter.tools.chain import main as chain
 
-        chain(sizes, args.minutes, clients=args.clients)
+        chain(sizes, args.minutes, clients=args.clients, agent_metrics=args.agent_metrics)
         return 0
     if args.mode == "scale":
         from exporter.tools.scale import main as scale

@@ -105,10 +105,12 @@ class Figures:
     agents_part_bytes: int = 0
     queries: list[tuple[str, str, str, float, int]] = field(default_factory=list)  # dash, panel, kind, s, rows
     agent_events_per_s: float = math.nan
+    families: dict[str, tuple[int, int, float]] = field(default_factory=dict)  # agent family -> series, bytes, new/min
+    agent_metrics: str = "default"
 
 
 @contextlib.asynccontextmanager
-async def exporter_process(org: SimulatorProcess, work: Path) -> AsyncIterator[str]:
+async def exporter_process(org: SimulatorProcess, work: Path, agent_metrics: str | None = None) -> AsyncIterator[str]:
     """`genesys-exporter run` as an operator starts it: the shipped defaults, the org's OAuth clients."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GENESYS_", "EXPORTER_"))}
@@ -120,6 +122,8 @@ async def exporter_process(org: SimulatorProcess, work: Path) -> AsyncIterator[s
         "EXPORTER_LOG_FORMAT": "json",
         "EXPORTER_LOG_LEVEL": "warning",
     }
+    if agent_metrics:
+        env["GENESYS_AGENT_METRICS"] = agent_metrics
     with (work / "exporter.log").open("w") as log:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "exporter", "run", env=env, stdout=asyncio.subprocess.DEVNULL, stderr=log
@@ -303,13 +307,15 @@ async def time_queries(chain: Chain, start: float, end: float, figures: Figures)
 
 
 # ----- the run ------------------------------------------------------------------------------------
-async def measure(queues: int, agents: int, clients: int, minutes: float, rate_limit: int) -> Figures:
-    figures = Figures(queues, agents, clients)
+async def measure(
+    queues: int, agents: int, clients: int, minutes: float, rate_limit: int, agent_metrics: str | None = None
+) -> Figures:
+    figures = Figures(queues, agents, clients, agent_metrics=agent_metrics or "default")
     with tempfile.TemporaryDirectory(prefix="genesys-chain-") as tmp:
         work = Path(tmp)
         async with (
             simulator_process(queues, agents, rate_limit, clients) as org,
-            exporter_process(org, work) as exporter,
+            exporter_process(org, work, agent_metrics) as exporter,
             aiohttp.ClientSession() as http,
         ):
             await wait_for(http, f"{exporter}/healthz", 120, "the exporter")
@@ -340,7 +346,9 @@ async def measure(queues: int, agents: int, clients: int, minutes: float, rate_l
                 figures.rss_mib = chain.prometheus_rss_mib()
                 await scrape_jobs(chain, figures)
                 async with http.get(f"{exporter}/metrics", params={"collect[]": "agents"}) as response:
-                    figures.agents_part_bytes = len(await response.read())
+                    part = await response.read()
+                figures.agents_part_bytes = len(part)
+                await agent_families(chain, part, figures)
                 await time_queries(chain, wall_start, time.time(), figures)
     return figures
 
@@ -352,6 +360,22 @@ async def queue_ids(chain: Chain) -> set[str]:
 
 async def agent_events(chain: Chain) -> float:
     return await chain.value('sum(genesys_exporter_push_events_total{kind="agents"})') or 0.0
+
+
+async def agent_families(chain: Chain, part: bytes, figures: Figures) -> None:
+    """Each agent family's series and bytes in the part, and the series it started a minute in Prometheus
+    over the run (those it had at some time in the window, less those it has now)."""
+    sizes: dict[str, list[int]] = {}
+    for line in part.splitlines(keepends=True):
+        if not line.startswith(b"#"):
+            name = line.split(b"{", 1)[0].split(b" ", 1)[0].decode()
+            size = sizes.setdefault(name, [0, 0])
+            size[0], size[1] = size[0] + 1, size[1] + len(line)
+    window = f"{max(1, int(figures.measured_s // 60))}m"
+    for name, (series, size) in sorted(sizes.items()):
+        ever = await chain.value(f"count(count_over_time({name}[{window}]))") or 0.0
+        now = await chain.value(f"count({name})") or 0.0
+        figures.families[name] = (series, size, max(0.0, ever - now) / (figures.measured_s / 60))
 
 
 async def scrape_jobs(chain: Chain, figures: Figures) -> None:
@@ -390,7 +414,9 @@ def print_figures(figures: Figures) -> None:
             f"{stats.get('duration_avg_s', math.nan):.2f} s on average ({stats.get('duration_max_s', math.nan):.2f} "
             f"s at most), up min {stats.get('up_min', math.nan):.0f}"
         )
-    print(f"  agents part: {figures.agents_part_bytes / 1e6:.1f} MB uncompressed")
+    print(f"  agents part ({figures.agent_metrics}): {figures.agents_part_bytes / 1e6:.1f} MB uncompressed")
+    for name, (series, size, churn) in figures.families.items():
+        print(f"    {name:<48} {series:>8,} series {size / 1e6:6.1f} MB {churn:>8,.0f} new series/min")
     print(
         f"  Prometheus: head series {figures.head_series:,.0f} at the end ({figures.head_series_peak:,.0f} at most), "
         f"{figures.new_series_per_minute:,.0f} new series a minute, RSS {figures.rss_mib:,.0f} MiB at the end "
@@ -403,6 +429,8 @@ def print_figures(figures: Figures) -> None:
         print(f"    {dashboard:<20} {panel[:48]:<48} {kind:<7} {seconds * 1000:7.0f} ms {rows:7,} rows")
 
 
-def main(sizes: list[tuple[int, int]], minutes: float, clients: int, rate_limit: int = 300) -> None:
+def main(
+    sizes: list[tuple[int, int]], minutes: float, clients: int, rate_limit: int = 300, agent_metrics: str | None = None
+) -> None:
     for queues, agents in sizes:
-        print_figures(asyncio.run(measure(queues, agents, clients, minutes, rate_limit)))
+        print_figures(asyncio.run(measure(queues, agents, clients, minutes, rate_limit, agent_metrics)))
