@@ -329,16 +329,9 @@ class Settings(BaseSettings):
             raise ValueError("must be a fraction from 0 to below 1 (e.g. 0.1 for 10%)")
         return value
 
-    @field_validator("concurrency")
+    @field_validator("concurrency", "agent_shards")
     @classmethod
-    def _concurrency(cls, value: int) -> int:
-        if not 1 <= value <= 64:
-            raise ValueError("must be from 1 to 64")
-        return value
-
-    @field_validator("agent_shards")
-    @classmethod
-    def _agent_shards(cls, value: int) -> int:
+    def _one_to_64(cls, value: int) -> int:
         if not 1 <= value <= 64:
             raise ValueError("must be from 1 to 64")
         return value

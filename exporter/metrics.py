@@ -44,12 +44,27 @@ class PartSize:
     bytes: int
 
 
+def render_parts(
+    snapshot: Snapshot, telemetry: Telemetry, shows: Sequence[Show] = SHOWS, selection: Selection = DEFAULT_SELECTION
+) -> dict[str, str]:
+    """Each `collect[]` part of the page as text, from scratch, in page order (the served page is built
+    segment by segment: `exporter.page`; the tests compare the two)."""
+    texts: dict[str, list[str]] = {}
+    for show in shows:
+        texts.setdefault(show.collector, []).extend(text for _, text in show.render(snapshot, selection))
+    parts = {}
+    for collector, pieces in texts.items():
+        data = [text.encode() for text in pieces]
+        series = sum(d.count(b"\n") - d.count(b"\n#") - d.startswith(b"#") for d in data)
+        parts[collector] = PartSize(series, sum(len(d) for d in data))
+    return {**{c: "".join(t) for c, t in texts.items()}, "exporter": "".join(render_self(snapshot, telemetry, parts))}
+
+
 def render(
     snapshot: Snapshot, telemetry: Telemetry, shows: Sequence[Show] = SHOWS, selection: Selection = DEFAULT_SELECTION
 ) -> str:
-    """The page as text, from scratch (the served page is built segment by segment: `exporter.page`)."""
-    texts = (text for show in shows for _, text in show.render(snapshot, selection))
-    return "".join((*texts, *render_self(snapshot, telemetry)))
+    """The page as text, from scratch."""
+    return "".join(render_parts(snapshot, telemetry, shows, selection).values())
 
 
 def render_self(
@@ -132,8 +147,9 @@ def render_self(
         family(
             "genesys_exporter_collector_series",
             "gauge",
-            "Series in each collect[] part of the page (what one scrape of it stores; the agents' part split "
-            "in shards holds about this over the number of shards each): what sample_limit guards.",
+            "Series in each collect[] part of the page but the exporter's own (what one scrape of it stores; "
+            "the agents' part split in shards holds about this over the number of shards each): what "
+            "sample_limit guards.",
             ((labels(collector=name), size.series) for name, size in parts.items()),
         ),
         family(

@@ -76,18 +76,17 @@ class PageBuilder:
         def own(snapshot: Snapshot, _: Selection) -> Built:
             return ((None, compress(render_self(snapshot, telemetry, sizes))),)
 
-        segments[SELF] = self._segment(SELF, (snapshot.pollers, telemetry), rebuilt, own, snapshot)
+        segments[SELF] = self._segment(SELF, (snapshot.pollers, telemetry, sizes), rebuilt, own, snapshot)
         return segments, rebuilt
 
     def sizes(self, segments: Mapping[str, Built]) -> dict[str, PartSize]:
-        """What each collector's part of the page holds: series and plain bytes (the exporter's own part
-        as its last build had it: it is built last, with these figures in it)."""
+        """What each collector's part of the page holds, series and plain bytes (but the exporter's own
+        part, which holds these figures)."""
         sizes = {}
         for collector, names in self.collectors.items():
-            parts = [
-                segment for name in names for _, segment in segments.get(name) or self.built.get(name, ((), ()))[1]
-            ]
-            sizes[collector] = PartSize(sum(s.samples for s in parts), sum(s.size for s in parts))
+            if collector != SELF_COLLECTOR:
+                parts = [segment for name in names for _, segment in segments[name]]
+                sizes[collector] = PartSize(sum(s.samples for s in parts), sum(s.size for s in parts))
         return sizes
 
     def _segment(

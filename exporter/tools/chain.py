@@ -36,9 +36,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.tools.harness import (
     SimulatorProcess,
-    binary,
     free_port,
     percentile,
+    prometheus_process,
     rss_mib_of,
     simulator_process,
     stop,
@@ -134,7 +134,7 @@ async def exporter_process(org: SimulatorProcess, work: Path, agent_metrics: str
         await stop(process)
 
 
-def prometheus_config(target: str, work: Path) -> Path:
+def prometheus_config(target: str) -> dict[str, Any]:
     """The shipped config and rule files, pointed at the exporter; no Alertmanager (alerts are not measured)."""
     config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
     config.pop("alerting", None)
@@ -142,27 +142,7 @@ def prometheus_config(target: str, work: Path) -> Path:
     for job in config["scrape_configs"]:
         for static in job["static_configs"]:
             static["targets"] = [target]
-    path = work / "prometheus.yml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-@contextlib.asynccontextmanager
-async def prometheus_process(target: str, work: Path) -> AsyncIterator[tuple[str, int]]:
-    port = free_port()
-    with (work / "prometheus.log").open("w") as log:
-        process = await asyncio.create_subprocess_exec(
-            binary("prometheus"),
-            f"--config.file={prometheus_config(target, work)}",
-            f"--storage.tsdb.path={work / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=log,
-        )
-    try:
-        yield f"http://127.0.0.1:{port}", process.pid
-    finally:
-        await stop(process)
+    return dict(config)
 
 
 # ----- probes ---------------------------------------------------------------------------------------
@@ -320,7 +300,7 @@ async def measure(
         ):
             await wait_for(http, f"{exporter}/healthz", 120, "the exporter")
             target = exporter.removeprefix("http://")
-            async with prometheus_process(target, work) as (prometheus, pid):
+            async with prometheus_process(prometheus_config(target), work / "prometheus") as (prometheus, pid):
                 chain = Chain(org, exporter, prometheus, pid, http)
                 await wait_for(http, f"{prometheus}/-/ready", 60, "Prometheus")
                 figures.ready_s = await wait_for(http, f"{exporter}/readyz", 1800, "the exporter's first cycles")

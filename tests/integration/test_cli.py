@@ -101,6 +101,15 @@ def simulator() -> Iterator[str]:
             {"GENESYS_CLIENT_ID": "x", "GENESYS_CLIENT_SECRET": SECRET, "GENESYS_API_URL": "http://10.1.2.3"},
             "plain http is allowed only for loopback",
         ),
+        (
+            {
+                "GENESYS_CLIENT_ID": "x",
+                "GENESYS_CLIENT_SECRET": SECRET,
+                "GENESYS_API_URL": "http://127.0.0.1:9",
+                "GENESYS_AGENT_METRICS": "default,genesys_agent_mood",
+            },
+            "GENESYS_AGENT_METRICS: no agent family 'genesys_agent_mood'; known: default, all, genesys_agent_",
+        ),
     ],
 )
 def test_bad_config_exits_2_with_one_line(env, expected, tmp_path):
@@ -216,7 +225,7 @@ def test_demo_prints_the_metrics_url_and_serves_it():
         lines = [proc.stdout.readline() for _ in range(2)]
         assert f"http://127.0.0.1:{port}/metrics" in lines[1]
         get_when_up(f"http://127.0.0.1:{port}/readyz")
-        assert "genesys_agent_routing_status{" in get_when_up(f"http://127.0.0.1:{port}/metrics")
+        assert "genesys_agent_routing_status_code{" in get_when_up(f"http://127.0.0.1:{port}/metrics")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=10)
