@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from exporter.config import Settings
@@ -123,17 +123,25 @@ def selected(agent: Agent, team_name: str, team_id: str, selection: Selection) -
     return not selection.teams or bool(({team_name.casefold(), team_id.casefold()} - {""}) & selection.teams)
 
 
+@dataclass(frozen=True, slots=True)
+class Exported:
+    """The exported agents in id order, and by id."""
+
+    rows: tuple[Row, ...]
+    by_id: Mapping[str, Row]
+
+
 class ExportedAgents:
-    """The exported agents in id order, kept while the agent list, the teams and the selection are the
-    same objects: every per-agent family of a page build reads them, from one thread or another."""
+    """The exported agents, kept while the agent list, the teams and the selection are the same objects:
+    every per-agent family of a page build reads them, from one thread or another."""
 
     reads: tuple[Key, ...] = (AGENTS, TEAMS_BY_ID, TEAM_MEMBERS_OF, LISTED_TEAM_OF)
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._last: tuple[tuple[object, ...], tuple[Row, ...]] | None = None
+        self._last: tuple[tuple[object, ...], Exported] | None = None
 
-    def __call__(self, snapshot: Snapshot, selection: Selection) -> tuple[Row, ...]:
+    def __call__(self, snapshot: Snapshot, selection: Selection) -> Exported:
         inputs = (*(snapshot[key] for key in self.reads), selection)
         with self._lock:
             if self._last is None or any(a is not b for a, b in zip(self._last[0], inputs, strict=True)):
@@ -141,7 +149,7 @@ class ExportedAgents:
             return self._last[1]
 
     @staticmethod
-    def _rows(snapshot: Snapshot, selection: Selection) -> tuple[Row, ...]:
+    def _rows(snapshot: Snapshot, selection: Selection) -> Exported:
         members, listed, teams = snapshot[TEAM_MEMBERS_OF], snapshot[LISTED_TEAM_OF], snapshot[TEAMS_BY_ID]
         rows = []
         for uid, agent in sorted(snapshot[AGENTS].items()):
@@ -150,7 +158,7 @@ class ExportedAgents:
                 if not selected(agent, team.name if team else "", team.id if team else "", selection):
                     continue
             rows.append(Row(uid, labels(user_id=uid), shard_of(uid, selection.shards)))
-        return tuple(rows)
+        return Exported(tuple(rows), {row.id: row for row in rows})
 
 
 exported_agents = ExportedAgents()
@@ -188,15 +196,15 @@ def render_agent_info(snapshot: Snapshot, selection: Selection) -> Iterator[Piec
         "genesys_agent_info",
         "Agent in scope (value 1), with the labels the other agent families join to by user_id: name, "
         "division, work team, and the ids of the queues they have joined (members scope).",
-        exported_agents(snapshot, selection),
+        exported_agents(snapshot, selection).rows,
         line,
         selection.shards,
     )
 
 
-def value_line(value: float | None) -> str | None:
-    """A per-agent line after the label block: its value, or no line at all."""
-    return None if value is None else f" {value_text(value)}"
+def value_line(row: Row, value: float | None) -> str | None:
+    """A per-agent line after the family name: the agent's label block and the value, or no line at all."""
+    return None if value is None else f"{{{row.block}}} {value_text(value)}"
 
 
 def agent_segment(

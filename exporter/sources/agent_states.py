@@ -188,15 +188,16 @@ def chosen_families(selection: Selection) -> list[tuple[str, str, Callable[[Agen
 
 def agent_state_parts(
     parts: Parts[AgentState], rows: Mapping[str, Row]
-) -> Iterator[tuple[PartKey, Part[AgentState], list[str]]]:
-    """Each state part in page order with the exported agents it shows: where parts overlap, the newest
-    part has the agent."""
+) -> Iterator[tuple[PartKey, Part[AgentState], list[str], bool]]:
+    """Each state part in page order with the exported agents it shows (where parts overlap, the newest
+    part has the agent), and whether it has all its agents: its lines change only with it then."""
     owner: dict[str, PartKey] = {}
     for key, part in sorted(parts.items(), key=lambda kv: kv[1].taken_at):
         owner.update(dict.fromkeys(part.items, key))
     for key in sorted(parts):
         part = parts[key]
-        yield key, part, sorted(uid for uid in part.items if owner[uid] == key and uid in rows)
+        owned = [uid for uid in part.items if owner[uid] == key]
+        yield key, part, sorted(uid for uid in owned if uid in rows), len(owned) == len(part.items)
 
 
 def agent_state_lines(
@@ -217,10 +218,10 @@ def agent_state_lines(
 
 def render_agent_states(snapshot: Snapshot, selection: Selection) -> Iterator[Piece]:
     """The chosen state families, each as its header and then, shard by shard, a piece per state part."""
-    rows = {row.id: row for row in exported_agents(snapshot, selection)}
+    rows = exported_agents(snapshot, selection).by_id
     lines = [
         agent_state_lines(uids, part.items, rows, selection)
-        for _, part, uids in agent_state_parts(snapshot[AGENT_STATES], rows)
+        for _, part, uids, _ in agent_state_parts(snapshot[AGENT_STATES], rows)
     ]
     for index, (name, help_text, _) in enumerate(chosen_families(selection)):
         if any(text for part in lines for text in part[index]):
@@ -271,11 +272,10 @@ class StateSegment:
         exported = exported_agents(snapshot, selection)
         if self._scope is None or self._scope[0] is not exported or self._scope[1] != selection:
             self._scope, self._lines, self.runs = (exported, selection), {}, {}
-        rows = {row.id: row for row in exported}
+        rows = exported.by_id
         kept: dict[PartKey, tuple[Part[AgentState], Lines]] = {}
         out = []
-        for key, part, uids in agent_state_parts(snapshot[AGENT_STATES], rows):
-            whole = len(uids) == len(part.items)  # only whole parts are worth keeping
+        for key, part, uids, whole in agent_state_parts(snapshot[AGENT_STATES], rows):  # keep whole parts only
             cached = self._lines.get(key)
             if cached is not None and cached[0].items is part.items and whole:
                 lines = cached[1]

@@ -275,7 +275,7 @@ AGENT_TALLY_METRICS = tuple(
 def render_agent_tallies(snapshot: Snapshot, selection: Selection) -> Iterator[Piece]:
     """The chosen tally families of the exported agents, family by family as the page's compressor asks
     for them: made all at once, a large org's families would be its largest transient allocation."""
-    rows = exported_agents(snapshot, selection)
+    rows = exported_agents(snapshot, selection).rows
     tallies = merged(snapshot[AGENT_TALLIES], snapshot[AGENTS])
     for suffix, help_text, pick, who in TALLY_METRICS:
         name = f"genesys_agent_{suffix}"
@@ -283,7 +283,7 @@ def render_agent_tallies(snapshot: Snapshot, selection: Selection) -> Iterator[P
 
             def line(row: Row, pick: Callable[[Tally], float | None] = pick) -> str | None:
                 tally = tallies.get(row.id)
-                return None if tally is None else value_line(pick(tally))
+                return None if tally is None else value_line(row, pick(tally))
 
             yield from agent_family(name, f"Per agent: {help_text}", rows, line, selection.shards)
 

@@ -345,12 +345,12 @@ async def agent_events(chain: Chain) -> float:
 async def agent_families(chain: Chain, part: bytes, figures: Figures) -> None:
     """Each agent family's series and bytes in the part, and the series it started a minute in Prometheus
     over the run (those it had at some time in the window, less those it has now)."""
-    sizes: dict[str, list[int]] = {}
+    sizes: dict[str, tuple[int, int]] = {}
     for line in part.splitlines(keepends=True):
         if not line.startswith(b"#"):
             name = line.split(b"{", 1)[0].split(b" ", 1)[0].decode()
-            size = sizes.setdefault(name, [0, 0])
-            size[0], size[1] = size[0] + 1, size[1] + len(line)
+            series, size = sizes.get(name, (0, 0))
+            sizes[name] = (series + 1, size + len(line))
     window = f"{max(1, int(figures.measured_s // 60))}m"
     for name, (series, size) in sorted(sizes.items()):
         ever = await chain.value(f"count(count_over_time({name}[{window}]))") or 0.0

@@ -72,7 +72,7 @@ async def test_figures_roll_over_at_local_midnight():
     clock = FakeClock(start=start)
     async with (
         serve_simulator(queues=4, agents=30, seed=4, clock=clock) as org,
-        Exporter(settings_for(org, timezone="UTC"), clock=clock) as exporter,
+        Exporter(settings_for(org, timezone="UTC", agent_metrics="all"), clock=clock) as exporter,
     ):
         await eventually(lambda: exporter.scheduler.ready)
         await run_by_minutes(exporter, clock, 540)  # 23:59
