@@ -329,7 +329,8 @@ async def test_check_runs_for_each_client_and_labels_its_lines(capsys: pytest.Ca
     lines = capsys.readouterr().out.splitlines()
     assert status == 1
     assert [line for line in lines if line.startswith(f"{first}  ")] == lines[1:11]
-    assert all(line.startswith(f"{first}  ok  ") for line in lines[1:11])  # login, 5 endpoints, teams, channel, 2 topics
+    # login, 5 endpoints, work teams, the channel, 2 topic kinds
+    assert all(line.startswith(f"{first}  ok  ") for line in lines[1:11])
     assert lines[11].startswith(f"{second}  FAIL  login: OAuth client credentials rejected")
     assert len(lines) == 12
     assert not any(secret in line for line in lines for secret in secrets)
