@@ -52,6 +52,7 @@ DASHBOARDS = sorted((ROOT / "grafana/dashboards").glob("*.json"))
 PROBE_EVERY = 4.0  # seconds between two changes of each kind
 POLL_EVERY = 0.5  # how often a probe asks Prometheus whether the change shows
 GIVE_UP_AFTER = 180.0
+ADDED = 10  # interactions a queue probe adds: more than the few that may abandon before they show
 STEP_SECONDS = 15  # a range query's step: what Grafana asks at the agents' scrape interval
 
 
@@ -147,7 +148,8 @@ def prometheus_config(target: str) -> dict[str, Any]:
 
 # ----- probes ---------------------------------------------------------------------------------------
 async def probe_queues(chain: Chain, queues: list[str], until: float, into: list[float]) -> None:
-    """One more interaction waiting in an unstaffed queue; until the query shows the org's new count."""
+    """A few more interactions waiting in an unstaffed queue; until the query shows most of them (its
+    waiting ones may abandon meanwhile, so waiting for the org's exact new count could wait forever)."""
     for queue in queues:
         await chain.scenario(action="unstaff", queue=queue)
     turn = 0
@@ -155,8 +157,8 @@ async def probe_queues(chain: Chain, queues: list[str], until: float, into: list
         queue = queues[turn % len(queues)]
         turn += 1
         began = time.monotonic()
-        answer = await chain.scenario(action="wait", queue=queue, media="voice", count=1)
-        want = float(answer["waiting"]["voice"])
+        answer = await chain.scenario(action="wait", queue=queue, media="voice", count=ADDED)
+        want = float(answer["waiting"]["voice"]) - ADDED // 2
         promql = f'genesys_queue_waiting_interactions{{queue_id="{queue}", media_type="voice"}}'
         into.append(await _shown(chain, promql, lambda value, want=want: value is not None and value >= want, began))
         await asyncio.sleep(max(0.0, PROBE_EVERY - (time.monotonic() - began)))
