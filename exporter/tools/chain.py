@@ -404,14 +404,14 @@ def print_figures(figures: Figures) -> None:
         f"{figures.new_series_per_minute:,.0f} new series a minute, RSS {figures.rss_mib:,.0f} MiB at the end "
         f"({figures.rss_peak_mib:,.0f} MiB at most)"
     )
-    for group, seconds in sorted(figures.rule_groups.items()):
+    for group, evaluations in sorted(figures.rule_groups.items()):
         print(
-            f"  rule group {group}: {statistics.median(seconds) * 1000:.0f} ms median, "
-            f"{max(seconds) * 1000:.0f} ms at most over {len(seconds)} readings"
+            f"  rule group {group}: {statistics.median(evaluations) * 1000:.0f} ms median, "
+            f"{max(evaluations) * 1000:.0f} ms at most over {len(evaluations)} readings"
         )
     print("  dashboard queries (instant: median of 3; range: over the run, step 15 s):")
-    for dashboard, panel, kind, seconds, rows in figures.queries:
-        print(f"    {dashboard:<20} {panel[:48]:<48} {kind:<7} {seconds * 1000:7.0f} ms {rows:7,} rows")
+    for dashboard, panel, kind, took, rows in figures.queries:
+        print(f"    {dashboard:<20} {panel[:48]:<48} {kind:<7} {took * 1000:7.0f} ms {rows:7,} rows")
 
 
 def main(
