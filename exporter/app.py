@@ -85,7 +85,13 @@ class Exporter:
         wiring = Wiring(settings, self.client, self.store, self.clock, self.push)
         jobs = [job_of(poll, wiring) for poll in sources.polls(settings)]
         self.scheduler = Scheduler(self.store, self.clock, jobs, self.budget, jitter=settings.jitter)
-        self.page = MetricsPage(self.store, self.telemetry, debounce=render_debounce, shows=sources.shows(settings))
+        self.page = MetricsPage(
+            self.store,
+            self.telemetry,
+            debounce=render_debounce,
+            shows=sources.shows(settings),
+            selection=sources.selection(settings),
+        )
         self.web = load_web_config(settings.web_config_file) if settings.web_config_file else WebConfig()
         self._tasks: list[asyncio.Task[None]] = []
         self._server: ServingThread | None = None

@@ -12,7 +12,7 @@ Rejected and for lack of what. The channel id is never printed.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +24,7 @@ from exporter.genesys.endpoints import (
     QUEUE_MEMBERS,
     QUEUE_OBSERVATIONS,
     ROUTING_QUEUES,
+    TEAMS,
     USERS,
     Endpoint,
 )
@@ -51,9 +52,15 @@ class Finding:
     what: str
     ok: bool
     detail: str
+    optional: bool = False  # what it checks only adds to the exporter: missing, it is a warning, not a failure
+
+    @property
+    def fails(self) -> bool:
+        return not self.ok and not self.optional
 
     def line(self) -> str:
-        return f"{'ok  ' if self.ok else 'FAIL'}  {self.what}: {self.detail}"
+        word = "ok  " if self.ok else ("warn" if self.optional else "FAIL")
+        return f"{word}  {self.what}: {self.detail}"
 
 
 class _Skipped(LookupError):
@@ -106,6 +113,10 @@ async def run_checks(client: GenesysClient, *, agent_scope: str = "members", pus
     probes.append((CONVERSATION_AGGREGATES, aggregates))
     for endpoint, probe in probes:
         findings.append(await _probe(endpoint, probe))
+    teams = await _probe(TEAMS, lambda: client.get(TEAMS, params={"pageSize": 1}))
+    if not teams.ok:  # work teams only add a label and a filter: without them the rest works
+        teams = replace(teams, detail=f"{teams.detail}; agents get no team label", optional=True)
+    findings.append(teams)
     if push:
         findings.extend(await _push_findings(client, found))
     return findings

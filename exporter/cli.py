@@ -279,7 +279,7 @@ async def _check(settings: Settings) -> int:
             findings = await run_checks(client, agent_scope=settings.agent_scope, push=settings.push == "auto")
         for finding in findings:
             print(f"{oauth.label}  {finding.line()}" if len(clients) > 1 else finding.line(), flush=True)
-        ok = ok and all(f.ok for f in findings)
+        ok = ok and not any(f.fails for f in findings)
     return 0 if ok else 1
 
 

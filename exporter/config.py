@@ -240,6 +240,16 @@ class Settings(BaseSettings):
     agent_scope: Literal["members", "users"] = _setting(
         "GENESYS_AGENT_SCOPE", "members", "members: agents of the queues in scope; users: every active user"
     )
+    agent_metrics: CommaList = _setting(
+        "GENESYS_AGENT_METRICS", ("default",), "agent families exported: default, all, or their names (comma list)"
+    )
+    agent_teams: CommaList = _setting(
+        "GENESYS_AGENT_TEAMS", (), "export only agents of these work teams (names or ids)"
+    )
+    agent_divisions: CommaList = _setting(
+        "GENESYS_AGENT_DIVISIONS", (), "export only agents of these divisions (names or ids)"
+    )
+    agent_shards: int = _setting("GENESYS_AGENT_SHARDS", 1, "shards of collect[]=agents (&shard=K/N), by user id")
     queue_interval: Duration = _setting("GENESYS_QUEUE_INTERVAL", 8.0, "queue observation poll cadence")
     agent_interval: Duration = _setting("GENESYS_AGENT_INTERVAL", 15.0, "agent routing status/presence cadence")
     performance_interval: Duration = _setting("GENESYS_PERFORMANCE_INTERVAL", 60.0, "today's aggregates cadence")
@@ -319,9 +329,9 @@ class Settings(BaseSettings):
             raise ValueError("must be a fraction from 0 to below 1 (e.g. 0.1 for 10%)")
         return value
 
-    @field_validator("concurrency")
+    @field_validator("concurrency", "agent_shards")
     @classmethod
-    def _concurrency(cls, value: int) -> int:
+    def _one_to_64(cls, value: int) -> int:
         if not 1 <= value <= 64:
             raise ValueError("must be from 1 to 64")
         return value

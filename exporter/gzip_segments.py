@@ -27,6 +27,7 @@ class Segment:
     pieces: tuple[bytes, ...]
     crc: int  # CRC-32 of the text
     size: int  # bytes of text
+    samples: int = 0  # lines of text that are samples, not HELP or TYPE: the series a scrape of it stores
 
 
 EMPTY = Segment((), 0, 0)
@@ -35,13 +36,15 @@ EMPTY = Segment((), 0, 0)
 def compress(texts: Iterable[str]) -> Segment:
     """Encode and deflate the texts one by one, so the whole segment is never held as text."""
     compressor = zlib.compressobj(LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
-    chunks, crc, size = [], 0, 0
+    chunks, crc, size, samples = [], 0, 0, 0
     for text in texts:
         data = text.encode()
         crc, size = zlib.crc32(data, crc), size + len(data)
+        # Label values hold no raw line feed (escaped), so a '#' after one starts a comment line.
+        samples += data.count(b"\n") - data.count(b"\n#") - data.startswith(b"#")
         chunks.append(compressor.compress(data))
     chunks.append(compressor.flush(zlib.Z_SYNC_FLUSH))
-    return Segment((b"".join(chunks),), crc, size)
+    return Segment((b"".join(chunks),), crc, size, samples)
 
 
 def join(segments: Sequence[Segment]) -> Segment:
@@ -49,7 +52,8 @@ def join(segments: Sequence[Segment]) -> Segment:
     crc, size = 0, 0
     for segment in segments:
         crc, size = crc32_combine(crc, segment.crc, segment.size), size + segment.size
-    return Segment(tuple(piece for segment in segments for piece in segment.pieces), crc, size)
+    pieces = tuple(piece for segment in segments for piece in segment.pieces)
+    return Segment(pieces, crc, size, sum(segment.samples for segment in segments))
 
 
 def gzip_pieces(segments: Sequence[Segment]) -> tuple[bytes, ...]:

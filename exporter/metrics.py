@@ -19,8 +19,8 @@ from exporter.exposition import family, info, labels
 from exporter.push.metrics import render_push
 from exporter.push.telemetry import PushTelemetry
 from exporter.snapshot import Snapshot
-from exporter.sources import SHOWS
-from exporter.sources.source import Show
+from exporter.sources import DEFAULT_SELECTION, SHOWS
+from exporter.sources.source import Selection, Show
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,14 +36,42 @@ class Telemetry:
     push: PushTelemetry | None = None  # None when push is off
 
 
-def render(snapshot: Snapshot, telemetry: Telemetry, shows: Sequence[Show] = SHOWS) -> str:
-    """The page as text, from scratch (the served page is built segment by segment: `exporter.page`)."""
-    texts = (text for show in shows for text in show.families(snapshot))
-    return "".join((*texts, *render_self(snapshot, telemetry)))
+@dataclass(frozen=True, slots=True)
+class PartSize:
+    """What a scrape of one `collect[]` part brings a Prometheus: series, and bytes before compression."""
+
+    series: int
+    bytes: int
 
 
-def render_self(snapshot: Snapshot, telemetry: Telemetry) -> tuple[str, ...]:
+def render_parts(
+    snapshot: Snapshot, telemetry: Telemetry, shows: Sequence[Show] = SHOWS, selection: Selection = DEFAULT_SELECTION
+) -> dict[str, str]:
+    """Each `collect[]` part of the page as text, from scratch, in page order (the served page is built
+    segment by segment: `exporter.page`; the tests compare the two)."""
+    texts: dict[str, list[str]] = {}
+    for show in shows:
+        texts.setdefault(show.collector, []).extend(text for _, text in show.render(snapshot, selection))
+    parts = {}
+    for collector, pieces in texts.items():
+        data = [text.encode() for text in pieces]
+        series = sum(d.count(b"\n") - d.count(b"\n#") - d.startswith(b"#") for d in data)
+        parts[collector] = PartSize(series, sum(len(d) for d in data))
+    return {**{c: "".join(t) for c, t in texts.items()}, "exporter": "".join(render_self(snapshot, telemetry, parts))}
+
+
+def render(
+    snapshot: Snapshot, telemetry: Telemetry, shows: Sequence[Show] = SHOWS, selection: Selection = DEFAULT_SELECTION
+) -> str:
+    """The page as text, from scratch."""
+    return "".join(render_parts(snapshot, telemetry, shows, selection).values())
+
+
+def render_self(
+    snapshot: Snapshot, telemetry: Telemetry, parts: Mapping[str, PartSize] | None = None
+) -> tuple[str, ...]:
     pollers = sorted(snapshot.pollers.items())
+    parts = parts or {}
 
     def per_client(values: Mapping[str, int]) -> list[tuple[str, int]]:
         return [(labels(client=client), n) for client, n in values.items()]  # in the order configured
@@ -115,6 +143,20 @@ def render_self(snapshot: Snapshot, telemetry: Telemetry) -> tuple[str, ...]:
             "gauge",
             "Requests left in the OAuth client's current rate-limit window (inin-ratelimit-* headers, else our count).",
             per_client(telemetry.rate_limit_remaining),
+        ),
+        family(
+            "genesys_exporter_collector_series",
+            "gauge",
+            "Series in each collect[] part of the page but the exporter's own (what one scrape of it stores; "
+            "the agents' part split in shards holds about this over the number of shards each): what "
+            "sample_limit guards.",
+            ((labels(collector=name), size.series) for name, size in parts.items()),
+        ),
+        family(
+            "genesys_exporter_collector_bytes",
+            "gauge",
+            "Bytes of each collect[] part before compression: what body_size_limit guards.",
+            ((labels(collector=name), size.bytes) for name, size in parts.items()),
         ),
         *(render_push(telemetry.push) if telemetry.push is not None else ()),
         info(

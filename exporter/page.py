@@ -18,13 +18,14 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from exporter.gzip_segments import EMPTY, Segment, compress, gzip_pieces
-from exporter.metrics import Telemetry, render_self
+from exporter.gzip_segments import compress, gzip_pieces
+from exporter.metrics import PartSize, Telemetry, render_self
 from exporter.snapshot import Key, Snapshot, Store
-from exporter.sources import SHOWS
-from exporter.sources.source import Show
+from exporter.sources import DEFAULT_SELECTION, SHOWS
+from exporter.sources.source import Piece, Selection, Show, Tagged
 
 Body = tuple[bytes, ...]  # a gzip page in pieces
+Built = tuple[Tagged, ...]  # a segment compressed: its pieces, each tagged with its shard (None: every shard's)
 SELF = "self"  # the segment of the exporter's own metrics, last on the page
 SELF_COLLECTOR = "exporter"
 
@@ -46,44 +47,75 @@ class PageBuilder:
     The text of a segment is dropped once compressed. Used by one thread at a time.
     """
 
-    def __init__(self, shows: Sequence[Show] = SHOWS) -> None:
+    def __init__(self, shows: Sequence[Show] = SHOWS, selection: Selection = DEFAULT_SELECTION) -> None:
         self.shows = tuple(shows)
-        self.compressors: dict[str, Callable[[Snapshot], Segment]] = {
-            show.segment: show.compressor() if show.compressor else _compressing(show.families) for show in shows
+        self.selection = selection
+        self.collectors = collectors_of(shows)
+        self.compressors: dict[str, Callable[[Snapshot, Selection], Built]] = {
+            show.segment: show.compressor() if show.compressor else _compressing(show.render) for show in shows
         }
-        self.built: dict[str, tuple[tuple[object, ...], Segment]] = {}
+        self.built: dict[str, tuple[tuple[object, ...], Built]] = {}
         self.seconds: dict[str, float] = {}  # how long each segment last took
 
     def build(self, snapshot: Snapshot, telemetry: Telemetry) -> tuple[Body, int, set[str]]:
         """The page gzip-compressed (in pieces), its plain size, and the segments compressed afresh for it."""
         segments, rebuilt = self.build_segments(snapshot, telemetry)
-        return gzip_pieces(list(segments.values())), sum(s.size for s in segments.values()), rebuilt
+        whole = [segment for built in segments.values() for _, segment in built]
+        return gzip_pieces(whole), sum(s.size for s in whole), rebuilt
 
-    def build_segments(self, snapshot: Snapshot, telemetry: Telemetry) -> tuple[dict[str, Segment], set[str]]:
+    def build_segments(self, snapshot: Snapshot, telemetry: Telemetry) -> tuple[dict[str, Built], set[str]]:
         """Each segment by name, in page order, and the names of those compressed afresh."""
-        parts: list[tuple[str, tuple[object, ...], Callable[[], Segment]]] = [
-            (show.segment, tuple(snapshot[key] for key in show.reads), _bound(self.compressors[show.segment], snapshot))
-            for show in self.shows
-        ]
-        parts.append((SELF, (snapshot.pollers, telemetry), lambda: compress(render_self(snapshot, telemetry))))
-        segments, rebuilt = {}, set()
-        for name, inputs, render in parts:
-            kept = self.built.get(name)
-            if kept is None or any(a is not b for a, b in zip(kept[0], inputs, strict=True)):
-                started = time.perf_counter()
-                kept = self.built[name] = (inputs, render())
-                self.seconds[name] = time.perf_counter() - started
-                rebuilt.add(name)
-            segments[name] = kept[1]
+        segments: dict[str, Built] = {}
+        rebuilt: set[str] = set()
+        for show in self.shows:
+            inputs = tuple(snapshot[key] for key in show.reads)
+            compressor = self.compressors[show.segment]
+            segments[show.segment] = self._segment(show.segment, inputs, rebuilt, compressor, snapshot)
+        sizes = self.sizes(segments)
+
+        def own(snapshot: Snapshot, _: Selection) -> Built:
+            return ((None, compress(render_self(snapshot, telemetry, sizes))),)
+
+        segments[SELF] = self._segment(SELF, (snapshot.pollers, telemetry, sizes), rebuilt, own, snapshot)
         return segments, rebuilt
 
+    def sizes(self, segments: Mapping[str, Built]) -> dict[str, PartSize]:
+        """What each collector's part of the page holds, series and plain bytes (but the exporter's own
+        part, which holds these figures)."""
+        sizes = {}
+        for collector, names in self.collectors.items():
+            if collector != SELF_COLLECTOR:
+                parts = [segment for name in names for _, segment in segments[name]]
+                sizes[collector] = PartSize(sum(s.samples for s in parts), sum(s.size for s in parts))
+        return sizes
 
-def _compressing(families: Callable[[Snapshot], Iterable[str]]) -> Callable[[Snapshot], Segment]:
-    return lambda snapshot: compress(families(snapshot))
+    def _segment(
+        self,
+        name: str,
+        inputs: tuple[object, ...],
+        rebuilt: set[str],
+        compressor: Callable[[Snapshot, Selection], Built],
+        snapshot: Snapshot,
+    ) -> Built:
+        kept = self.built.get(name)
+        if kept is None or any(a is not b for a, b in zip(kept[0], inputs, strict=True)):
+            started = time.perf_counter()
+            kept = self.built[name] = (inputs, compressor(snapshot, self.selection))
+            self.seconds[name] = time.perf_counter() - started
+            rebuilt.add(name)
+        return kept[1]
 
 
-def _bound(compressor: Callable[[Snapshot], Segment], snapshot: Snapshot) -> Callable[[], Segment]:
-    return lambda: compressor(snapshot)
+def _compressing(render: Callable[[Snapshot, Selection], Iterable[Piece]]) -> Callable[[Snapshot, Selection], Built]:
+    """Compress a segment's text in runs of the same shard: a shard's body is its runs and the shared ones."""
+
+    def compressor(snapshot: Snapshot, selection: Selection) -> Built:
+        return tuple(
+            (shard, compress(text for _, text in pieces))
+            for shard, pieces in itertools.groupby(render(snapshot, selection), key=lambda piece: piece[0])
+        )
+
+    return compressor
 
 
 def build_page(snapshot: Snapshot, telemetry: Telemetry) -> tuple[bytes, int, float]:
@@ -155,11 +187,13 @@ class MetricsPage:
         *,
         debounce: float = 0.05,
         shows: Sequence[Show] = SHOWS,
+        selection: Selection = DEFAULT_SELECTION,
     ) -> None:
         self._store = store
         self._telemetry = telemetry
         self._debounce = debounce
         self.collectors = collectors_of(shows)
+        self.shards = selection.shards
         self.pacing = Pacing.of(shows)
         self.version = -1
         self.snapshot = Snapshot()  # the one the page shows
@@ -167,11 +201,11 @@ class MetricsPage:
         self.plain_bytes = 0
         # The page shown's segments and the collect[] bodies made from them when asked, swapped as one:
         # the server reads them from its own thread, and a selection must never outlive its page.
-        self._shown: tuple[Mapping[str, Segment], dict[frozenset[str], Body]] = (
-            dict.fromkeys((name for names in self.collectors.values() for name in names), EMPTY),
+        self._shown: tuple[Mapping[str, Built], dict[tuple[frozenset[str], int | None], Body]] = (
+            dict.fromkeys((name for names in self.collectors.values() for name in names), ()),
             {},
         )
-        self.builder = PageBuilder(shows)
+        self.builder = PageBuilder(shows, selection)
         self._reads = itertools.count()  # the order the inputs of each build were read in
         self._shown_read = -1
         # One thread for every render: big strings freed by many threads leave glibc a heap per thread.
@@ -194,20 +228,26 @@ class MetricsPage:
         """How long each segment's last build took, by segment (queue_states, agent_states, ...)."""
         return dict(self.builder.seconds)
 
-    def body_of(self, collectors: Collection[str] = ()) -> Body:
-        """The page shown, or only the segments of the named collectors (in page order), as one gzip member.
+    def body_of(self, collectors: Collection[str] = (), shard: int | None = None) -> Body:
+        """The page shown, or only the segments of the named collectors (in page order), and of the
+        agents only those of one shard (0-based), as one gzip member.
 
         Made once per page and selection from the compressed segments: their deflate runs end to end
         and their CRCs combined, so scraping the small urgent part often costs no render.
         """
-        if not collectors:
+        if not collectors and shard is None:
             return self.body
-        key = frozenset(collectors)
+        key = (frozenset(collectors or self.collectors), shard)
         segments, selections = self._shown
         body = selections.get(key)
         if body is None:
             chosen = [
-                segments[name] for collector, names in self.collectors.items() if collector in key for name in names
+                segment
+                for collector, names in self.collectors.items()
+                if collector in key[0]
+                for name in names
+                for tag, segment in segments[name]
+                if shard is None or tag is None or tag == shard
             ]
             body = selections[key] = gzip_pieces(chosen)
         return body
@@ -220,19 +260,20 @@ class MetricsPage:
         segments, _ = self._renderer.submit(self.builder.build_segments, snapshot, self._telemetry()).result()
         self._show(snapshot, segments, read)
 
-    def _build(self, snapshot: Snapshot, telemetry: Telemetry) -> tuple[dict[str, Segment], dict[str, float]]:
+    def _build(self, snapshot: Snapshot, telemetry: Telemetry) -> tuple[dict[str, Built], dict[str, float]]:
         """Build the page's segments; the seconds each segment compressed afresh took."""
         segments, rebuilt = self.builder.build_segments(snapshot, telemetry)
         return segments, {name: self.builder.seconds[name] for name in rebuilt}
 
-    def _show(self, snapshot: Snapshot, segments: dict[str, Segment], read: int) -> None:
+    def _show(self, snapshot: Snapshot, segments: dict[str, Built], read: int) -> None:
         """Show a page built from inputs read in the `read`-th place; one read before the page shown
         (a render started just before a `refresh`) is dropped: the page never goes back in time."""
         if read < self._shown_read:
             return
         self._shown_read = read
-        self.body = gzip_pieces(list(segments.values()))
-        self.plain_bytes = sum(segment.size for segment in segments.values())
+        whole = [segment for built in segments.values() for _, segment in built]
+        self.body = gzip_pieces(whole)
+        self.plain_bytes = sum(segment.size for segment in whole)
         self._shown = (segments, {})
         self.snapshot, self.version = snapshot, snapshot.version
 

@@ -82,6 +82,28 @@ def collectors(request: web.Request, known: Collection[str]) -> tuple[str, ...]:
     return names
 
 
+SHARDED = ("agents",)  # the collectors served in shards: a shard of the others would repeat them in every job
+
+
+def shard(request: web.Request, collectors: tuple[str, ...], shards: int) -> int | None:
+    """The 0-based shard `&shard=K/N` asks for (None: all); a wrong one is a 400 saying what is right."""
+    text = request.query.get("shard")
+    if text is None:
+        return None
+    k, slash, n = text.partition("/")
+    if not (slash and k.isdigit() and n.isdigit()):
+        raise web.HTTPBadRequest(text=f"shard={text!r}: expected K/N, e.g. 1/{shards}\n")
+    if int(n) != shards:
+        raise web.HTTPBadRequest(
+            text=f"shard={text}: this exporter serves the agents in {shards} shard(s) (GENESYS_AGENT_SHARDS)\n"
+        )
+    if not 1 <= int(k) <= shards:
+        raise web.HTTPBadRequest(text=f"shard={text}: K runs from 1 to {shards}\n")
+    if collectors != SHARDED:
+        raise web.HTTPBadRequest(text="shard=K/N goes with collect[]=agents alone\n")
+    return int(k) - 1
+
+
 def create_app(
     page: MetricsPage,
     store: Store,
@@ -101,10 +123,9 @@ def create_app(
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(call(), home))
 
     async def metrics(request: web.Request) -> web.StreamResponse:
-        body = page.body_of(
-            collectors(request, page.collectors)
-        )  # this page to the end, whatever is rendered meanwhile
-        if not wants_gzip(request):  # 55 MB to inflate at 50,000 agents: off the loop
+        chosen = collectors(request, page.collectors)
+        body = page.body_of(chosen, shard(request, chosen, page.shards))  # this page to the end, whatever comes
+        if not wants_gzip(request):  # a large org's page takes a while to inflate: off the loop
             plain = await asyncio.to_thread(lambda: gzip.decompress(b"".join(body)))
             return web.Response(body=plain, headers={"Content-Type": CONTENT_TYPE, "Vary": "Accept-Encoding"})
         response = web.StreamResponse(

@@ -12,17 +12,19 @@ from exporter.clock import FakeClock
 from exporter.metrics import Telemetry, render
 from exporter.page import MetricsPage, Pacing, PageBuilder
 from exporter.snapshot import Part, PartKey, Snapshot, Store
+from exporter.sources import DEFAULT_SELECTION
 from exporter.sources.agent_directory import AGENTS, Agent
-from exporter.sources.agent_states import AGENT_STATES, STATE_PARTS_PER_RUN, AgentState, StateSegment
+from exporter.sources.agent_states import AGENT_STATES, ROUTING_CODES, STATE_PARTS_PER_RUN, AgentState, StateSegment
 from exporter.sources.performance import AGENT_TALLIES, Tally
 from exporter.sources.queue_directory import QUEUES, Queue
 from exporter.sources.queue_states import QUEUE_STATES, QueueState
+from exporter.sources.source import Selection
 
 FIRST = PartKey.polled(0)
 
 
 def ann_is(status: str) -> str:
-    return f'genesys_agent_routing_status{{user_id="u1",agent_name="Ann",routing_status="{status}"}} 1'
+    return f'genesys_agent_routing_status_code{{user_id="u1"}} {ROUTING_CODES[status]}'
 
 
 def queue_state(waiting: int) -> QueueState:
@@ -89,9 +91,9 @@ async def test_queue_data_is_shown_before_the_agent_segments_it_was_built_with(c
     release = threading.Event()
     state_segment = page.builder.compressors["agent_states"]
 
-    def slow_state_segment(snapshot: Snapshot) -> Any:
+    def slow_state_segment(snapshot: Snapshot, selection: Selection) -> Any:
         assert release.wait(timeout=10), "the test never let the agent states build finish"
-        return state_segment(snapshot)
+        return state_segment(snapshot, selection)
 
     page.builder.compressors["agent_states"] = slow_state_segment
     store.put(AGENT_STATES, FIRST, {"u1": AgentState("interacting", "on_queue", 2.0)})
@@ -127,7 +129,7 @@ def test_a_new_state_part_recompresses_only_its_run_of_parts(clock: FakeClock):
     assert rebuilt == {"agent_states", "self"}
     changed = {key for key, run in segment.runs.items() if runs[key] is not run}
     # Parts go in key order: part 31 is in the run of parts 25 to 49.
-    assert {first_part for _, first_part in changed} == {25}
+    assert {first_part for _, _, first_part in changed} == {25}
 
 
 def test_compressed_runs_of_parts_that_are_gone_are_not_kept() -> None:
@@ -144,10 +146,10 @@ def test_compressed_runs_of_parts_that_are_gone_are_not_kept() -> None:
 
     segment = StateSegment()
     many, few = snapshot(4 * STATE_PARTS_PER_RUN), snapshot(STATE_PARTS_PER_RUN)
-    segment(many)
-    assert len(segment.runs) == 3 * 4  # three families, four runs each
-    segment(few)
-    assert len(segment.runs) == 3  # one run each: the runs past the end went, and their lines with them
+    segment(many, DEFAULT_SELECTION)
+    assert len(segment.runs) == 2 * 4  # two families by default (routing status, since), four runs each
+    segment(few, DEFAULT_SELECTION)
+    assert len(segment.runs) == 2  # one run each: the runs past the end went, and their lines with them
 
 
 def test_pacing_holds_what_a_paced_segment_reads_until_every_segment_reading_it_is_due() -> None:

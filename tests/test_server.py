@@ -7,6 +7,7 @@ import gzip
 import threading
 import urllib.request
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import aiohttp
 import pytest
@@ -16,15 +17,16 @@ from hypothesis import strategies as st
 
 from exporter import server
 from exporter.clock import FakeClock
-from exporter.metrics import Telemetry, render_self
+from exporter.metrics import Telemetry, render_parts
 from exporter.page import MetricsPage
 from exporter.server import create_app, slices, wants_gzip
 from exporter.snapshot import PartKey, PollerStatus, Snapshot, Store
-from exporter.sources import SHOWS
+from exporter.sources import DEFAULT_SELECTION
 from exporter.sources.agent_directory import AGENTS, Agent
 from exporter.sources.agent_states import AGENT_STATES, AgentState
 from exporter.sources.queue_directory import QUEUES, Queue
 from exporter.sources.queue_states import QUEUE_STATES, QueueState
+from tests.harness.scraping import by_labels, families_of
 
 
 @pytest.fixture
@@ -126,9 +128,7 @@ async def whole_org(clock: FakeClock) -> AsyncIterator[tuple[TestClient, Metrics
 
 def text_of(*collectors: str, snapshot: Snapshot) -> str:
     """The collectors' families rendered from scratch, in page order: what their joined segments must inflate to."""
-    texts = [text for show in SHOWS if show.collector in collectors for text in show.families(snapshot)]
-    exporter = render_self(snapshot, Telemetry()) if "exporter" in collectors else ()
-    return "".join((*texts, *exporter))
+    return "".join(text for name, text in render_parts(snapshot, Telemetry()).items() if name in collectors)
 
 
 async def test_collect_serves_only_the_chosen_collectors_in_page_order(whole_org):
@@ -227,3 +227,65 @@ async def test_a_port_in_use_is_an_error_from_start(threaded):
     app = create_app(MetricsPage(store, Telemetry), store)
     with pytest.raises(OSError, match="address already in use"):
         await server.ServingThread(app, "127.0.0.1", port, None).start()
+
+
+@pytest.fixture
+async def sharded(clock: FakeClock) -> AsyncIterator[tuple[TestClient, MetricsPage]]:
+    """Six agents served in two shards of collect[]=agents."""
+    store = Store(clock)
+    agents = {f"u{n}": Agent(f"u{n}", f"Agent {n}", "Home") for n in range(6)}
+    store.set(AGENTS, agents)
+    store.put(AGENT_STATES, PartKey.polled(0), dict.fromkeys(agents, AgentState("idle", "on_queue", 1.0)))
+    page = MetricsPage(store, Telemetry, selection=replace(DEFAULT_SELECTION, shards=2))
+    page.refresh()
+    client = TestClient(TestServer(create_app(page, store)))
+    await client.start_server()
+    yield client, page
+    await client.close()
+
+
+def samples(text: str) -> list[str]:
+    return [line for line in text.splitlines() if not line.startswith("#")]
+
+
+async def test_the_agents_shards_together_are_the_agents_part_each_with_every_header(sharded):
+    client, _ = sharded
+    whole = await (await client.get("/metrics?collect[]=agents")).text()
+    shards = [await (await client.get(f"/metrics?collect[]=agents&shard={k}/2")).text() for k in (1, 2)]
+    assert sorted(samples(shards[0]) + samples(shards[1])) == sorted(samples(whole))
+    assert all(samples(shard) for shard in shards), "six agents and neither shard empty"
+    headers = [line for line in whole.splitlines() if line.startswith("#")]
+    for shard in shards:
+        assert [line for line in shard.splitlines() if line.startswith("#")] == headers
+        families_of(shard)  # each parses on its own
+    users = [{line.split('"')[1] for line in samples(shard)} for shard in shards]
+    assert not users[0] & users[1]  # an agent's series are all in one shard
+
+
+@pytest.mark.parametrize(
+    ("query", "words"),
+    [
+        ("collect[]=agents&shard=3/2", "K runs from 1 to 2"),
+        ("collect[]=agents&shard=1/3", "in 2 shard(s)"),
+        ("collect[]=agents&shard=one", "expected K/N"),
+        ("collect[]=agents&collect[]=queues&shard=1/2", "collect[]=agents alone"),
+        ("shard=1/2", "collect[]=agents alone"),
+    ],
+)
+async def test_a_wrong_shard_is_a_400_saying_what_is_right(sharded, query, words):
+    client, _ = sharded
+    response = await client.get(f"/metrics?{query}")
+    assert response.status == 400
+    reason = await response.text()
+    assert reason.count("\n") == 1 and words in reason
+
+
+async def test_the_exporter_says_what_each_part_costs_a_prometheus(whole_org):
+    client, _ = whole_org
+    text = await (await client.get("/metrics")).text()
+    series = by_labels(families_of(text), "genesys_exporter_collector_series", "collector")
+    size = by_labels(families_of(text), "genesys_exporter_collector_bytes", "collector")
+    for collector in ("queues", "agents"):
+        part = await (await client.get(f"/metrics?collect[]={collector}")).text()
+        assert series[(collector,)] == len(samples(part))
+        assert size[(collector,)] == len(part.encode())

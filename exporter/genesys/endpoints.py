@@ -54,6 +54,21 @@ CONVERSATION_AGGREGATES = Endpoint(
     "today's handled interactions and handle time",
 )
 
+TEAMS = Endpoint(
+    "teams",
+    "GET",
+    "/api/v2/teams",
+    ("groups:team:view",),
+    "work teams (the team label of the agents and the leaderboard's team filter)",
+)
+TEAM_MEMBERS = Endpoint(
+    "team_members",
+    "GET",
+    "/api/v2/teams/{teamId}/members",
+    ("groups:team:view",),
+    "the members of each work team",
+)
+
 # Notifications (https://developer.genesys.cloud/notificationsalerts/notifications/): channel calls need
 # no permission; each topic kind may (read from Rejected).
 NOTIFICATION_CHANNELS = Endpoint(

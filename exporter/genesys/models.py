@@ -75,11 +75,33 @@ class UserRef(_Model):
 
 
 class QueueMemberEntity(_Model):
-    """QueueMember: `id` is the user's id; `user` may carry the name and division."""
+    """QueueMember: `id` is the user's id; `user` may carry the name and division; `joined` says whether
+    the member is active in the queue."""
 
     id: str
     name: str | None = None
     user: UserRef | None = None
+    joined: bool | None = None
+
+
+class TeamRef(_Model):
+    """The team a user belongs to (`expand=team`), or one entry of `GET /api/v2/teams`."""
+
+    id: str
+    name: str | None = None
+    division: Division | None = None
+
+
+class TeamListing(_Model):
+    """TeamEntityListing: cursor paging, `nextUri` until the last page."""
+
+    entities: list[TeamRef] = []
+
+
+class TeamMemberListing(_Model):
+    """TeamMemberEntityListing: the members' ids (and names with `expand=entities`), cursor paging."""
+
+    entities: list[UserRef] = []
 
 
 class RoutingStatusPart(_Model):
@@ -106,6 +128,7 @@ class UserEntity(_Model):
     state: str | None = None
     routing_status: RoutingStatusPart | None = Field(None, alias="routingStatus")
     presence: PresencePart | None = None
+    team: TeamRef | None = None  # only with `expand=team`, best effort: missing is unknown, not "no team"
 
 
 # The aggregate answers are msgspec structs, not pydantic: a per-user answer of a large org is

@@ -55,6 +55,7 @@ from exporter.simulator.wire import (
     MAX_BODY_BYTES,
     ApiError,
     bad_request,
+    cursor_listing,
     error,
     iso,
     json_body,
@@ -81,6 +82,8 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     ),
     "users": (),
     "conversation_aggregates": ("analytics:conversationAggregate:view",),
+    "teams": ("groups:team:view",),
+    "team_members": ("groups:team:view",),
 }
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -183,6 +186,8 @@ class SimulatedOrg:
             ("GET", "/api/v2/routing/queues/{queueId}/members", "queue_members", self._members),
             ("GET", "/api/v2/users", "users", self._users),
             ("POST", "/api/v2/analytics/conversations/aggregates/query", "conversation_aggregates", self._aggregates),
+            ("GET", "/api/v2/teams", "teams", self._teams),
+            ("GET", "/api/v2/teams/{teamId}/members", "team_members", self._team_members),
             *self.notifications.routes(),
         ]
         for method, path, name, handler in routes:
@@ -393,6 +398,9 @@ class SimulatedOrg:
                 "status": agent.routing_status,
                 "startTime": iso(agent.status_since),
             }
+        team = self.model.teams.get(agent.team or "")
+        if "team" in expand and self.expand_presence and team is not None:
+            body["team"] = {"id": team.id, "name": team.name, "selfUri": f"/api/v2/teams/{team.id}"}
         if "presence" in expand and self.expand_presence:
             body["presence"] = {
                 "source": "PURECLOUD",
@@ -441,6 +449,30 @@ class SimulatedOrg:
             else self.model.agents_by_name()
         )
         return web.json_response(numbered_listing(request, agents, size, number, lambda a: self._user(a, expand)))
+
+    async def _teams(self, request: web.Request) -> web.Response:
+        size, _ = page_size(request)
+        teams = sorted(self.model.teams.values(), key=lambda team: team.name)
+        entities = [
+            {
+                "id": team.id,
+                "name": team.name,
+                "division": {"id": team.division[0], "name": team.division[1]},
+                "memberCount": len(team.members),
+                "selfUri": f"/api/v2/teams/{team.id}",
+            }
+            for team in teams
+        ]
+        return web.json_response(cursor_listing(request, entities, size))
+
+    async def _team_members(self, request: web.Request) -> web.Response:
+        team = self.model.teams.get(request.match_info["teamId"])
+        if team is None:
+            raise ApiError(404, "not.found", "The requested team was not found.")
+        size, _ = page_size(request)
+        members = sorted(team.members)
+        entities = [{"id": a, "name": self.model.agents[a].name, "selfUri": f"/api/v2/users/{a}"} for a in members]
+        return web.json_response(cursor_listing(request, entities, size))
 
     async def _members(self, request: web.Request) -> web.Response:
         queue = self.model.queues.get(request.match_info["queueId"])

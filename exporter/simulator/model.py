@@ -102,6 +102,8 @@ class SimConfig:
     answer_probability: float = 0.97  # else the agent is NOT_RESPONDING for a while
     wrap_up_seconds: float = 45.0
     divisions: int = 3
+    agents_per_team: int = 250  # work teams of about this many agents, each within one division
+    in_a_team: float = 0.9  # the share of agents in a team (a user belongs to one at most)
     warm_up_seconds: float = 600.0  # simulated before anyone looks, so the org starts mid-morning busy
 
 
@@ -142,6 +144,15 @@ class SimAgent:
     busy_until_presence: str | None = None  # presence to take once the current interaction ends
     idle_since: float = 0.0
     pinned: bool = False  # held in its presence by a scenario: the day's rhythm leaves it alone
+    team: str | None = None  # work team id
+
+
+@dataclass(frozen=True, slots=True)
+class SimTeam:
+    id: str
+    name: str
+    division: tuple[str, str]
+    members: list[str] = field(default_factory=list)  # agent ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +210,7 @@ class OrgModel:
         self.divisions = [(self._uuid(), name) for name in ("Home", "Europe", "Americas", "APAC")[: config.divisions]]
         self.queues: dict[str, SimQueue] = {}
         self.agents: dict[str, SimAgent] = {}
+        self.teams: dict[str, SimTeam] = {}
         self.ledger: list[LedgerEntry] = []  # in time order
         self._ledger_index: dict[tuple[str, str], list[LedgerEntry]] = defaultdict(list)  # (dimension, id) -> entries
         self._by_name: list[SimAgent] = []
@@ -259,6 +271,24 @@ class OrgModel:
             self.agents[agent.id] = agent
             for q in agent.queues:
                 self.queues[q].members.append(agent.id)
+        self._build_teams()
+
+    def _build_teams(self) -> None:
+        """Teams of a division's agents, from a generator of their own: the rest of the org is as it was."""
+        rng = random.Random(self.config.seed + 1)
+        count = max(len(self.divisions), round(self.config.agents / self.config.agents_per_team))
+        teams = [
+            SimTeam(str(uuid.UUID(int=rng.getrandbits(128), version=4)), f"Team {i + 1:03d}", division)
+            for i, division in enumerate(self.divisions[n % len(self.divisions)] for n in range(count))
+        ]
+        for team in teams:
+            self.teams[team.id] = team
+        for agent in self.agents.values():
+            own = [team for team in teams if team.division == agent.division]
+            if own and rng.random() < self.config.in_a_team:
+                team = rng.choice(own)
+                agent.team = team.id
+                team.members.append(agent.id)
 
     def _arrival_rates(self) -> dict[tuple[str, str], float]:
         """Per queue and media: share of the on-queue capacity its joined members bring, times the load."""

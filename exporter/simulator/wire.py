@@ -6,6 +6,7 @@ exporter misread the API, the simulator should not repeat the misreading.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -143,6 +144,21 @@ def numbered_listing(
         body["nextUri"] = page_uri(request, number + 1, size)
     if number > 1:
         body["previousUri"] = page_uri(request, number - 1, size)
+    return body
+
+
+def cursor_listing(request: web.Request, entities: Sequence[Any], size: int) -> dict[str, Any]:
+    """Cursor paging, as `/teams` and `/teams/{id}/members` answer: `after` from the last page's `nextUri`,
+    no page numbers, no totals. The cursor is opaque to clients (here an offset, encoded)."""
+    after = request.query.get("after", "")
+    try:
+        start = int(base64.urlsafe_b64decode(after.encode()).decode()) if after else 0
+    except ValueError:
+        raise bad_request("invalid cursor in after") from None
+    body: dict[str, Any] = {"entities": list(entities[start : start + size]), "selfUri": str(request.rel_url)}
+    if start + size < len(entities):
+        cursor = base64.urlsafe_b64encode(str(start + size).encode()).decode()
+        body["nextUri"] = f"{request.path}?pageSize={size}&after={cursor}"
     return body
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from exporter.config import Settings
+from exporter.config import ENV_NAMES, ConfigError, Settings
 from exporter.sources import (
     agent_directory,
     agent_states,
@@ -17,9 +17,10 @@ from exporter.sources import (
     pushed,
     queue_directory,
     queue_states,
+    teams,
     user_listing,
 )
-from exporter.sources.source import Poll, Show, Source
+from exporter.sources.source import Metric, Poll, Selection, Show, Source
 
 SOURCES: tuple[Source, ...] = (
     queue_directory.SOURCE,
@@ -29,9 +30,12 @@ SOURCES: tuple[Source, ...] = (
     user_listing.SOURCE,
     agent_states.SOURCE,
     pushed.SOURCE,
+    teams.SOURCE,
     performance.AGENT_TALLIES_SOURCE,
 )
 SHOWS: tuple[Show, ...] = tuple(source.show for source in SOURCES if source.show is not None)
+METRICS: dict[str, Metric] = {metric.name: metric for show in SHOWS for metric in show.metrics}
+DEFAULT_SELECTION = Selection(frozenset(name for name, metric in METRICS.items() if metric.default))
 
 
 def enabled(settings: Settings) -> list[Source]:
@@ -51,3 +55,24 @@ def polls(settings: Settings) -> list[Poll]:
 def shows(settings: Settings) -> Sequence[Show]:
     """The page's segments under these settings, in page order."""
     return [source.show for source in enabled(settings) if source.show is not None]
+
+
+def selection(settings: Settings) -> Selection:
+    """The agents' part as the operator chose it; a family name no source offers stops the exporter."""
+    chosen: set[str] = set()
+    for word in settings.agent_metrics:
+        if word == "default":
+            chosen |= DEFAULT_SELECTION.metrics
+        elif word == "all":
+            chosen |= set(METRICS)
+        elif word in METRICS:
+            chosen.add(word)
+        else:
+            known = ", ".join(("default", "all", *sorted(METRICS)))
+            raise ConfigError(f"{ENV_NAMES['agent_metrics']}: no agent family {word!r}; known: {known}")
+    return Selection(
+        frozenset(chosen),
+        teams=frozenset(team.casefold() for team in settings.agent_teams),
+        divisions=frozenset(division.casefold() for division in settings.agent_divisions),
+        shards=settings.agent_shards,
+    )

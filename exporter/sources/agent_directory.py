@@ -2,38 +2,47 @@
 
 Each queue's members come from `GET /api/v2/routing/queues/{queueId}/members`, which pages by
 `nextUri` without totals (https://developer.genesys.cloud/routing/routing/), one request per
-100 members of each queue. In the `users` scope the directory is the users listing instead
-(`exporter.sources.user_listing`). Either way the agents are what labels every agent series.
+100 members of each queue; a member that has joined the queue is active in it, which is what a
+leaderboard's queue filter asks. In the `users` scope the directory is the users listing instead
+(`exporter.sources.user_listing`).
+
+The agents are also what every per-agent family is about: which of them are exported (the
+operator's team and division choice), in which shard of `collect[]=agents`, and their descriptive
+labels, which only `genesys_agent_info` carries: the other families have `user_id` and join to it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterable, Mapping
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from exporter.config import Settings
-from exporter.exposition import info, labels
+from exporter.exposition import family_header, labels, value_text
 from exporter.genesys.client import GenesysClient
 from exporter.genesys.endpoints import QUEUE_MEMBERS
 from exporter.genesys.models import MemberListing
-from exporter.gzip_segments import Segment
 from exporter.snapshot import Directory, Key, Snapshot
 from exporter.sources.queue_directory import DIRECTORY_POLLER, QUEUES
-from exporter.sources.source import Poll, Poller, Show, Source, Wiring
+from exporter.sources.source import Metric, Piece, Poll, Poller, Selection, Show, Source, Tagged, Wiring
+from exporter.sources.teams import LISTED_TEAM_OF, TEAM_MEMBERS_OF, TEAMS_BY_ID, team_of
 
 
 @dataclass(frozen=True, slots=True)
 class Agent:
-    """An agent in scope: what labels their series."""
+    """An agent in scope: what describes their series."""
 
     id: str
     name: str
-    division: str
+    division: str  # division name ("" when the API gave none)
+    division_id: str = ""
 
 
 AGENTS: Directory[Agent] = Directory("agents")
+# User id -> the ids of the queues in scope the agent has joined, sorted (members scope only).
+ACTIVE_QUEUES: Directory[tuple[str, ...]] = Directory("active_queues")
 
 
 def parse_member_pages(pages: Iterable[MemberListing]) -> dict[str, Agent]:
@@ -43,63 +52,179 @@ def parse_member_pages(pages: Iterable[MemberListing]) -> dict[str, Agent]:
         for member in page.entities:
             user = member.user
             name = member.name or (user.name if user else None) or member.id
-            division = user.division.name if user and user.division and user.division.name else ""
-            agents[member.id] = Agent(member.id, name, division or "")
+            division = user.division if user and user.division else None
+            agents[member.id] = Agent(
+                member.id, name, (division.name or "") if division else "", division.id if division else ""
+            )
     return agents
+
+
+def joined_members(pages: Iterable[MemberListing]) -> list[str]:
+    """Pure: the members of one queue's pages who have joined it (an unsaid `joined` counts as not)."""
+    return [member.id for page in pages for member in page.entities if member.joined]
 
 
 async def discover_members(
     client: GenesysClient,
     queue_ids: Iterable[str],
-    found: Callable[[Mapping[str, Agent]], None] = lambda _: None,
-) -> dict[str, Agent]:
+    found: Callable[[str, list[MemberListing]], None] = lambda *_: None,
+) -> None:
     """Members of every queue, queues fetched concurrently (each page through the shared budget).
 
-    Each queue's members are handed to `found` as soon as they are listed: at 2,000 queues the
+    Each queue's pages are handed to `found` as soon as they are listed: at thousands of queues the
     whole directory takes minutes, and the first agents' states need not wait for the last queue.
     """
 
-    async def members(queue_id: str) -> list[MemberListing]:
+    async def members(queue_id: str) -> None:
         pages = client.pages_by_next_uri(QUEUE_MEMBERS, page_size=100, queueId=queue_id)
-        listed = [client.validate(QUEUE_MEMBERS, page, MemberListing) async for page in pages]
-        found(parse_member_pages(listed))
-        return listed
+        found(queue_id, [client.validate(QUEUE_MEMBERS, page, MemberListing) async for page in pages])
 
-    pages = await asyncio.gather(*(members(q) for q in sorted(queue_ids)))
-    return parse_member_pages(page for queue_pages in pages for page in queue_pages)
+    await asyncio.gather(*(members(q) for q in sorted(queue_ids)))
 
 
 async def refresh_members(wiring: Wiring) -> None:
-    """The members of the queues in scope, published queue by queue as they are listed."""
+    """The members of the queues in scope and the queues each is active in, published queue by queue."""
     store = wiring.store
-    agents = await discover_members(wiring.client, store.snapshot[QUEUES], lambda found: store.add(AGENTS, found))
+    agents: dict[str, Agent] = {}
+    active: dict[str, set[str]] = {}
+
+    def found(queue_id: str, pages: list[MemberListing]) -> None:
+        listed = parse_member_pages(pages)
+        agents.update(listed)
+        for uid in joined_members(pages):
+            active.setdefault(uid, set()).add(queue_id)
+        store.add(AGENTS, listed)
+        store.add(ACTIVE_QUEUES, {uid: tuple(sorted(active[uid])) for uid in listed if uid in active})
+
+    await discover_members(wiring.client, store.snapshot[QUEUES], found)
     store.set(AGENTS, agents)
+    store.set(ACTIVE_QUEUES, {uid: tuple(sorted(queues)) for uid, queues in active.items()})
 
 
-class _Blocks:
-    """Each agent's label block for the agent list last asked about: every per-agent family shares it."""
+# ----- the agents as the page shows them -------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Row:
+    """An exported agent: the label block every per-agent family starts its lines with, and its shard."""
+
+    id: str
+    block: str
+    shard: int
+
+
+def shard_of(user_id: str, shards: int) -> int:
+    """A stable share of the agents by their id, the same in every process and every run (not `hash`)."""
+    return zlib.crc32(user_id.encode()) % shards if shards > 1 else 0
+
+
+def selected(agent: Agent, team_name: str, team_id: str, selection: Selection) -> bool:
+    """Whether the operator's team and division choice (names in any case, or ids) exports the agent."""
+    if selection.divisions and not ({agent.division.casefold(), agent.division_id.casefold()} & selection.divisions):
+        return False
+    return not selection.teams or bool(({team_name.casefold(), team_id.casefold()} - {""}) & selection.teams)
+
+
+@dataclass(frozen=True, slots=True)
+class Exported:
+    """The exported agents in id order, and by id."""
+
+    rows: tuple[Row, ...]
+    by_id: Mapping[str, Row]
+
+
+class ExportedAgents:
+    """The exported agents, kept while the agent list, the teams and the selection are the same objects:
+    every per-agent family of a page build reads them, from one thread or another."""
+
+    reads: tuple[Key, ...] = (AGENTS, TEAMS_BY_ID, TEAM_MEMBERS_OF, LISTED_TEAM_OF)
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._last: tuple[Mapping[str, Agent], dict[str, str]] | None = None
+        self._last: tuple[tuple[object, ...], Exported] | None = None
 
-    def __call__(self, agents: Mapping[str, Agent]) -> dict[str, str]:
+    def __call__(self, snapshot: Snapshot, selection: Selection) -> Exported:
+        inputs = (*(snapshot[key] for key in self.reads), selection)
         with self._lock:
-            if self._last is None or self._last[0] is not agents:
-                self._last = (
-                    agents,
-                    {uid: labels(user_id=uid, agent_name=a.name) for uid, a in sorted(agents.items())},
-                )
+            if self._last is None or any(a is not b for a, b in zip(self._last[0], inputs, strict=True)):
+                self._last = (inputs, self._rows(snapshot, selection))
             return self._last[1]
 
+    @staticmethod
+    def _rows(snapshot: Snapshot, selection: Selection) -> Exported:
+        members, listed, teams = snapshot[TEAM_MEMBERS_OF], snapshot[LISTED_TEAM_OF], snapshot[TEAMS_BY_ID]
+        rows = []
+        for uid, agent in sorted(snapshot[AGENTS].items()):
+            if selection.teams or selection.divisions:
+                team = team_of(uid, members, listed, teams)
+                if not selected(agent, team.name if team else "", team.id if team else "", selection):
+                    continue
+            rows.append(Row(uid, labels(user_id=uid), shard_of(uid, selection.shards)))
+        return Exported(tuple(rows), {row.id: row for row in rows})
 
-agent_label_blocks = _Blocks()  # one list of agents at a time: the snapshot's, the same object until it changes
+
+exported_agents = ExportedAgents()
 
 
-def render_agent_info(snapshot: Snapshot) -> tuple[str, ...]:
-    agents = sorted(snapshot[AGENTS].items())
-    blocks = (labels(user_id=uid, agent_name=a.name, division=a.division) for uid, a in agents)
-    return (info("genesys_agent_info", "Agent in scope (value 1), from queue members or the user list.", blocks),)
+def agent_family(
+    name: str, help_text: str, rows: Iterable[Row], line: Callable[[Row], str | None], shards: int
+) -> Iterator[Piece]:
+    """One per-agent family: its header for every shard, then each shard's lines (`line` gives the text
+    after the family name, or None for an agent without a value); nothing at all when no agent has one."""
+    by_shard: list[list[str]] = [[] for _ in range(shards)]
+    for row in rows:
+        text = line(row)
+        if text is not None:
+            by_shard[row.shard].append(f"{name}{text}\n")
+    if any(by_shard):
+        yield None, family_header(name, "gauge", help_text)
+        for shard, lines in enumerate(by_shard):
+            yield shard, "".join(lines)
+
+
+def render_agent_info(snapshot: Snapshot, selection: Selection) -> Iterator[Piece]:
+    agents, active = snapshot[AGENTS], snapshot[ACTIVE_QUEUES]
+    members, listed, teams = snapshot[TEAM_MEMBERS_OF], snapshot[LISTED_TEAM_OF], snapshot[TEAMS_BY_ID]
+
+    def line(row: Row) -> str:
+        agent, team = agents[row.id], team_of(row.id, members, listed, teams)
+        described = labels(agent_name=agent.name, division=agent.division, team=team.name if team else "")
+        queues = active.get(row.id)
+        if queues:  # joined in a regex-friendly way: queue_ids=~".*,<id>,.*" finds an agent of that queue
+            described += "," + labels(queue_ids="," + ",".join(queues) + ",")
+        return f"{{{row.block},{described}}} 1"
+
+    yield from agent_family(
+        "genesys_agent_info",
+        "Agent in scope (value 1), with the labels the other agent families join to by user_id: name, "
+        "division, work team, and the ids of the queues they have joined (members scope).",
+        exported_agents(snapshot, selection).rows,
+        line,
+        selection.shards,
+    )
+
+
+def value_line(row: Row, value: float | None) -> str | None:
+    """A per-agent line after the family name: the agent's label block and the value, or no line at all."""
+    return None if value is None else f"{{{row.block}}} {value_text(value)}"
+
+
+def agent_segment(
+    segment: str,
+    render: Callable[[Snapshot, Selection], Iterable[Piece]],
+    *reads: Key,
+    compressor: Callable[[], Callable[[Snapshot, Selection], tuple[Tagged, ...]]] | None = None,
+    metrics: tuple[Metric, ...] = (),
+) -> Show:
+    """A per-agent segment: it reads the exported agents besides its own `reads`, `collect[]=agents`
+    serves it (in shards), and it is paced (each is as big as the org)."""
+    return Show(
+        segment=segment,
+        collector="agents",
+        reads=(*ExportedAgents.reads, *reads),
+        render=render,
+        compressor=compressor,
+        paced=True,
+        metrics=metrics,
+    )
 
 
 AGENT_DIRECTORY_POLLER = Poller(
@@ -112,31 +237,13 @@ AGENT_DIRECTORY_POLLER = Poller(
 )
 
 
-def agent_segment(
-    segment: str,
-    families: Callable[[Snapshot], Iterable[str]],
-    *reads: Key,
-    compressor: Callable[[], Callable[[Snapshot], Segment]] | None = None,
-) -> Show:
-    """A per-agent segment: it reads the agent list besides its own `reads`, `collect[]=agents`
-    serves it, and it is paced (each is as big as the org)."""
-    return Show(
-        segment=segment,
-        collector="agents",
-        reads=(AGENTS, *reads),
-        families=families,
-        compressor=compressor,
-        paced=True,
-    )
-
-
 def members_scope(settings: Settings) -> bool:
     return settings.agent_scope == "members"
 
 
 SOURCE = Source(
     name="agent_directory",
-    keeps=AGENTS,
+    keeps=(AGENTS, ACTIVE_QUEUES),
     polls=(Poll(AGENT_DIRECTORY_POLLER, refresh_members, after=DIRECTORY_POLLER, when=members_scope),),
-    show=agent_segment("agent_info", render_agent_info),
+    show=agent_segment("agent_info", render_agent_info, ACTIVE_QUEUES),
 )

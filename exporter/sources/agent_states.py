@@ -21,15 +21,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from exporter.config import Settings
-from exporter.exposition import escape, family_header, value_text
+from exporter.exposition import family_header, value_text
 from exporter.genesys.client import GenesysClient
 from exporter.genesys.endpoints import USERS
 from exporter.genesys.models import PresencePart, RoutingStatusPart, UserListing
-from exporter.gzip_segments import Segment, compress, join
+from exporter.gzip_segments import Segment, compress
 from exporter.snapshot import Measurement, Part, PartKey, Parts, Snapshot
-from exporter.sources.agent_directory import AGENT_DIRECTORY_POLLER, AGENTS, agent_label_blocks, agent_segment
+from exporter.sources.agent_directory import AGENT_DIRECTORY_POLLER, AGENTS, Row, agent_segment, exported_agents
 from exporter.sources.batches import BatchesFailed, batches
-from exporter.sources.source import Poll, Poller, Source, Wiring
+from exporter.sources.source import Metric, Piece, Poll, Poller, Selection, Source, Tagged, Wiring
 
 USERS_PER_REQUEST = 100
 STATE_EXPAND = "routingStatus,presence"
@@ -129,114 +129,158 @@ async def poll_states_by_id(wiring: Wiring) -> None:
 
 
 # ----- on the page ------------------------------------------------------------------------------
-StateLines = tuple[str, str, str]  # one state part's lines of the three state families
+# A state is a value, not a label: an agent's series lives as long as the agent, however often their
+# status changes (a label would end one series and start another at every change, churn a Prometheus
+# pays for in memory for hours). The dashboards map the codes back to names; a state the API has that
+# is not listed here is -1, "another", never a known state or 0.
+ROUTING_CODES = {"off_queue": 0, "idle": 1, "interacting": 2, "communicating": 3, "not_responding": 4}
+PRESENCE_CODES = {
+    "offline": 0,
+    "available": 1,
+    "on_queue": 2,
+    "away": 3,
+    "busy": 4,
+    "break": 5,
+    "meal": 6,
+    "meeting": 7,
+    "training": 8,
+    "idle": 9,
+}
+ANOTHER = -1
 
-STATE_FAMILIES = (
+
+def legend(codes: Mapping[str, int]) -> str:
+    return ", ".join(f"{code} {name}" for name, code in codes.items()) + f", {ANOTHER} another"
+
+
+def _code(codes: Mapping[str, int], state: str | None) -> float | None:
+    return None if state is None else codes.get(state, ANOTHER)
+
+
+ROUTING = Metric("genesys_agent_routing_status_code")
+PRESENCE = Metric("genesys_agent_presence_code", default=False)
+SINCE = Metric("genesys_agent_status_since_timestamp_seconds")
+# Each state family: its metric, help, and the value of a state (None: no line).
+STATE_FAMILIES: tuple[tuple[Metric, str, Callable[[AgentState], float | None]], ...] = (
     (
-        "genesys_agent_routing_status",
-        "The agent's current routing status (value 1; one series per agent), from GET /api/v2/users.",
+        ROUTING,
+        f"The agent's current routing status as a code ({legend(ROUTING_CODES)}), from GET /api/v2/users.",
+        lambda s: _code(ROUTING_CODES, s.routing_status),
     ),
-    ("genesys_agent_presence", "The agent's current system presence (value 1; one series per agent)."),
-    ("genesys_agent_status_since_timestamp_seconds", "Unix time when the agent's current routing status began."),
+    (
+        PRESENCE,
+        f"The agent's current system presence as a code ({legend(PRESENCE_CODES)}).",
+        lambda s: _code(PRESENCE_CODES, s.presence),
+    ),
+    (SINCE, "Unix time when the agent's current routing status began.", lambda s: s.status_since),
 )
 STATE_PARTS_PER_RUN = 25  # state parts compressed together: a new part recompresses one run, not every agent
+Lines = tuple[tuple[str, ...], ...]  # one state part's lines: per chosen family, per shard
+
+
+def chosen_families(selection: Selection) -> list[tuple[str, str, Callable[[AgentState], float | None]]]:
+    return [
+        (metric.name, help_text, value)
+        for metric, help_text, value in STATE_FAMILIES
+        if metric.name in selection.metrics
+    ]
 
 
 def agent_state_parts(
-    parts: Parts[AgentState], blocks: Mapping[str, str]
-) -> Iterator[tuple[PartKey, Part[AgentState], list[str]]]:
-    """Each state part in page order with the agents it shows: where parts overlap, the newest part
-    has the agent, and an agent out of scope (no label block) is left out."""
+    parts: Parts[AgentState], rows: Mapping[str, Row]
+) -> Iterator[tuple[PartKey, Part[AgentState], list[str], bool]]:
+    """Each state part in page order with the exported agents it shows (where parts overlap, the newest
+    part has the agent), and whether it has all its agents: its lines change only with it then."""
     owner: dict[str, PartKey] = {}
     for key, part in sorted(parts.items(), key=lambda kv: kv[1].taken_at):
         owner.update(dict.fromkeys(part.items, key))
     for key in sorted(parts):
         part = parts[key]
-        yield key, part, sorted(uid for uid in part.items if owner[uid] == key and uid in blocks)
+        owned = [uid for uid in part.items if owner[uid] == key]
+        yield key, part, sorted(uid for uid in owned if uid in rows), len(owned) == len(part.items)
 
 
-def agent_state_lines(uids: list[str], states: Mapping[str, AgentState], blocks: Mapping[str, str]) -> StateLines:
-    """One part's lines of the three state families, for the agents given."""
-    routing, presence, since = (name for name, _ in STATE_FAMILIES)
-    pairs = [(blocks[uid], states[uid]) for uid in uids]
-    return (
-        "".join(
-            f'{routing}{{{b},routing_status="{escape(s.routing_status)}"}} 1\n' for b, s in pairs if s.routing_status
-        ),
-        "".join(f'{presence}{{{b},presence="{escape(s.presence)}"}} 1\n' for b, s in pairs if s.presence),
-        "".join(f"{since}{{{b}}} {value_text(s.status_since)}\n" for b, s in pairs if s.status_since is not None),
-    )
+def agent_state_lines(
+    uids: list[str], states: Mapping[str, AgentState], rows: Mapping[str, Row], selection: Selection
+) -> Lines:
+    """One part's lines of the chosen state families, per shard, for the agents given."""
+    out = []
+    for name, _, value in chosen_families(selection):
+        by_shard: list[list[str]] = [[] for _ in range(selection.shards)]
+        for uid in uids:
+            number = value(states[uid])
+            if number is not None:
+                row = rows[uid]
+                by_shard[row.shard].append(f"{name}{{{row.block}}} {value_text(number)}\n")
+        out.append(tuple("".join(lines) for lines in by_shard))
+    return tuple(out)
 
 
-def agent_state_families(parts: Sequence[StateLines]) -> Iterator[tuple[int, str, list[str]]]:
-    """Each state family with lines: its index, its HELP/TYPE header, and a piece of lines per part.
-
-    Pieces, not one joined text: a large family joined (then encoded) would hold two more copies
-    of what the compressor reads piece by piece anyway.
-    """
-    by_family: tuple[list[str], list[str], list[str]] = ([], [], [])
-    for lines in parts:
-        for pieces, text in zip(by_family, lines, strict=True):
-            pieces.append(text)
-    for index, ((name, help_text), pieces) in enumerate(zip(STATE_FAMILIES, by_family, strict=True)):
-        if any(pieces):
-            yield index, family_header(name, "gauge", help_text), pieces
-
-
-def render_agent_states(snapshot: Snapshot) -> tuple[str, ...]:
-    """The three state families, each as its header and then one piece of lines per state part."""
-    blocks = agent_label_blocks(snapshot[AGENTS])
+def render_agent_states(snapshot: Snapshot, selection: Selection) -> Iterator[Piece]:
+    """The chosen state families, each as its header and then, shard by shard, a piece per state part."""
+    rows = exported_agents(snapshot, selection).by_id
     lines = [
-        agent_state_lines(uids, part.items, blocks)
-        for _, part, uids in agent_state_parts(snapshot[AGENT_STATES], blocks)
+        agent_state_lines(uids, part.items, rows, selection)
+        for _, part, uids, _ in agent_state_parts(snapshot[AGENT_STATES], rows)
     ]
-    return tuple(text for _, header, pieces in agent_state_families(lines) for text in (header, *pieces))
+    for index, (name, help_text, _) in enumerate(chosen_families(selection)):
+        if any(text for part in lines for text in part[index]):
+            yield None, family_header(name, "gauge", help_text)
+            for shard in range(selection.shards):
+                yield from ((shard, part[index][shard]) for part in lines)
 
 
 class StateSegment:
     """Builds the state segment from what the last build left: each part's lines while the part is the
     same object (even re-stamped: a live channel's data, current without news), and each run of
-    parts compressed while its lines are. A new agent list starts afresh. One thread at a time."""
+    parts compressed while its lines are. New exported agents or a new selection start afresh. One
+    thread at a time."""
 
     def __init__(self) -> None:
-        self._agents: Mapping[str, object] | None = None
-        self._lines: dict[PartKey, tuple[Part[AgentState], StateLines]] = {}
-        self.runs: dict[tuple[int, int], tuple[tuple[str, ...], Segment]] = {}  # (family, first part) -> run
+        self._scope: tuple[object, object] | None = None
+        self._lines: dict[PartKey, tuple[Part[AgentState], Lines]] = {}
+        # (family, shard, first part) -> the run's lines and what they compress to
+        self.runs: dict[tuple[int, int, int], tuple[tuple[str, ...], Segment]] = {}
 
-    def __call__(self, snapshot: Snapshot) -> Segment:
-        segments, used = [], set()
-        for index, header, lines in agent_state_families(self._state_lines(snapshot)):
-            segments.append(compress([header]))
-            for first in range(0, len(lines), STATE_PARTS_PER_RUN):
-                run = tuple(lines[first : first + STATE_PARTS_PER_RUN])
-                kept = self.runs.get((index, first))
-                if (
-                    kept is None
-                    or len(kept[0]) != len(run)
-                    or any(a is not b for a, b in zip(kept[0], run, strict=True))
-                ):
-                    kept = self.runs[(index, first)] = (run, compress(run))
-                segments.append(kept[1])
-                used.add((index, first))
+    def __call__(self, snapshot: Snapshot, selection: Selection) -> tuple[Tagged, ...]:
+        lines = self._state_lines(snapshot, selection)
+        out: list[Tagged] = []
+        used = set()
+        for index, (name, help_text, _) in enumerate(chosen_families(selection)):
+            if not any(text for part in lines for text in part[index]):
+                continue
+            out.append((None, compress([family_header(name, "gauge", help_text)])))
+            for shard in range(selection.shards):
+                pieces = [part[index][shard] for part in lines]
+                for first in range(0, len(pieces), STATE_PARTS_PER_RUN):
+                    run, key = tuple(pieces[first : first + STATE_PARTS_PER_RUN]), (index, shard, first)
+                    kept = self.runs.get(key)
+                    if (
+                        kept is None
+                        or len(kept[0]) != len(run)
+                        or any(a is not b for a, b in zip(kept[0], run, strict=True))
+                    ):
+                        kept = self.runs[key] = (run, compress(run))
+                    out.append((shard, kept[1]))
+                    used.add(key)
         # Runs past the end (fewer parts now: the listing's first pass dropped) would keep their lines alive.
         for key in self.runs.keys() - used:
             del self.runs[key]
-        return join(segments)
+        return tuple(out)
 
-    def _state_lines(self, snapshot: Snapshot) -> list[StateLines]:
-        agents = snapshot[AGENTS]
-        if self._agents is not agents:
-            self._agents, self._lines, self.runs = agents, {}, {}
-        blocks = agent_label_blocks(agents)
-        kept: dict[PartKey, tuple[Part[AgentState], StateLines]] = {}
+    def _state_lines(self, snapshot: Snapshot, selection: Selection) -> list[Lines]:
+        exported = exported_agents(snapshot, selection)
+        if self._scope is None or self._scope[0] is not exported or self._scope[1] != selection:
+            self._scope, self._lines, self.runs = (exported, selection), {}, {}
+        rows = exported.by_id
+        kept: dict[PartKey, tuple[Part[AgentState], Lines]] = {}
         out = []
-        for key, part, uids in agent_state_parts(snapshot[AGENT_STATES], blocks):
-            whole = len(uids) == len(part.items)  # only whole parts are worth keeping
+        for key, part, uids, whole in agent_state_parts(snapshot[AGENT_STATES], rows):  # keep whole parts only
             cached = self._lines.get(key)
             if cached is not None and cached[0].items is part.items and whole:
                 lines = cached[1]
             else:
-                lines = agent_state_lines(uids, part.items, blocks)
+                lines = agent_state_lines(uids, part.items, rows, selection)
             if whole:
                 kept[key] = (part, lines)
             out.append(lines)
@@ -247,7 +291,7 @@ class StateSegment:
 AGENTS_POLLER = Poller(name="agents", cadence=lambda s: s.agent_interval, priority=2, refreshes=(AGENT_STATES,))
 SOURCE = Source(
     name="agent_states",
-    keeps=AGENT_STATES,
+    keeps=(AGENT_STATES,),
     polls=(
         # A large org's directory takes minutes: the agents it has found by then are polled meanwhile.
         Poll(
@@ -258,5 +302,11 @@ SOURCE = Source(
             when=lambda s: not listing_is_state_poll(s),
         ),
     ),
-    show=agent_segment("agent_states", render_agent_states, AGENT_STATES, compressor=StateSegment),
+    show=agent_segment(
+        "agent_states",
+        render_agent_states,
+        AGENT_STATES,
+        compressor=StateSegment,
+        metrics=(ROUTING, PRESENCE, SINCE),
+    ),
 )

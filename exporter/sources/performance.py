@@ -33,11 +33,19 @@ from exporter.genesys.queries import (
     aggregate_query,
 )
 from exporter.snapshot import Measurement, PartKey, Snapshot, merged
-from exporter.sources.agent_directory import AGENT_DIRECTORY_POLLER, AGENTS, agent_label_blocks, agent_segment
+from exporter.sources.agent_directory import (
+    AGENT_DIRECTORY_POLLER,
+    AGENTS,
+    Row,
+    agent_family,
+    agent_segment,
+    exported_agents,
+    value_line,
+)
 from exporter.sources.batches import BatchesFailed, batches
 from exporter.sources.queue_directory import DIRECTORY_POLLER, QUEUES
 from exporter.sources.queue_states import QUEUE_STATES
-from exporter.sources.source import Poll, Poller, Show, Source, Wiring
+from exporter.sources.source import Metric, Piece, Poll, Poller, Selection, Show, Source, Wiring, unsharded
 
 TALLIES_PER_SLICE = 5_000  # agents turned into tallies between two yields to the event loop
 
@@ -255,14 +263,29 @@ def render_queue_tallies(snapshot: Snapshot) -> tuple[str, ...]:
     return tuple(_tally_families("genesys_queue", "Per queue and media type", tallies, "queue"))
 
 
-def render_agent_tallies(snapshot: Snapshot) -> Iterator[str]:
-    """All agents' tally lines, family by family as the page's compressor asks for them: made all at
-    once, a large org's families would be the exporter's largest transient allocation."""
-    agents = snapshot[AGENTS]
-    blocks = agent_label_blocks(agents)
-    tallies = merged(snapshot[AGENT_TALLIES], agents)
-    rows = [(blocks[uid], tallies[uid]) for uid in sorted(tallies)]
-    return _tally_families("genesys_agent", "Per agent", rows, "agent")
+# The per-agent families an operator may choose: AHT is handle time over closed conversations, which
+# a query or a recording rule divides as well, so it is not exported by default.
+AGENT_TALLY_METRICS = tuple(
+    Metric(f"genesys_agent_{suffix}", default=suffix in ("handled_interactions", "handle_seconds"))
+    for suffix, _, _, who in TALLY_METRICS
+    if who in ("agent", "both")
+)
+
+
+def render_agent_tallies(snapshot: Snapshot, selection: Selection) -> Iterator[Piece]:
+    """The chosen tally families of the exported agents, family by family as the page's compressor asks
+    for them: made all at once, a large org's families would be its largest transient allocation."""
+    rows = exported_agents(snapshot, selection).rows
+    tallies = merged(snapshot[AGENT_TALLIES], snapshot[AGENTS])
+    for suffix, help_text, pick, who in TALLY_METRICS:
+        name = f"genesys_agent_{suffix}"
+        if who in ("agent", "both") and name in selection.metrics:
+
+            def line(row: Row, pick: Callable[[Tally], float | None] = pick) -> str | None:
+                tally = tallies.get(row.id)
+                return None if tally is None else value_line(row, pick(tally))
+
+            yield from agent_family(name, f"Per agent: {help_text}", rows, line, selection.shards)
 
 
 PERFORMANCE_POLLER = Poller(
@@ -281,18 +304,18 @@ def _agents_listed(settings: Settings) -> Poller:
 
 QUEUE_TALLIES_SOURCE = Source(
     name="queue_tallies",
-    keeps=QUEUE_TALLIES,
+    keeps=(QUEUE_TALLIES,),
     # Fetched with the agents' (AGENT_TALLIES_SOURCE): one job, listed once, after the state polls.
     show=Show(
         segment="queue_tallies",
         collector="queues",
         reads=(QUEUES, QUEUE_STATES, QUEUE_TALLIES),
-        families=render_queue_tallies,
+        render=unsharded(render_queue_tallies),
     ),
 )
 AGENT_TALLIES_SOURCE = Source(
     name="agent_tallies",
-    keeps=AGENT_TALLIES,
+    keeps=(AGENT_TALLIES,),
     polls=(Poll(PERFORMANCE_POLLER, poll_today, after=_agents_listed),),
-    show=agent_segment("agent_tallies", render_agent_tallies, AGENT_TALLIES),
+    show=agent_segment("agent_tallies", render_agent_tallies, AGENT_TALLIES, metrics=AGENT_TALLY_METRICS),
 )

@@ -20,7 +20,7 @@ from exporter.genesys.client import GenesysClient
 from exporter.genesys.endpoints import ROUTING_QUEUES
 from exporter.genesys.models import QueueEntity, QueueListing
 from exporter.snapshot import Directory, Snapshot
-from exporter.sources.source import Poll, Poller, Show, Source, Wiring
+from exporter.sources.source import Poll, Poller, Show, Source, Wiring, unsharded
 
 log = structlog.get_logger(__name__)
 
@@ -106,7 +106,7 @@ def render_queue_info(snapshot: Snapshot) -> tuple[str, ...]:
 DIRECTORY_POLLER = Poller(name="directory", cadence=lambda s: s.directory_interval, priority=3)
 SOURCE = Source(
     name="queue_directory",
-    keeps=QUEUES,
+    keeps=(QUEUES,),
     polls=(Poll(DIRECTORY_POLLER, refresh_queues),),
-    show=Show(segment="queue_info", collector="queues", reads=(QUEUES,), families=render_queue_info),
+    show=Show(segment="queue_info", collector="queues", reads=(QUEUES,), render=unsharded(render_queue_info)),
 )

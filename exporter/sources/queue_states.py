@@ -24,7 +24,7 @@ from exporter.genesys.queries import MAX_QUEUE_PREDICATES, queue_observation_que
 from exporter.snapshot import Measurement, Snapshot, merged
 from exporter.sources.batches import BatchesFailed, batches
 from exporter.sources.queue_directory import DIRECTORY_POLLER, QUEUES
-from exporter.sources.source import Poll, Poller, Show, Source, Wiring
+from exporter.sources.source import Poll, Poller, Show, Source, Wiring, unsharded
 
 ROUTING_STATUSES = ("idle", "interacting", "communicating", "not_responding", "off_queue")
 
@@ -261,7 +261,12 @@ QUEUES_POLLER = Poller(
 )
 SOURCE = Source(
     name="queue_states",
-    keeps=QUEUE_STATES,
+    keeps=(QUEUE_STATES,),
     polls=(Poll(QUEUES_POLLER, poll_queue_states, after=DIRECTORY_POLLER),),
-    show=Show(segment="queue_states", collector="queues", reads=(QUEUES, QUEUE_STATES), families=render_queue_states),
+    show=Show(
+        segment="queue_states",
+        collector="queues",
+        reads=(QUEUES, QUEUE_STATES),
+        render=unsharded(render_queue_states),
+    ),
 )

@@ -8,8 +8,8 @@ from it, so a new source is one new module and a line in the registry, never a t
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from exporter.clock import Clock
@@ -36,6 +36,13 @@ class Wiring:
     store: Store
     clock: Clock
     push: PushSource | None = None
+    said: set[str] = field(default_factory=set)  # what a job has told the operator already
+
+    def first_time(self, what: str) -> bool:
+        """Whether `what` is new to this exporter (a warning worth one line, not one a cycle)."""
+        new = what not in self.said
+        self.said.add(what)
+        return new
 
     def polled(self, kind: TopicKind, ids: Collection[str]) -> list[str]:
         """The items a poll must ask for: with push on, those no live channel keeps current."""
@@ -75,30 +82,62 @@ class Poll:
         return after.name if after is not None else None
 
 
+Piece = tuple[int | None, str]  # text and the shard of the agents it is about (None: every shard's, a header)
+Tagged = tuple[int | None, Segment]  # the same, compressed
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """A family an operator may switch on or off (GENESYS_AGENT_METRICS), and whether it is on by default."""
+
+    name: str
+    default: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """What the operator chose to export of the agents: which families, which agents (by team and by
+    division, names or ids; none: every agent in scope), and in how many shards `collect[]=agents` is
+    split (`&shard=K/N`, each a stable share of the agents by the hash of their id)."""
+
+    metrics: frozenset[str] = frozenset()
+    teams: frozenset[str] = frozenset()
+    divisions: frozenset[str] = frozenset()
+    shards: int = 1
+
+
+def unsharded(families: Callable[[Snapshot], Iterable[str]]) -> Callable[[Snapshot, Selection], Iterator[Piece]]:
+    """A segment whose families are not about agents: whole in every shard, whatever the selection."""
+    return lambda snapshot, _: ((None, text) for text in families(snapshot))
+
+
 @dataclass(frozen=True, kw_only=True)
 class Show:
     """A segment of the page: the families of one source, compressed apart from the others.
 
-    `families` is the text (a pure read of the snapshot); `compressor`, for a segment too big to
-    compress whole at every change, makes a builder that keeps what it can between builds and
-    must give the same text. A `paced` segment (the per-agent ones) is rebuilt at most once per
-    few of its own build times, and what it reads is held back meanwhile; the others follow every change.
+    `render` is the text (a pure read of the snapshot and the operator's selection), in pieces
+    tagged with the shard they belong to; `compressor`, for a segment too big to compress whole at
+    every change, makes a builder that keeps what it can between builds and must give the same
+    text. A `paced` segment (the per-agent ones) is rebuilt at most once per few of its own build
+    times, and what it reads is held back meanwhile; the others follow every change. `metrics` are
+    the families of it an operator may switch off or on.
     """
 
     segment: str
     collector: str  # the `collect[]` name that serves it: public, in the README and the scrape configs
     reads: tuple[Key, ...]  # rebuilt when one of these is another object than at the last build
-    families: Callable[[Snapshot], Iterable[str]]
-    compressor: Callable[[], Callable[[Snapshot], Segment]] | None = None
+    render: Callable[[Snapshot, Selection], Iterable[Piece]]
+    compressor: Callable[[], Callable[[Snapshot, Selection], tuple[Tagged, ...]]] | None = None
     paced: bool = False
+    metrics: tuple[Metric, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
 class Source:
-    """One kind of data: the key it keeps in the snapshot, the jobs that fetch it, the segment that shows it."""
+    """One kind of data: the keys it keeps in the snapshot, the jobs that fetch it, the segment that shows it."""
 
     name: str
-    keeps: Key | None = None
+    keeps: tuple[Key, ...] = ()
     polls: tuple[Poll, ...] = ()
     show: Show | None = None
     when: Callable[[Settings], bool] = always

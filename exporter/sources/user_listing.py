@@ -30,6 +30,9 @@ from exporter.sources.agent_states import (
 )
 from exporter.sources.queue_directory import DIRECTORY_POLLER
 from exporter.sources.source import Poll, Source, Wiring
+from exporter.sources.teams import LISTED_TEAM_OF
+
+LISTING_EXPAND = STATE_EXPAND + ",team"  # the team too, at no extra request (best effort, like the states)
 
 
 def parse_user_pages(pages: Iterable[UserListing]) -> dict[str, Agent]:
@@ -38,27 +41,41 @@ def parse_user_pages(pages: Iterable[UserListing]) -> dict[str, Agent]:
     for page in pages:
         for user in page.entities:
             if user.state in (None, "active"):
-                division = user.division.name if user.division and user.division.name else ""
-                agents[user.id] = Agent(user.id, user.name or user.id, division)
+                division = user.division
+                name = (division.name or "") if division else ""
+                agents[user.id] = Agent(user.id, user.name or user.id, name, division.id if division else "")
     return agents
 
 
+def parse_user_teams(page: UserListing) -> dict[str, str]:
+    """Pure: the team of each user of a page (`expand=team`): its id, or "" for a user in none.
+
+    The expand is best effort: a page on which no user has a team says nothing (maybe the expand was
+    left out), so nothing is read from it; on a page where some have one, the others have none.
+    """
+    if not any(user.team for user in page.entities):
+        return {}
+    return {user.id: user.team.id if user.team else "" for user in page.entities}
+
+
 async def poll_users_with_state(
-    client: GenesysClient, publish: Callable[[int, Mapping[str, Agent], Mapping[str, AgentState]], None]
+    client: GenesysClient,
+    publish: Callable[[int, Mapping[str, Agent], Mapping[str, AgentState], Mapping[str, str]], None],
 ) -> dict[str, Agent]:
     """One pass of the active-user listing with routing status and presence expanded.
 
     Pages are published as they arrive (keyed by arrival order); returns every agent listed.
     """
     agents: dict[str, Agent] = {}
-    params = {"state": "active", "expand": STATE_EXPAND}
+    params = {"state": "active", "expand": LISTING_EXPAND}
     async with contextlib.aclosing(client.pages(USERS, params=params, page_size=USERS_PER_REQUEST)) as pages:
         index = 0  # a cancelled cycle closes the listing at once: its page requests stop with it
         async for page in pages:
             listing = client.validate(USERS, page, UserListing)
             page_agents = parse_user_pages([listing])
             states = {uid: state for uid, state in parse_agent_states(listing).items() if uid in page_agents}
-            publish(index, page_agents, states)
+            teams = {uid: team for uid, team in parse_user_teams(listing).items() if uid in page_agents}
+            publish(index, page_agents, states, teams)
             agents.update(page_agents)
             index += 1
     return agents
@@ -71,13 +88,26 @@ async def list_users(wiring: Wiring) -> None:
     directory = store.status("agent_directory")
     with_states = directory is None or directory.last_success is None
 
-    def publish(index: int, agents: Mapping[str, Agent], states: Mapping[str, AgentState]) -> None:
+    teams: dict[str, str] = {}
+
+    def publish(
+        index: int, agents: Mapping[str, Agent], states: Mapping[str, AgentState], page_teams: Mapping[str, str]
+    ) -> None:
         store.add(AGENTS, agents)
+        store.add(LISTED_TEAM_OF, page_teams)
+        teams.update(page_teams)
         if with_states:
             polled = wiring.polled("agents", states)
             store.put(AGENT_STATES, PartKey("listing", (index,)), {uid: states[uid] for uid in polled})
 
-    store.set(AGENTS, await poll_users_with_state(wiring.client, publish))
+    agents = await poll_users_with_state(wiring.client, publish)
+    store.set(AGENTS, agents)
+    # What this pass said of each agent's team; what an earlier one said of those it said nothing of.
+    known = store.snapshot[LISTED_TEAM_OF]
+    store.set(
+        LISTED_TEAM_OF,
+        {uid: teams[uid] if uid in teams else known[uid] for uid in agents if uid in teams or uid in known},
+    )
 
 
 def listed_with_push(settings: Settings) -> bool:
@@ -86,6 +116,7 @@ def listed_with_push(settings: Settings) -> bool:
 
 SOURCE = Source(
     name="user_listing",
+    keeps=(LISTED_TEAM_OF,),  # besides the agents and their first states, which the directory and states keep
     polls=(
         Poll(AGENT_DIRECTORY_POLLER, list_users, after=DIRECTORY_POLLER, when=listed_with_push),
         Poll(AGENTS_POLLER, list_users, after=DIRECTORY_POLLER, when=listing_is_state_poll),

@@ -36,9 +36,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.tools.harness import (
     SimulatorProcess,
-    binary,
     free_port,
     percentile,
+    prometheus_process,
     rss_mib_of,
     simulator_process,
     stop,
@@ -102,7 +102,7 @@ class Figures:
     new_series_per_minute: float = math.nan
     rss_mib: float = math.nan
     rss_peak_mib: float = math.nan
-    rule_groups: dict[str, float] = field(default_factory=dict)  # group -> longest evaluation seen, seconds
+    rule_groups: dict[str, list[float]] = field(default_factory=dict)  # group -> its evaluations seen, seconds
     agents_part_bytes: int = 0
     queries: list[tuple[str, str, str, float, int]] = field(default_factory=list)  # dash, panel, kind, s, rows
     agent_events_per_s: float = math.nan
@@ -135,7 +135,7 @@ async def exporter_process(org: SimulatorProcess, work: Path, agent_metrics: str
         await stop(process)
 
 
-def prometheus_config(target: str, work: Path) -> Path:
+def prometheus_config(target: str) -> dict[str, Any]:
     """The shipped config and rule files, pointed at the exporter; no Alertmanager (alerts are not measured)."""
     config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
     config.pop("alerting", None)
@@ -143,27 +143,7 @@ def prometheus_config(target: str, work: Path) -> Path:
     for job in config["scrape_configs"]:
         for static in job["static_configs"]:
             static["targets"] = [target]
-    path = work / "prometheus.yml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-@contextlib.asynccontextmanager
-async def prometheus_process(target: str, work: Path) -> AsyncIterator[tuple[str, int]]:
-    port = free_port()
-    with (work / "prometheus.log").open("w") as log:
-        process = await asyncio.create_subprocess_exec(
-            binary("prometheus"),
-            f"--config.file={prometheus_config(target, work)}",
-            f"--storage.tsdb.path={work / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=log,
-        )
-    try:
-        yield f"http://127.0.0.1:{port}", process.pid
-    finally:
-        await stop(process)
+    return dict(config)
 
 
 # ----- probes ---------------------------------------------------------------------------------------
@@ -249,7 +229,7 @@ async def watch_prometheus(chain: Chain, until: float, figures: Figures) -> None
         figures.rss_peak_mib = max(figures.rss_peak_mib, chain.prometheus_rss_mib())
         for labels, seconds in metrics.get("prometheus_rule_group_last_duration_seconds", []):
             group = labels.get("rule_group", "?").rsplit(";", 1)[-1]
-            figures.rule_groups[group] = max(figures.rule_groups.get(group, 0.0), seconds)
+            figures.rule_groups.setdefault(group, []).append(seconds)
         await asyncio.sleep(10)
 
 
@@ -322,7 +302,7 @@ async def measure(
         ):
             await wait_for(http, f"{exporter}/healthz", 120, "the exporter")
             target = exporter.removeprefix("http://")
-            async with prometheus_process(target, work) as (prometheus, pid):
+            async with prometheus_process(prometheus_config(target), work / "prometheus") as (prometheus, pid):
                 chain = Chain(org, exporter, prometheus, pid, http)
                 await wait_for(http, f"{prometheus}/-/ready", 60, "Prometheus")
                 figures.ready_s = await wait_for(http, f"{exporter}/readyz", 1800, "the exporter's first cycles")
@@ -367,12 +347,12 @@ async def agent_events(chain: Chain) -> float:
 async def agent_families(chain: Chain, part: bytes, figures: Figures) -> None:
     """Each agent family's series and bytes in the part, and the series it started a minute in Prometheus
     over the run (those it had at some time in the window, less those it has now)."""
-    sizes: dict[str, list[int]] = {}
+    sizes: dict[str, tuple[int, int]] = {}
     for line in part.splitlines(keepends=True):
         if not line.startswith(b"#"):
             name = line.split(b"{", 1)[0].split(b" ", 1)[0].decode()
-            size = sizes.setdefault(name, [0, 0])
-            size[0], size[1] = size[0] + 1, size[1] + len(line)
+            series, size = sizes.get(name, (0, 0))
+            sizes[name] = (series + 1, size + len(line))
     window = f"{max(1, int(figures.measured_s // 60))}m"
     for name, (series, size) in sorted(sizes.items()):
         ever = await chain.value(f"count(count_over_time({name}[{window}]))") or 0.0
@@ -424,11 +404,14 @@ def print_figures(figures: Figures) -> None:
         f"{figures.new_series_per_minute:,.0f} new series a minute, RSS {figures.rss_mib:,.0f} MiB at the end "
         f"({figures.rss_peak_mib:,.0f} MiB at most)"
     )
-    for group, seconds in sorted(figures.rule_groups.items()):
-        print(f"  rule group {group}: {seconds * 1000:.0f} ms at most")
+    for group, evaluations in sorted(figures.rule_groups.items()):
+        print(
+            f"  rule group {group}: {statistics.median(evaluations) * 1000:.0f} ms median, "
+            f"{max(evaluations) * 1000:.0f} ms at most over {len(evaluations)} readings"
+        )
     print("  dashboard queries (instant: median of 3; range: over the run, step 15 s):")
-    for dashboard, panel, kind, seconds, rows in figures.queries:
-        print(f"    {dashboard:<20} {panel[:48]:<48} {kind:<7} {seconds * 1000:7.0f} ms {rows:7,} rows")
+    for dashboard, panel, kind, took, rows in figures.queries:
+        print(f"    {dashboard:<20} {panel[:48]:<48} {kind:<7} {took * 1000:7.0f} ms {rows:7,} rows")
 
 
 def main(

@@ -31,6 +31,7 @@ from exporter.simulator.faults import SOCKET_ROUTE as SOCKET
 from exporter.simulator.faults import Fault
 from exporter.simulator.model import SimAgent
 from exporter.sources.agent_directory import AGENTS
+from exporter.sources.agent_states import ROUTING_CODES
 from exporter.sources.queue_directory import QUEUES
 from exporter.tools.harness import rss_mib, settings_for
 
@@ -138,6 +139,9 @@ class Watch:
                 self.false_values += 1
 
 
+ROUTING_NAMES = {code: name for name, code in ROUTING_CODES.items()}
+
+
 class TruthWatch:
     """Counts pushed-era values the org did not have at any moment of the last `TRUTH_WINDOW` seconds.
 
@@ -181,8 +185,8 @@ class TruthWatch:
                     key: tuple[str, ...] = ("waiting", labels["queue_id"], labels["media_type"], value)
                 elif sample.name == "genesys_queue_available_agents":
                     key = ("available", labels["queue_id"], value)
-                elif sample.name == "genesys_agent_routing_status":
-                    key = ("routing", labels["user_id"], labels["routing_status"], "1")
+                elif sample.name == "genesys_agent_routing_status_code":
+                    key = ("routing", labels["user_id"], ROUTING_NAMES.get(int(sample.value), "another"), "1")
                 else:
                     continue
                 if self.held.get(key, -math.inf) < since:

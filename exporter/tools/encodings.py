@@ -25,17 +25,16 @@ import random
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import yaml
 from aiohttp import web
 
 from exporter.exposition import family, labels
-from exporter.tools.harness import binary, free_port, rss_mib_of, stop, wait_for
+from exporter.tools.harness import free_port, prometheus_process, rss_mib_of, wait_for
 
 ROUTING = ("off_queue", "idle", "interacting", "communicating", "not_responding")
 PRESENCES = ("offline", "available", "on_queue", "away", "busy", "break", "meal", "meeting", "training", "idle")
@@ -92,59 +91,33 @@ def info_family(org: Org) -> str:
     )
 
 
-def label_states(org: Org, presence: bool = True) -> Iterator[str]:
-    yield family(
-        "genesys_agent_routing_status",
-        "gauge",
-        "routing status as a label",
-        ((f'user_id="u{i:05d}",routing_status="{s}"', 1) for i, s in enumerate(org.routing)),
-    )
-    if presence:
-        yield family(
-            "genesys_agent_presence",
-            "gauge",
-            "presence as a label",
-            ((f'user_id="u{i:05d}",presence="{p}"', 1) for i, p in enumerate(org.presence)),
-        )
+# Each state an agent has: its label, family name, every value it takes, and each agent's value now.
+STATES: tuple[tuple[str, str, tuple[str, ...], Callable[[Org], list[str]]], ...] = (
+    ("routing_status", "genesys_agent_routing_status", ROUTING, lambda org: org.routing),
+    ("presence", "genesys_agent_presence", PRESENCES, lambda org: org.presence),
+)
+
+
+def label_states(org: Org) -> Iterator[str]:
+    for label, name, _, now in STATES:
+        samples = ((f'user_id="u{i:05d}",{label}="{value}"', 1) for i, value in enumerate(now(org)))
+        yield family(name, "gauge", f"{label} as a label", samples)
 
 
 def stateset_states(org: Org) -> Iterator[str]:
-    yield family(
-        "genesys_agent_routing_status",
-        "gauge",
-        "routing status as a state set",
-        (
-            (f'user_id="u{i:05d}",routing_status="{state}"', int(state == s))
-            for i, s in enumerate(org.routing)
-            for state in ROUTING
-        ),
-    )
-    yield family(
-        "genesys_agent_presence",
-        "gauge",
-        "presence as a state set",
-        (
-            (f'user_id="u{i:05d}",presence="{state}"', int(state == p))
-            for i, p in enumerate(org.presence)
-            for state in PRESENCES
-        ),
-    )
+    for label, name, states, now in STATES:
+        samples = (
+            (f'user_id="u{i:05d}",{label}="{state}"', int(state == value))
+            for i, value in enumerate(now(org))
+            for state in states
+        )
+        yield family(name, "gauge", f"{label} as a state set", samples)
 
 
 def coded_states(org: Org, presence: bool = True) -> Iterator[str]:
-    yield family(
-        "genesys_agent_routing_status_code",
-        "gauge",
-        "routing status as a code",
-        ((f'user_id="u{i:05d}"', ROUTING.index(s)) for i, s in enumerate(org.routing)),
-    )
-    if presence:
-        yield family(
-            "genesys_agent_presence_code",
-            "gauge",
-            "presence as a code",
-            ((f'user_id="u{i:05d}"', PRESENCES.index(p)) for i, p in enumerate(org.presence)),
-        )
+    for label, name, states, now in STATES[: 2 if presence else 1]:
+        samples = ((f'user_id="u{i:05d}"', states.index(value)) for i, value in enumerate(now(org)))
+        yield family(f"{name}_code", "gauge", f"{label} as a code", samples)
 
 
 ENCODINGS: dict[str, Callable[[Org], Iterator[str]]] = {
@@ -208,31 +181,14 @@ class Pages:
         return runner, port
 
 
-@contextlib.asynccontextmanager
-async def prometheus_for(name: str, target: str, work: Path) -> AsyncIterator[tuple[str, int]]:
-    port = free_port()
-    directory = work / name
-    directory.mkdir()
-    config = {
+def prometheus_for(name: str, target: str) -> dict[str, Any]:
+    """A Prometheus that scrapes one encoding's page every 15 s."""
+    return {
         "global": {"scrape_interval": f"{SCRAPE_SECONDS}s"},
         "scrape_configs": [
             {"job_name": "agents", "metrics_path": f"/{name}", "static_configs": [{"targets": [target]}]}
         ],
     }
-    (directory / "prometheus.yml").write_text(yaml.safe_dump(config))
-    with (directory / "log").open("w") as log:
-        process = await asyncio.create_subprocess_exec(
-            binary("prometheus"),
-            f"--config.file={directory / 'prometheus.yml'}",
-            f"--storage.tsdb.path={directory / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=log,
-        )
-    try:
-        yield f"http://127.0.0.1:{port}", process.pid
-    finally:
-        await stop(process)
 
 
 async def prometheus_figures(http: aiohttp.ClientSession, url: str, pid: int, result: Result) -> float:
@@ -271,7 +227,9 @@ async def measure(agents: int, changes: float, minutes: float) -> dict[str, Resu
         with tempfile.TemporaryDirectory(prefix="genesys-encodings-") as tmp:
             async with contextlib.AsyncExitStack() as stack, aiohttp.ClientSession() as http:
                 servers = {
-                    name: await stack.enter_async_context(prometheus_for(name, f"127.0.0.1:{port}", Path(tmp)))
+                    name: await stack.enter_async_context(
+                        prometheus_process(prometheus_for(name, f"127.0.0.1:{port}"), Path(tmp) / name)
+                    )
                     for name in ENCODINGS
                 }
                 for url, _ in servers.values():

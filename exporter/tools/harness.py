@@ -14,12 +14,13 @@ import shutil
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import yaml
 
 from exporter.config import Settings
 from exporter.simulator.api import SimulatedOrg
@@ -147,3 +148,25 @@ async def wait_for(http: aiohttp.ClientSession, url: str, within: float, what: s
             raise RuntimeError(f"{what} not ready within {within:.0f} s")
         await asyncio.sleep(1)
     return time.monotonic() - began
+
+
+@contextlib.asynccontextmanager
+async def prometheus_process(config: Mapping[str, Any], work: Path) -> AsyncIterator[tuple[str, int]]:
+    """Debian's Prometheus with `config`, its data and log in `work`, on a free port of 127.0.0.1: its
+    URL and process id (to read its memory from outside) until the block ends."""
+    port = free_port()
+    await asyncio.to_thread(work.mkdir, parents=True, exist_ok=True)
+    await asyncio.to_thread((work / "prometheus.yml").write_text, yaml.safe_dump(dict(config)))
+    with (work / "prometheus.log").open("w") as log:
+        process = await asyncio.create_subprocess_exec(
+            binary("prometheus"),
+            f"--config.file={work / 'prometheus.yml'}",
+            f"--storage.tsdb.path={work / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=log,
+        )
+    try:
+        yield f"http://127.0.0.1:{port}", process.pid
+    finally:
+        await stop(process)

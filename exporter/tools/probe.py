@@ -3,9 +3,9 @@
 Run in a process of its own (`python -m exporter.tools.probe SPEC`), apart from the exporter and the
 org, like a supervisor watching a dashboard. Two kinds of change:
 
-- an agent's presence, set through the org's scenario endpoint to Training (a presence the org's
-  own rhythm never gives, so the line cannot show it before the change); the probe is answered
-  when the agent's `genesys_agent_presence` line says `training`;
+- an idle agent's presence, set through the org's scenario endpoint to Training, which takes them
+  off queue: the probe is answered when the agent's `genesys_agent_routing_status_code` line says 0
+  (off queue); an agent a conversation reached in the meantime (still interacting) is not counted;
 - one more interaction waiting in a probe queue, a queue whose members were sent on a break at the
   start so that nobody answers it (`unstaff`, then `wait`); answered when the queue's
   `genesys_queue_waiting_interactions{media_type="voice"}` shows the count the org reported.
@@ -35,7 +35,8 @@ QUEUE_EVERY = 2.0
 QUEUE_SCRAPE_EVERY = 0.5
 PAGE_SCRAPE_EVERY = 0.5
 GIVE_UP_AFTER = 900.0  # a probe not answered by then is reported as lost
-_PRESENCE = re.compile(rb'^genesys_agent_presence\{user_id="([^"]+)"[^\n]*presence="([^"]+)"\} 1$', re.M)
+_STATUS = re.compile(rb'^genesys_agent_routing_status_code\{user_id="([^"]+)"\} (\S+)$', re.M)
+IDLE, OFF_QUEUE = "1", "0"  # routing status codes
 _WAITING = re.compile(
     rb'^genesys_queue_waiting_interactions\{queue_id="([^"]+)"[^\n]*media_type="voice"\} (\S+)$', re.M
 )
@@ -90,6 +91,7 @@ async def probe(spec: dict[str, Any]) -> dict[str, Any]:
     rng = random.Random(7)
     pending: list[Pending] = []
     done: list[tuple[str, str, float]] = []  # (kind/group, item, seconds)
+    shown_status: dict[str, str] = {}  # agent -> their routing status code on the last page scraped
     async with aiohttp.ClientSession(auto_decompress=False) as http:
         for queue in queues:
             await _scenario(http, org, action="unstaff", queue=queue)
@@ -98,13 +100,16 @@ async def probe(spec: dict[str, Any]) -> dict[str, Any]:
         async def change_agents() -> None:
             turn = 0
             while time.monotonic() < deadline:
-                names = [g for g in sorted(groups) if groups[g]]
+                idle = {g: [a for a in groups[g] if shown_status.get(a) == IDLE] for g in sorted(groups)}
+                names = [g for g, agents in idle.items() if agents]
                 if names:
                     group = names[turn % len(names)]
-                    agent = groups[group].pop(rng.randrange(len(groups[group])))
+                    agent = rng.choice(idle[group])
+                    groups[group].remove(agent)
                     began = time.time()
-                    await _scenario(http, org, action="presence", agent=agent, presence="TRAINING")
-                    pending.append(Pending("agent", group, agent, "training", began))
+                    answer = await _scenario(http, org, action="presence", agent=agent, presence="TRAINING")
+                    if answer["routing_status"] == "OFF_QUEUE":
+                        pending.append(Pending("agent", group, agent, OFF_QUEUE, began))
                     turn += 1
                 await asyncio.sleep(AGENT_EVERY)
 
@@ -124,6 +129,8 @@ async def probe(spec: dict[str, Any]) -> dict[str, Any]:
                 text = await _page(http, url, family)
                 seen = time.time()
                 shown = {m[1].decode(): m[2].decode().removesuffix(".0") for m in pattern.finditer(text)}
+                if kind == "agent":
+                    shown_status.update(shown)
                 for item in [p for p in pending if p.kind == kind]:
                     if shown.get(item.item) == item.want:
                         pending.remove(item)
@@ -143,7 +150,13 @@ async def probe(spec: dict[str, Any]) -> dict[str, Any]:
                 b"genesys_queue_waiting_interactions",
                 _WAITING,
             ),
-            watch(f"{metrics}?collect[]=agents", PAGE_SCRAPE_EVERY, "agent", b"genesys_agent_presence", _PRESENCE),
+            watch(
+                f"{metrics}?collect[]=agents",
+                PAGE_SCRAPE_EVERY,
+                "agent",
+                b"genesys_agent_routing_status_code",
+                _STATUS,
+            ),
         )
     return {"latencies": [[group, item, latency] for group, item, latency in done]}
 

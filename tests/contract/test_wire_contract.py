@@ -93,6 +93,29 @@ async def test_queue_listing_and_observations_fit_the_sdk_models(org):
     )
 
 
+async def test_teams_their_members_and_the_users_team_fit_the_sdk_models(org):
+    sim, http, auth = org
+    teams_url = f"{sim.url}/api/v2/teams"
+    status, teams = await call(http, "GET", f"{teams_url}?pageSize=1", auth)
+    assert status == 200
+    assert problems(teams, "TeamEntityListing") == []
+    listed = [teams["entities"][0]["id"]]
+    while "nextUri" in teams:  # cursor paging to the end
+        status, teams = await call(http, "GET", sim.url + teams["nextUri"], auth)
+        assert status == 200
+        listed.extend(team["id"] for team in teams["entities"])
+    assert sorted(listed) == sorted(sim.model.teams)
+    team = max(sim.model.teams.values(), key=lambda t: len(t.members))
+    status, members = await call(http, "GET", f"{teams_url}/{team.id}/members?pageSize=2", auth)
+    assert status == 200
+    assert problems(members, "TeamMemberEntityListing") == []
+    assert "nextUri" in members and "total" not in members  # cursor paging, no totals
+    status, users = await call(http, "GET", f"{sim.url}/api/v2/users?pageSize=5&expand=team", auth)
+    assert status == 200
+    assert problems(users, "UserEntityListing") == []
+    assert any("team" in user for user in users["entities"])
+
+
 async def test_member_user_and_error_bodies_fit_the_sdk_models(org):
     sim, http, auth = org
     queue_id = next(iter(sim.model.queues))

@@ -69,8 +69,10 @@ def test_conventions(path: Path):
             if re.search(r"\brate\(|\birate\(", target["expr"]):
                 assert "$__rate_interval" in target["expr"], f"{panel['title']}: use $__rate_interval"
     for title, expr in expressions(dashboard):
-        names = set(re.findall(r"\b(genesys_[a-z_]+)", expr))
+        names = set(re.findall(r"(?<![:\w])(genesys_[a-z_]+)", expr))
         assert names <= KNOWN_METRICS, f"{title}: unknown metric {names - KNOWN_METRICS}"
+        recorded = set(re.findall(r"\b([a-z_]+:[a-z_]+:[a-z_]+)\b", expr))
+        assert recorded <= RECORDED, f"{title}: no recording rule {recorded - RECORDED}"
 
 
 def test_leaderboard_has_the_trust_panels():
@@ -78,6 +80,12 @@ def test_leaderboard_has_the_trust_panels():
     titles = {p["title"] for p in panels(dashboard)}
     assert {"Last updated", "Data delayed by up to", "Data freshness", "About these figures"} <= titles
     table = next(p for p in panels(dashboard) if p["title"].startswith("Leaderboard"))
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert {"team", "top", "show"} <= set(variables)
+    assert variables["top"]["current"]["value"] == "50"
+    assert max(int(option["value"]) for option in variables["top"]["options"]) <= 300
+    for target in table["targets"]:
+        assert target["instant"] and "topk($top," in target["expr"]  # at most Top rows, an instant each
     aht = next(o for o in table["fieldConfig"]["overrides"] if o["matcher"]["options"] == "AHT")
     assert {"id": "noValue", "value": "N/A"} in aht["properties"]
     sort = next(t for t in table["transformations"] if t["id"] == "sortBy")
@@ -95,6 +103,12 @@ def test_provisioning_points_grafana_at_the_dashboards():
 
 KNOWN_METRICS = {
     line.split("`")[1] for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| `genesys_")
+}
+RECORDED = {
+    rule["record"]
+    for group in yaml.safe_load((ROOT / "deploy/prometheus/rules/genesys.rules.yml").read_text())["groups"]
+    for rule in group["rules"]
+    if "record" in rule
 }
 
 

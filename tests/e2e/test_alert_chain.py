@@ -32,6 +32,7 @@ from aiohttp import web
 from exporter.app import Exporter
 from exporter.config import Settings
 from exporter.simulator.api import SimulatedOrg, serve_simulator
+from exporter.tools.harness import stop
 from tests.harness.net import free_port
 from tests.harness.waiting import eventually
 
@@ -139,17 +140,6 @@ async def start(*argv: str, log: Path) -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.DEVNULL, stderr=sink)
 
 
-async def stop(proc: asyncio.subprocess.Process) -> None:
-    """Stop what we started: SIGTERM, then SIGKILL if it lingers."""
-    if proc.returncode is None:
-        proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 10)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     tmp = tmp_path_factory.mktemp("e2e")
@@ -246,7 +236,16 @@ async def test_no_agent_alert_pages_then_resolves_when_an_agent_comes_on_queue(s
 
 
 DASHBOARDS = sorted((ROOT / "grafana/dashboards").glob("*.json"))
-SUBSTITUTIONS = {"$division": ".*", "$queue": ".*", "$__rate_interval": "1m", "${datasource}": "prometheus"}
+SUBSTITUTIONS = {
+    "${queue}": ".*",
+    "$division": ".*",
+    "$queue": ".*",
+    "$team": ".*",
+    "$top": "50",
+    "$show": "-1",
+    "$__rate_interval": "1m",
+    "${datasource}": "prometheus",
+}
 
 
 def dashboard_queries() -> list[tuple[str, str, str]]:
@@ -291,6 +290,7 @@ async def test_every_dashboard_query_runs_and_returns_data(stack: Stack):
             ("division", "genesys_queue_info"),
             ("queue_name", "genesys_queue_info"),
             ("division", "genesys_agent_info"),
+            ("team", "genesys_agent_info"),
         ):
             async with http.get(f"{stack.prometheus}/api/v1/label/{label}/values", params={"match[]": match}) as r:
                 values = (await r.json())["data"]

@@ -10,6 +10,7 @@ import pytest
 from exporter.app import Exporter
 from exporter.clock import FakeClock
 from exporter.simulator.api import SimulatedOrg
+from exporter.sources.agent_states import ROUTING_CODES
 from tests.harness.scraping import by_labels, scrape
 from tests.harness.waiting import tick_for, tick_until
 
@@ -43,8 +44,11 @@ def assert_matches_simulator(
         assert members[(queue_id,)] == truth.members
     if not agents:
         return
-    routing = by_labels(families, "genesys_agent_routing_status", "user_id", "routing_status")
-    assert {uid: status.upper() for uid, status in routing} == {a.id: a.routing_status for a in model.agents.values()}
+    routing = by_labels(families, "genesys_agent_routing_status_code", "user_id")
+    status_of = {code: status.upper() for status, code in ROUTING_CODES.items()}
+    assert {uid: status_of[code] for (uid,), code in routing.items()} == {
+        a.id: a.routing_status for a in model.agents.values()
+    }
 
 
 def all_pushed(org: SimulatedOrg, exporter: Exporter) -> bool:

@@ -101,6 +101,15 @@ def simulator() -> Iterator[str]:
             {"GENESYS_CLIENT_ID": "x", "GENESYS_CLIENT_SECRET": SECRET, "GENESYS_API_URL": "http://10.1.2.3"},
             "plain http is allowed only for loopback",
         ),
+        (
+            {
+                "GENESYS_CLIENT_ID": "x",
+                "GENESYS_CLIENT_SECRET": SECRET,
+                "GENESYS_API_URL": "http://127.0.0.1:9",
+                "GENESYS_AGENT_METRICS": "default,genesys_agent_mood",
+            },
+            "GENESYS_AGENT_METRICS: no agent family 'genesys_agent_mood'; known: default, all, genesys_agent_",
+        ),
     ],
 )
 def test_bad_config_exits_2_with_one_line(env, expected, tmp_path):
@@ -152,7 +161,7 @@ def test_check_says_ok_for_a_good_client(simulator):
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("ok  ") == 9  # login, 5 endpoints, the channel, 2 topic kinds
+    assert result.stdout.count("ok  ") == 10  # login, 5 endpoints, work teams, the channel, 2 topic kinds
     assert "FAIL" not in result.stdout
     assert "streaming-" not in result.stdout  # the channel id is a capability: never printed
     wrong = subprocess.run(
@@ -195,6 +204,10 @@ async def test_check_names_a_missing_permission(clock: FakeClock):
     assert "lacks analytics:conversationAggregate:view (needed for today's handled interactions" in failed[1]
     assert failed[2].startswith("FAIL  topic v2.analytics.queues.{id}.observations") and "polled instead" in failed[2]
     assert failed[3].startswith("FAIL  topic v2.users.{id}.activity")
+    # Work teams only add a label and a filter: without them it is a warning, and `check` passes on it.
+    (teams,) = [f for f in findings if "/api/v2/teams" in f.what]
+    assert teams.line().startswith("warn  GET /api/v2/teams") and not teams.fails
+    assert "lacks groups:team:view" in teams.detail and "agents get no team label" in teams.detail
 
 
 async def test_check_skips_push_when_it_is_off_and_members_in_the_users_scope(clock: FakeClock):
@@ -216,7 +229,7 @@ def test_demo_prints_the_metrics_url_and_serves_it():
         lines = [proc.stdout.readline() for _ in range(2)]
         assert f"http://127.0.0.1:{port}/metrics" in lines[1]
         get_when_up(f"http://127.0.0.1:{port}/readyz")
-        assert "genesys_agent_routing_status{" in get_when_up(f"http://127.0.0.1:{port}/metrics")
+        assert "genesys_agent_routing_status_code{" in get_when_up(f"http://127.0.0.1:{port}/metrics")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=10)
@@ -315,8 +328,9 @@ async def test_check_runs_for_each_client_and_labels_its_lines(capsys: pytest.Ca
         status = await cli._check(settings)
     lines = capsys.readouterr().out.splitlines()
     assert status == 1
-    assert [line for line in lines if line.startswith(f"{first}  ")] == lines[1:10]
-    assert all(line.startswith(f"{first}  ok  ") for line in lines[1:10])  # login, 5 endpoints, channel, 2 topics
-    assert lines[10].startswith(f"{second}  FAIL  login: OAuth client credentials rejected")
-    assert len(lines) == 11
+    assert [line for line in lines if line.startswith(f"{first}  ")] == lines[1:11]
+    # login, 5 endpoints, work teams, the channel, 2 topic kinds
+    assert all(line.startswith(f"{first}  ok  ") for line in lines[1:11])
+    assert lines[11].startswith(f"{second}  FAIL  login: OAuth client credentials rejected")
+    assert len(lines) == 12
     assert not any(secret in line for line in lines for secret in secrets)

@@ -81,6 +81,6 @@ async def test_users_scope_lists_every_active_user_with_their_state_in_one_pass(
         await settled(exporter)
         _, families = await scrape(exporter.url)
         assert_matches_simulator(org, families, clock.time())  # every agent's routing status, from the listing
-        assert set(exporter.store.snapshot.pollers) == {"directory", "queues", "agents", "performance"}
+        assert set(exporter.store.snapshot.pollers) == {"directory", "queues", "agents", "performance", "teams"}
         assert exporter.store.status("agents").cost == 3  # 250 users, 100 a page, state included
         assert org.api_requests("users") == 3

@@ -54,7 +54,7 @@ async def test_after_an_hour_handled_and_aht_equal_the_ledger():
     clock = FakeClock(start=start)
     async with (
         serve_simulator(queues=6, agents=40, seed=21, clock=clock) as org,
-        Exporter(settings_for(org), clock=clock) as exporter,
+        Exporter(settings_for(org, agent_metrics="all"), clock=clock) as exporter,
     ):
         await eventually(lambda: exporter.scheduler.ready)
         await run_by_minutes(exporter, clock, 3600)
@@ -72,7 +72,7 @@ async def test_figures_roll_over_at_local_midnight():
     clock = FakeClock(start=start)
     async with (
         serve_simulator(queues=4, agents=30, seed=4, clock=clock) as org,
-        Exporter(settings_for(org, timezone="UTC"), clock=clock) as exporter,
+        Exporter(settings_for(org, timezone="UTC", agent_metrics="all"), clock=clock) as exporter,
     ):
         await eventually(lambda: exporter.scheduler.ready)
         await run_by_minutes(exporter, clock, 540)  # 23:59

@@ -17,6 +17,7 @@ from exporter.app import Exporter
 from exporter.clock import FakeClock
 from exporter.simulator.api import SimulatedOrg, serve_simulator
 from exporter.simulator.faults import Fault
+from exporter.sources.agent_states import PRESENCE_CODES
 from tests.harness.scraping import by_labels, scrape
 from tests.harness.simulated_org import settings_for
 from tests.harness.truth import all_pushed, matches_after_settling
@@ -33,7 +34,7 @@ async def scenario(org: SimulatedOrg, **body: Any) -> Any:
 async def pushed(clock: FakeClock) -> AsyncIterator[tuple[SimulatedOrg, Exporter]]:
     async with (
         serve_simulator(queues=6, agents=60, seed=11, clock=clock) as org,
-        Exporter(settings_for(org, push="auto", push_sweep_interval=60), clock=clock) as exporter,
+        Exporter(settings_for(org, push="auto", push_sweep_interval=60, agent_metrics="all"), clock=clock) as exporter,
     ):
         await tick_until(clock, lambda: exporter.scheduler.ready and all_pushed(org, exporter), within=120)
         yield org, exporter
@@ -63,7 +64,7 @@ async def test_a_status_change_reaches_metrics_through_push_without_a_poll(pushe
     waited = await until_metrics(
         clock,
         exporter,
-        lambda f: by_labels(f, "genesys_agent_presence", "user_id", "presence").get((agent, "break")) == 1,
+        lambda f: by_labels(f, "genesys_agent_presence_code", "user_id").get((agent,)) == PRESENCE_CODES["break"],
     )
     assert waited <= 2.0, f"pushed change took {waited} fake seconds"
     assert changed["presence"] == "BREAK"

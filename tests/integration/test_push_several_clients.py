@@ -118,8 +118,8 @@ async def test_two_exporters_on_one_client_do_not_evict_each_other_in_a_loop(clo
                 _, families = await scrape(loser.url)
                 assert by_labels(families, "genesys_exporter_push_conflict", "client") == {(org.client_id,): 1}
                 assert by_labels(families, "genesys_exporter_push_channels", "client") == {(org.client_id,): 0}
-                presence = by_labels(families, "genesys_agent_presence", "user_id", "presence")
-                assert {agent for agent, _ in presence} == set(org.model.agents)  # every agent, polled
+                routing = by_labels(families, "genesys_agent_routing_status_code", "user_id")
+                assert {agent for (agent,) in routing} == set(org.model.agents)  # every agent, polled
                 waiting = by_labels(families, "genesys_queue_waiting_interactions", "queue_id", "media_type")
                 assert {queue for queue, _ in waiting} == set(org.model.queues)
                 assert len(org.notifications.channels_of(org.client_id)) == 1

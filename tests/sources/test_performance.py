@@ -12,8 +12,9 @@ import pytest
 from exporter.genesys.models import AGGREGATE_RESPONSE, AggregateResponse, UserListing
 from exporter.genesys.queries import aggregate_query
 from exporter.snapshot import Part, PartKey, Snapshot
+from exporter.sources import METRICS
 from exporter.sources.agent_directory import AGENTS, Agent, render_agent_info
-from exporter.sources.agent_states import AGENT_STATES, parse_agent_states, render_agent_states
+from exporter.sources.agent_states import AGENT_STATES, ROUTING_CODES, parse_agent_states, render_agent_states
 from exporter.sources.performance import (
     AGENT_TALLIES,
     QUEUE_TALLIES,
@@ -28,6 +29,7 @@ from exporter.sources.performance import (
 )
 from exporter.sources.queue_directory import QUEUES, Queue
 from exporter.sources.queue_states import QUEUE_STATES, QueueState
+from exporter.sources.source import Selection, unsharded
 from tests.harness.scraping import families_of
 
 Q1 = "11111111-aaaa-4000-8000-000000000001"
@@ -94,18 +96,25 @@ def test_queue_tallies_and_golden(fixture, clock, golden):
             AGENT_TALLIES: {first: Part(agent_figures, 0)},
         }
     )
-    renders = (render_queue_tallies, render_agent_info, render_agent_states, render_agent_tallies)
-    text = "".join(text for render in renders for text in render(snapshot))
+    everything = Selection(frozenset(METRICS))  # every agent family, the opt-in ones too
+    renders = (unsharded(render_queue_tallies), render_agent_info, render_agent_states, render_agent_tallies)
+    text = "".join(text for render in renders for _, text in render(snapshot, everything))
     golden("agents.prom", text)
     families = families_of(text)
     offered = {s.labels["media_type"]: s.value for s in families["genesys_queue_offered_interactions"].samples}
     assert offered == {"voice": 12, "chat": 0}  # chat served, nothing today: zero, not absent
-    aht = {s.labels["agent_name"]: s.value for s in families["genesys_agent_average_handle_seconds"].samples}
-    assert aht == {"Ann O'Neill": 300.0}  # Bob closed nothing: no sample
-    status = {
-        s.labels["agent_name"]: s.labels["routing_status"] for s in families["genesys_agent_routing_status"].samples
-    }
-    assert status == {"Ann O'Neill": "idle", "Bob": "interacting"}
+    aht = {s.labels["user_id"]: s.value for s in families["genesys_agent_average_handle_seconds"].samples}
+    assert aht == {"u-ann": 300.0}  # Bob closed nothing: no sample
+    status = {s.labels["user_id"]: s.value for s in families["genesys_agent_routing_status_code"].samples}
+    assert status == {"u-ann": ROUTING_CODES["idle"], "u-bob": ROUTING_CODES["interacting"]}
+    names = {s.labels["user_id"]: s.labels["agent_name"] for s in families["genesys_agent_info"].samples}
+    assert names == {"u-ann": "Ann O'Neill", "u-bob": "Bob"}  # the name on the info series only
+    assert all(
+        set(s.labels) == {"user_id"}
+        for f in families.values()
+        if f.name != "genesys_agent_info" and f.name.startswith("genesys_agent_")
+        for s in f.samples
+    )
 
 
 DUBLIN = ZoneInfo("Europe/Dublin")

@@ -5,14 +5,19 @@ from __future__ import annotations
 import pytest
 
 from exporter import sources
-from exporter.config import Settings
+from exporter.config import ConfigError, Settings
 from exporter.page import collectors_of
 from exporter.sources.source import Poll
 
 
-def settings(scope: str, push: str) -> Settings:
+def settings(scope: str, push: str, **more: str) -> Settings:
     return Settings(
-        client_id="cid", client_secret="not-a-secret", api_url="http://127.0.0.1:8089", agent_scope=scope, push=push
+        client_id="cid",
+        client_secret="not-a-secret",
+        api_url="http://127.0.0.1:8089",
+        agent_scope=scope,
+        push=push,
+        **more,
     )
 
 
@@ -25,6 +30,7 @@ DIRECTORY = ("directory", 3, None, None, None)
 QUEUES = ("queues", 0, None, "directory", None)
 AGENTS_BY_ID = ("agents", 2, None, "agent_directory", 10.0)
 SWEEP = ("push_sweep", 3, None, "directory", None)
+TEAMS = ("teams", 4, None, None, None)
 
 
 @pytest.mark.parametrize(
@@ -39,6 +45,7 @@ SWEEP = ("push_sweep", 3, None, "directory", None)
                 ("agent_directory", 4, 1, "directory", None),
                 AGENTS_BY_ID,
                 SWEEP,
+                TEAMS,
                 ("performance", 1, None, "agent_directory", None),
             ],
         ),
@@ -50,6 +57,7 @@ SWEEP = ("push_sweep", 3, None, "directory", None)
                 QUEUES,
                 ("agent_directory", 4, 1, "directory", None),
                 AGENTS_BY_ID,
+                TEAMS,
                 ("performance", 1, None, "agent_directory", None),
             ],
         ),
@@ -62,6 +70,7 @@ SWEEP = ("push_sweep", 3, None, "directory", None)
                 ("agent_directory", 4, 1, "directory", None),  # the users listing, its first pass with states
                 AGENTS_BY_ID,
                 SWEEP,
+                TEAMS,
                 ("performance", 1, None, "directory", None),
             ],
         ),
@@ -72,6 +81,7 @@ SWEEP = ("push_sweep", 3, None, "directory", None)
                 DIRECTORY,
                 QUEUES,
                 ("agents", 2, None, "directory", None),  # the listing carries the states: one job does both
+                TEAMS,
                 ("performance", 1, None, "directory", None),
             ],
         ),
@@ -101,8 +111,27 @@ def test_the_page_and_collect_come_from_the_shows_in_page_order():
 
 
 def test_every_key_is_kept_by_one_source_and_every_shown_key_is_kept():
-    kept = [source.keeps for source in sources.SOURCES if source.keeps is not None]
+    kept = [key for source in sources.SOURCES for key in source.keeps]
     assert len({key.name for key in kept}) == len(kept)
     assert {key for show in sources.SHOWS for key in show.reads} <= set(kept)
     refreshed = {key for source in sources.SOURCES for poll in source.polls for key in poll.poller.refreshes}
     assert refreshed <= set(kept)
+
+
+def test_the_default_agent_families_are_the_leaderboards_and_the_others_are_opt_in():
+    assert sources.selection(settings("members", "auto")).metrics == {
+        "genesys_agent_routing_status_code",
+        "genesys_agent_status_since_timestamp_seconds",
+        "genesys_agent_handled_interactions",
+        "genesys_agent_handle_seconds",
+    }
+    chosen = settings("members", "auto", agent_metrics="default,genesys_agent_presence_code")
+    assert "genesys_agent_presence_code" in sources.selection(chosen).metrics
+    every = sources.selection(settings("members", "auto", agent_metrics="all")).metrics
+    assert every == set(sources.METRICS) and "genesys_agent_average_handle_seconds" in every
+
+
+def test_an_agent_family_no_source_offers_is_a_one_line_config_error():
+    with pytest.raises(ConfigError, match="no agent family 'genesys_agent_mood'; known: default, all, ") as caught:
+        sources.selection(settings("members", "auto", agent_metrics="genesys_agent_mood"))
+    assert "\n" not in str(caught.value)

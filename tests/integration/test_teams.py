@@ -1,0 +1,84 @@
+"""Work teams against the simulated org: the team label of every agent, in each scope, and without the permission."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from exporter.app import Exporter
+from exporter.clock import FakeClock
+from exporter.simulator.api import SimulatedOrg, serve_simulator
+from exporter.simulator.faults import Fault
+from tests.harness.exporter_time import run_for, settled
+from tests.harness.scraping import by_labels, scrape
+from tests.harness.simulated_org import settings_for
+from tests.harness.waiting import eventually
+
+
+def team_labels(families: dict[str, Any]) -> dict[str, str]:
+    """Each exported agent's team label ("" for none)."""
+    return dict(by_labels(families, "genesys_agent_info", "user_id", "team").keys())
+
+
+def org_teams(org: SimulatedOrg) -> dict[str, str]:
+    """Each agent's team name as the org has it ("" for an agent in no team)."""
+    teams = org.model.teams
+    return {a.id: teams[a.team].name if a.team else "" for a in org.model.agents.values()}
+
+
+async def test_members_scope_labels_every_agent_with_the_team_the_member_listings_say(clock: FakeClock):
+    async with (
+        serve_simulator(queues=6, agents=60, seed=4, clock=clock) as org,
+        Exporter(settings_for(org), clock=clock) as exporter,
+    ):
+        await eventually(lambda: exporter.scheduler.ready)
+        await settled(exporter)
+        _, families = await scrape(exporter.url)
+        assert team_labels(families) == org_teams(org)
+        assert {team for team in org_teams(org).values() if team}, "an org without teams proves little"
+        assert org.api_requests("team_members") >= len(org.model.teams)  # each team's members listed
+
+
+async def test_users_scope_takes_the_teams_from_the_listing_at_no_request_per_agent(clock: FakeClock):
+    async with (
+        serve_simulator(queues=6, agents=60, seed=4, clock=clock) as org,
+        Exporter(settings_for(org, agent_scope="users"), clock=clock) as exporter,
+    ):
+        await eventually(lambda: exporter.scheduler.ready)
+        await settled(exporter)
+        _, families = await scrape(exporter.url)
+        assert team_labels(families) == org_teams(org)
+        assert org.api_requests("team_members") == 0  # the users listing carried them
+        assert org.api_requests("teams") >= 1  # the names
+
+
+async def test_a_team_filter_exports_that_team_alone_and_its_members_are_listed_in_the_users_scope(clock: FakeClock):
+    async with serve_simulator(queues=6, agents=60, seed=4, clock=clock) as org:
+        team = min(org.model.teams.values(), key=lambda t: t.name)
+        settings = settings_for(org, agent_scope="users", agent_teams=team.name.upper())  # names in any case
+        async with Exporter(settings, clock=clock) as exporter:
+            await eventually(lambda: exporter.scheduler.ready)
+            await run_for(exporter, clock, 30)
+            _, families = await scrape(exporter.url)
+            exported = {uid for (uid,) in by_labels(families, "genesys_agent_routing_status_code", "user_id")}
+            assert exported == set(team.members)
+            assert set(team_labels(families)) == set(team.members)
+            assert org.api_requests("team_members") >= 1  # the chosen team's members, whatever the expand says
+
+
+async def test_a_role_without_teams_loses_the_team_label_only_with_one_warning(clock: FakeClock):
+    with structlog.testing.capture_logs() as logs:
+        async with serve_simulator(queues=6, agents=60, seed=4, clock=clock) as org:
+            org.faults.arm(Fault("forbid", route="teams"))
+            async with Exporter(settings_for(org), clock=clock) as exporter:
+                await eventually(lambda: exporter.scheduler.ready)
+                await run_for(exporter, clock, 30)
+                exporter.page.refresh()
+                _, families = await scrape(exporter.url)
+                assert set(team_labels(families).values()) == {""}
+                assert len(team_labels(families)) == len(org.model.agents)  # the agents are all there
+                assert all(status.up for status in exporter.store.snapshot.pollers.values())
+    warnings = [entry for entry in logs if entry["log_level"] == "warning" and "work teams" in entry["event"]]
+    assert len(warnings) == 1
+    assert "groups:team:view" in warnings[0]["error"]
