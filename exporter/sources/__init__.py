@@ -75,4 +75,10 @@ def selection(settings: Settings) -> Selection:
         teams=frozenset(team.casefold() for team in settings.agent_teams),
         divisions=frozenset(division.casefold() for division in settings.agent_divisions),
         shards=settings.agent_shards,
+        info_waits_for=frozenset(
+            {
+                teams.TEAMS_POLLER.name,
+                *((agent_directory.AGENT_DIRECTORY_POLLER.name,) if settings.agent_scope == "members" else ()),
+            }
+        ),
     )

@@ -26,6 +26,7 @@ from exporter.genesys.endpoints import QUEUE_MEMBERS
 from exporter.genesys.models import MemberListing
 from exporter.snapshot import Directory, Key, Snapshot
 from exporter.sources.queue_directory import DIRECTORY_POLLER, QUEUES
+from exporter.sources.settled import SETTLED, labels_settled, mark_settled
 from exporter.sources.source import Metric, Piece, Poll, Poller, Selection, Show, Source, Tagged, Wiring
 from exporter.sources.teams import LISTED_TEAM_OF, TEAM_MEMBERS_OF, TEAMS_BY_ID, team_of
 
@@ -83,7 +84,9 @@ async def discover_members(
 
 
 async def refresh_members(wiring: Wiring) -> None:
-    """The members of the queues in scope and the queues each is active in, published queue by queue."""
+    """The members of the queues in scope, published queue by queue (their states need not wait for the
+    last queue), and the queues each is active in, published whole at the end of the pass: an agent's
+    queues half listed are a label value `genesys_agent_info` must not show (`exporter.sources.settled`)."""
     store = wiring.store
     agents: dict[str, Agent] = {}
     active: dict[str, set[str]] = {}
@@ -94,11 +97,13 @@ async def refresh_members(wiring: Wiring) -> None:
         for uid in joined_members(pages):
             active.setdefault(uid, set()).add(queue_id)
         store.add(AGENTS, listed)
-        store.add(ACTIVE_QUEUES, {uid: tuple(sorted(active[uid])) for uid in listed if uid in active})
 
-    await discover_members(wiring.client, store.snapshot[QUEUES], found)
-    store.set(AGENTS, agents)
-    store.set(ACTIVE_QUEUES, {uid: tuple(sorted(queues)) for uid, queues in active.items()})
+    try:
+        await discover_members(wiring.client, store.snapshot[QUEUES], found)
+        store.set(AGENTS, agents)
+        store.set(ACTIVE_QUEUES, {uid: tuple(sorted(queues)) for uid, queues in active.items()})
+    finally:
+        mark_settled(store, AGENT_DIRECTORY_POLLER.name)
 
 
 # ----- the agents as the page shows them -------------------------------------------------------------
@@ -181,6 +186,8 @@ def agent_family(
 
 
 def render_agent_info(snapshot: Snapshot, selection: Selection) -> Iterator[Piece]:
+    if not labels_settled(snapshot, selection.info_waits_for):
+        return
     agents, active = snapshot[AGENTS], snapshot[ACTIVE_QUEUES]
     members, listed, teams = snapshot[TEAM_MEMBERS_OF], snapshot[LISTED_TEAM_OF], snapshot[TEAMS_BY_ID]
 
@@ -243,7 +250,7 @@ def members_scope(settings: Settings) -> bool:
 
 SOURCE = Source(
     name="agent_directory",
-    keeps=(AGENTS, ACTIVE_QUEUES),
+    keeps=(AGENTS, ACTIVE_QUEUES, SETTLED),
     polls=(Poll(AGENT_DIRECTORY_POLLER, refresh_members, after=DIRECTORY_POLLER, when=members_scope),),
-    show=agent_segment("agent_info", render_agent_info, ACTIVE_QUEUES),
+    show=agent_segment("agent_info", render_agent_info, ACTIVE_QUEUES, SETTLED),
 )

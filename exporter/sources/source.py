@@ -98,12 +98,14 @@ class Metric:
 class Selection:
     """What the operator chose to export of the agents: which families, which agents (by team and by
     division, names or ids; none: every agent in scope), and in how many shards `collect[]=agents` is
-    split (`&shard=K/N`, each a stable share of the agents by the hash of their id)."""
+    split (`&shard=K/N`, each a stable share of the agents by the hash of their id); and the label
+    sources whose first pass `genesys_agent_info` waits for (`exporter.sources.settled`)."""
 
     metrics: frozenset[str] = frozenset()
     teams: frozenset[str] = frozenset()
     divisions: frozenset[str] = frozenset()
     shards: int = 1
+    info_waits_for: frozenset[str] = frozenset()
 
 
 def unsharded(families: Callable[[Snapshot], Iterable[str]]) -> Callable[[Snapshot, Selection], Iterator[Piece]]:

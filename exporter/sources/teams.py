@@ -26,6 +26,7 @@ from exporter.genesys.endpoints import TEAM_MEMBERS, TEAMS
 from exporter.genesys.errors import PermissionDenied
 from exporter.genesys.models import TeamListing, TeamMemberListing
 from exporter.snapshot import Directory
+from exporter.sources.settled import mark_settled
 from exporter.sources.source import Poll, Poller, Source, Wiring
 
 log = structlog.get_logger(__name__)
@@ -97,8 +98,11 @@ async def refresh_teams(wiring: Wiring) -> None:
         if wiring.first_time("teams forbidden"):
             log.warning("no work teams: agents get no team label and cannot be chosen by team", error=str(error))
         return
-    store.set(TEAMS_BY_ID, teams)
-    store.set(TEAM_MEMBERS_OF, members)
+    else:
+        store.set(TEAMS_BY_ID, teams)
+        store.set(TEAM_MEMBERS_OF, members)
+    finally:
+        mark_settled(store, TEAMS_POLLER.name)
 
 
 TEAMS_POLLER = Poller(name="teams", cadence=lambda s: s.directory_interval, priority=4)

@@ -13,6 +13,7 @@ from exporter.sources.agent_directory import (
     render_agent_info,
     shard_of,
 )
+from exporter.sources.settled import SETTLED
 from exporter.sources.source import Selection
 from exporter.sources.teams import LISTED_TEAM_OF, TEAM_MEMBERS_OF, TEAMS_BY_ID, Team
 from exporter.sources.user_listing import parse_user_pages, parse_user_teams
@@ -74,7 +75,11 @@ def test_a_users_page_says_teams_only_when_some_user_on_it_has_one():
 
 
 def info(selection: Selection) -> dict[str, dict[str, str]]:
-    text = "".join(text for _, text in render_agent_info(ORG, selection))
+    return info_of(ORG, selection)
+
+
+def info_of(org: Snapshot, selection: Selection) -> dict[str, dict[str, str]]:
+    text = "".join(text for _, text in render_agent_info(org, selection))
     family = families_of(text).get("genesys_agent_info")
     return {s.labels["user_id"]: s.labels for s in family.samples} if family else {}
 
@@ -112,3 +117,12 @@ def test_shards_split_the_agents_stably_and_together_are_the_whole():
     assert "".join(text for _, text in pieces) == pieces[0][1] + "".join(
         line for line in whole.splitlines(keepends=True)[2:] if shard_of(line.split('"')[1], 2) == 0
     ) + "".join(line for line in whole.splitlines(keepends=True)[2:] if shard_of(line.split('"')[1], 2) == 1)
+
+
+def test_the_info_waits_until_every_label_source_it_waits_for_has_ended_a_pass():
+    waits = Selection(info_waits_for=frozenset({"agent_directory", "teams"}))
+    assert info(waits) == {}
+    assert info(Selection()) != {}  # nothing to wait for
+    org = ORG.with_data({SETTLED: {"agent_directory": True, "teams": True}})
+    assert set(info_of(org, waits)) == {"a", "b", "c"}
+    assert info_of(ORG.with_data({SETTLED: {"teams": True}}), waits) == {}
