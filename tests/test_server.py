@@ -152,15 +152,20 @@ async def test_collect_serves_only_the_chosen_collectors_in_page_order(whole_org
     assert await head_plain.read() == b""
 
 
-@pytest.mark.parametrize("collector", ["queues", "agents", "exporter"])
+@pytest.mark.parametrize("collector", ["queues", "agents", "teams", "exporter"])
 async def test_each_collector_alone_and_all_of_them(whole_org, collector):
     client, page = whole_org
     alone = await (await client.get(f"/metrics?collect[]={collector}")).text()
     assert alone == text_of(collector, snapshot=page.snapshot)
     assert alone.strip(), f"{collector}: an empty part proves little"
-    prefix = {"queues": "genesys_queue_", "agents": "genesys_agent_", "exporter": "genesys_exporter_"}[collector]
+    prefix = {
+        "queues": "genesys_queue_",
+        "agents": "genesys_agent_",
+        "teams": "genesys_team_",
+        "exporter": "genesys_exporter_",
+    }[collector]
     assert all(line.startswith(prefix) for line in alone.splitlines() if not line.startswith("#"))  # as the README says
-    every = "&".join(f"collect[]={name}" for name in ("agents", "exporter", "queues", collector))
+    every = "&".join(f"collect[]={name}" for name in ("agents", "exporter", "teams", "queues", collector))
     zipped = await client.get(f"/metrics?{every}", headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
     assert await zipped.read() == page.gzipped  # all of them (repeats allowed) is the page itself
 
@@ -170,7 +175,7 @@ async def test_an_unknown_collector_is_a_400_with_one_line(whole_org):
     response = await client.get("/metrics?collect[]=queues&collect[]=agent")
     assert response.status == 400
     reason = await response.text()
-    assert reason.count("\n") == 1 and "'agent'" in reason and "queues, agents, exporter" in reason
+    assert reason.count("\n") == 1 and "'agent'" in reason and "queues, agents, teams, exporter" in reason
     assert (await client.get("/metrics?collect[]=")).status == 400
 
 

@@ -17,6 +17,7 @@ from exporter.sources import (
     pushed,
     queue_directory,
     queue_states,
+    team_rollups,
     teams,
     user_listing,
 )
@@ -32,6 +33,7 @@ SOURCES: tuple[Source, ...] = (
     pushed.SOURCE,
     teams.SOURCE,
     performance.AGENT_TALLIES_SOURCE,
+    team_rollups.SOURCE,
 )
 SHOWS: tuple[Show, ...] = tuple(source.show for source in SOURCES if source.show is not None)
 METRICS: dict[str, Metric] = {metric.name: metric for show in SHOWS for metric in show.metrics}

@@ -32,6 +32,10 @@ def expressions(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
     for panel in panels(dashboard):
         for target in panel.get("targets", []):
             yield panel["title"], target["expr"]
+    for variable in dashboard["templating"]["list"]:
+        if variable["type"] == "query":
+            query = variable["query"]
+            yield f"variable {variable['name']}", query["query"] if isinstance(query, dict) else query
 
 
 def test_both_dashboards_exist_with_stable_uids():
@@ -89,9 +93,18 @@ def test_leaderboard_has_the_trust_panels():
     aht = next(o for o in table["fieldConfig"]["overrides"] if o["matcher"]["options"] == "AHT")
     assert {"id": "noValue", "value": "N/A"} in aht["properties"]
     sort = next(t for t in table["transformations"] if t["id"] == "sortBy")
-    assert sort["options"]["sort"] == [{"field": "Rank score", "desc": True}]
+    assert sort["options"]["sort"] == [{"field": "Closed", "desc": True}, {"field": "AHT", "desc": False}]
     text = next(p for p in panels(dashboard) if p["type"] == "text")
     assert "end-of-day reports" in text["options"]["content"]
+
+
+def test_no_team_panel_or_variable_reads_the_per_agent_families():
+    """At 50,000 agents a query over every agent's series costs a Prometheus about a second: only the
+    leaderboard's top-N table may read them; the team panels and the variables read the team sums."""
+    dashboard = load(ROOT / "grafana/dashboards/genesys-leaderboard.json")
+    for title, expr in expressions(dashboard):
+        if not title.startswith("Leaderboard"):
+            assert "genesys_agent_" not in expr, title
 
 
 def test_provisioning_points_grafana_at_the_dashboards():

@@ -262,6 +262,22 @@ def dashboard_queries() -> list[tuple[str, str, str]]:
     return found
 
 
+def variable_label_values() -> list[tuple[str, str]]:
+    """(series selector, label) of every `label_values` variable of the dashboards, variables substituted."""
+    found = []
+    for path in DASHBOARDS:
+        for variable in json.loads(path.read_text())["templating"]["list"]:
+            query = variable.get("query")
+            text = query.get("query", "") if isinstance(query, dict) else str(query or "")
+            if matched := re.fullmatch(r"label_values\((.+),\s*(\w+)\)", text):
+                match = matched.group(1)
+                for name, value in SUBSTITUTIONS.items():
+                    match = match.replace(name, value)
+                found.append((match, matched.group(2)))
+    assert found, "no label_values variable found: the check below would check nothing"
+    return found
+
+
 async def test_every_dashboard_query_runs_and_returns_data(stack: Stack):
     # Leave one queue unstaffed with a caller waiting, so the alert and oldest-wait panels have data.
     queue = sorted(stack.org.model.queues.values(), key=lambda q: q.name)[1]
@@ -286,12 +302,7 @@ async def test_every_dashboard_query_runs_and_returns_data(stack: Stack):
         await asyncio.sleep(1)
     assert not empty, "queries with no data:\n" + "\n".join(empty)
     async with aiohttp.ClientSession() as http:
-        for label, match in (
-            ("division", "genesys_queue_info"),
-            ("queue_name", "genesys_queue_info"),
-            ("division", "genesys_agent_info"),
-            ("team", "genesys_agent_info"),
-        ):
+        for match, label in variable_label_values():
             async with http.get(f"{stack.prometheus}/api/v1/label/{label}/values", params={"match[]": match}) as r:
                 values = (await r.json())["data"]
             assert values, f"template variable label_values({match}, {label}) would be empty"

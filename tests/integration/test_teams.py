@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import structlog
@@ -10,6 +11,7 @@ from exporter.app import Exporter
 from exporter.clock import FakeClock
 from exporter.simulator.api import SimulatedOrg, serve_simulator
 from exporter.simulator.faults import Fault
+from exporter.sources.agent_states import ROUTING_CODES
 from tests.harness.exporter_time import run_for, settled
 from tests.harness.scraping import by_labels, scrape
 from tests.harness.simulated_org import settings_for
@@ -38,6 +40,33 @@ async def test_members_scope_labels_every_agent_with_the_team_the_member_listing
         assert team_labels(families) == org_teams(org)
         assert {team for team in org_teams(org).values() if team}, "an org without teams proves little"
         assert org.api_requests("team_members") >= len(org.model.teams)  # each team's members listed
+        assert team_sums_agree_with_the_agents(families)
+
+
+def summed(families: dict[str, Any], name: str, *keys: str) -> Counter[tuple[str, ...]]:
+    """A family's samples summed by the given labels (agents in no team are a group per division)."""
+    out: Counter[tuple[str, ...]] = Counter()
+    for sample in families[name].samples:
+        out[tuple(sample.labels[k] for k in keys)] += sample.value
+    return out
+
+
+def team_sums_agree_with_the_agents(families: dict[str, Any]) -> bool:
+    """The exporter's team sums are the per-agent families summed by the info's team, on the same page."""
+    teams = team_labels(families)
+    codes = by_labels(families, "genesys_agent_routing_status_code", "user_id")
+    handled = by_labels(families, "genesys_agent_handled_interactions", "user_id")
+    names = {code: name for name, code in ROUTING_CODES.items()}
+    by_status: Counter[tuple[str, str]] = Counter((teams[uid], names[int(code)]) for (uid,), code in codes.items())
+    closed: Counter[str] = Counter()
+    for (uid,), value in handled.items():
+        closed[teams[uid]] += int(value)
+    status_sums = summed(families, "genesys_team_agents", "team", "routing_status")
+    handled_sums = summed(families, "genesys_team_handled_interactions", "team")
+    assert {key: value for key, value in status_sums.items() if value} == dict(by_status)
+    assert handled_sums == {(team,): float(value) for team, value in closed.items()}
+    assert sum(status_sums.values()) == len(codes) and sum(closed.values()) > 0
+    return True
 
 
 async def test_users_scope_takes_the_teams_from_the_listing_at_no_request_per_agent(clock: FakeClock):

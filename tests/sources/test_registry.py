@@ -101,13 +101,20 @@ def test_the_page_and_collect_come_from_the_shows_in_page_order():
         "agent_info",
         "agent_states",
         "agent_tallies",
+        "team_rollups",
     ]
     assert collectors_of(shows) == {
         "queues": ("queue_info", "queue_states", "queue_tallies"),
         "agents": ("agent_info", "agent_states", "agent_tallies"),
+        "teams": ("team_rollups",),
         "exporter": ("self",),
     }
-    assert [show.segment for show in shows if show.paced] == ["agent_info", "agent_states", "agent_tallies"]
+    assert [show.segment for show in shows if show.paced] == [
+        "agent_info",
+        "agent_states",
+        "agent_tallies",
+        "team_rollups",
+    ]
 
 
 def test_every_key_is_kept_by_one_source_and_every_shown_key_is_kept():
@@ -124,6 +131,10 @@ def test_the_default_agent_families_are_the_leaderboards_and_the_others_are_opt_
         "genesys_agent_status_since_timestamp_seconds",
         "genesys_agent_handled_interactions",
         "genesys_agent_handle_seconds",
+        "genesys_team_member_agents",
+        "genesys_team_agents",
+        "genesys_team_handled_interactions",
+        "genesys_team_handle_seconds",
     }
     chosen = settings("members", "auto", agent_metrics="default,genesys_agent_presence_code")
     assert "genesys_agent_presence_code" in sources.selection(chosen).metrics
