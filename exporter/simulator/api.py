@@ -24,10 +24,10 @@ import math
 import re
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -466,18 +466,14 @@ class SimulatedOrg:
         return web.json_response(cursor_listing(request, entities, size))
 
     async def _team_members(self, request: web.Request) -> web.Response:
-        team = self.model.teams.get(request.match_info["teamId"])
-        if team is None:
-            raise ApiError(404, "not.found", "The requested team was not found.")
+        team = found(self.model.teams, request.match_info["teamId"], "team")
         size, _ = page_size(request)
         members = sorted(team.members)
         entities = [{"id": a, "name": self.model.agents[a].name, "selfUri": f"/api/v2/users/{a}"} for a in members]
         return web.json_response(cursor_listing(request, entities, size))
 
     async def _members(self, request: web.Request) -> web.Response:
-        queue = self.model.queues.get(request.match_info["queueId"])
-        if queue is None:
-            raise ApiError(404, "not.found", "The requested queue was not found.")
+        queue = found(self.model.queues, request.match_info["queueId"], "queue")
         size, number = page_size(request)
         joined = request.query.get("joined")
         expand = set(",".join(request.query.getall("expand", [])).split(","))
@@ -546,6 +542,17 @@ def is_loopback(address: str | None) -> bool:
         return address is not None and ipaddress.ip_address(address).is_loopback
     except ValueError:
         return False
+
+
+T = TypeVar("T")
+
+
+def found(items: Mapping[str, T], item_id: str, kind: str) -> T:
+    """The item of that id, or the 404 Genesys answers for an unknown one."""
+    item = items.get(item_id)
+    if item is None:
+        raise ApiError(404, "not.found", f"The requested {kind} was not found.")
+    return item
 
 
 def _queue_id(model: OrgModel, name_or_id: str) -> str:

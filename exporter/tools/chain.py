@@ -263,8 +263,14 @@ def interpolate(expr: str, values: dict[str, str]) -> str:
     return re.sub(r"\$\{(\w+)(?::\w+)?\}|\[\[(\w+)\]\]|\$(\w+)", one, expr)
 
 
-def dashboard_queries(run_seconds: float) -> Iterator[tuple[str, str, str, bool]]:
-    """(dashboard, panel, PromQL, whether Grafana sends it as a range query) for every panel query."""
+# What any query that reads every agent's series costs at least: one family, no join.
+FLOOR_QUERY = "topk(50, genesys_agent_handled_interactions)"
+
+
+def dashboard_queries(run_seconds: float, team: str | None = None) -> Iterator[tuple[str, str, str, bool]]:
+    """(dashboard, panel, PromQL, whether Grafana sends it as a range query) for every panel query, with
+    every variable at its default; with `team`, the leaderboard's instant queries again with that
+    team picked, as its supervisor would (the title says which)."""
     for path in DASHBOARDS:
         dashboard = json.loads(path.read_text())
         values = variables(dashboard, run_seconds)
@@ -273,11 +279,18 @@ def dashboard_queries(run_seconds: float) -> Iterator[tuple[str, str, str, bool]
                 if "expr" not in target:
                     continue
                 ranged = panel.get("type") == "timeseries" and not target.get("instant", False)
-                yield path.stem, panel.get("title", "?"), interpolate(target["expr"], values), ranged
+                title = panel.get("title", "?")
+                yield path.stem, title, interpolate(target["expr"], values), ranged
+                if team is not None and "team" in values and not ranged and "$team" in target["expr"]:
+                    picked = interpolate(target["expr"], {**values, "team": re.escape(team)})
+                    yield path.stem, f"{title} (one team)", picked, ranged
+    yield "reference", "topk of one agent family, no join", FLOOR_QUERY, False
 
 
 async def time_queries(chain: Chain, start: float, end: float, figures: Figures) -> None:
-    for dashboard, panel, promql, ranged in dashboard_queries(end - start):
+    teams, _ = await chain.query('topk(1, genesys_team_member_agents{team!=""})')
+    team = teams[0]["metric"]["team"] if teams else None
+    for dashboard, panel, promql, ranged in dashboard_queries(end - start, team):
         if ranged:
             result, took = await chain.query(promql, start=f"{start:.3f}", end=f"{end:.3f}", step=str(STEP_SECONDS))
             figures.queries.append((dashboard, panel, "range", took, len(result)))

@@ -11,9 +11,11 @@ These are the tick family of tests/harness/waiting.py with that wait after each 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from exporter.app import Exporter
 from exporter.clock import FakeClock
+from tests.harness.scraping import scrape
 from tests.harness.waiting import eventually, tick_for, tick_until
 
 
@@ -33,6 +35,19 @@ async def landed(exporter: Exporter) -> None:
 async def settled(exporter: Exporter) -> None:
     """Every request sent has its answer, and the page shows all the store holds."""
     await eventually(lambda: on_the_wire(exporter) == 0 and exporter.page.current)
+
+
+async def ready(exporter: Exporter) -> None:
+    """Every poller's first cycle has ended, and the page shows what they brought."""
+    await eventually(lambda: exporter.scheduler.ready)
+    await settled(exporter)
+
+
+async def first_page(exporter: Exporter) -> dict[str, Any]:
+    """The page's families once the exporter is `ready`."""
+    await ready(exporter)
+    _, families = await scrape(exporter.url)
+    return families
 
 
 async def run_for(

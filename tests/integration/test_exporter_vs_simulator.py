@@ -13,7 +13,7 @@ import pytest
 from exporter.app import Exporter
 from exporter.clock import FakeClock
 from exporter.simulator.api import SimulatedOrg, serve_simulator
-from tests.harness.exporter_time import run_for, settled
+from tests.harness.exporter_time import first_page, ready, run_for
 from tests.harness.scraping import assert_promtool_accepts, scrape
 from tests.harness.simulated_org import settings_for
 from tests.harness.truth import assert_matches_simulator
@@ -26,8 +26,7 @@ async def stack(clock: FakeClock) -> AsyncIterator[tuple[SimulatedOrg, Exporter]
         serve_simulator(queues=12, agents=120, seed=7, clock=clock) as org,
         Exporter(settings_for(org), clock=clock) as exporter,
     ):
-        await eventually(lambda: exporter.scheduler.ready)
-        await settled(exporter)
+        await ready(exporter)
         yield org, exporter
 
 
@@ -77,9 +76,7 @@ async def test_users_scope_lists_every_active_user_with_their_state_in_one_pass(
         serve_simulator(queues=4, agents=250, seed=5, clock=clock) as org,
         Exporter(settings_for(org, agent_scope="users"), clock=clock) as exporter,
     ):
-        await eventually(lambda: exporter.scheduler.ready)
-        await settled(exporter)
-        _, families = await scrape(exporter.url)
+        families = await first_page(exporter)
         assert_matches_simulator(org, families, clock.time())  # every agent's routing status, from the listing
         assert set(exporter.store.snapshot.pollers) == {"directory", "queues", "agents", "performance", "teams"}
         assert exporter.store.status("agents").cost == 3  # 250 users, 100 a page, state included

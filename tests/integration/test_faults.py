@@ -16,7 +16,7 @@ from exporter.clock import FakeClock
 from exporter.genesys.auth import TOKEN_ATTEMPTS
 from exporter.simulator.api import SimulatedOrg, serve_simulator
 from exporter.simulator.faults import Fault, parse_fault
-from tests.harness.exporter_time import run_for, run_until, settled
+from tests.harness.exporter_time import ready, run_for, run_until
 from tests.harness.scraping import by_labels, scrape
 from tests.harness.simulated_org import settings_for
 from tests.harness.truth import assert_matches_simulator
@@ -32,8 +32,7 @@ async def stack(clock: FakeClock, capsys: pytest.CaptureFixture[str]) -> AsyncIt
         serve_simulator(queues=5, agents=30, seed=12, clock=clock, client_secret=MARKER) as org,
         Exporter(settings_for(org), clock=clock) as exporter,
     ):
-        await eventually(lambda: exporter.scheduler.ready)
-        await settled(exporter)
+        await ready(exporter)
         yield org, exporter
     captured = capsys.readouterr()
     assert MARKER not in captured.out + captured.err, "the client secret reached the output"

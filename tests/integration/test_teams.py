@@ -12,7 +12,7 @@ from exporter.clock import FakeClock
 from exporter.simulator.api import SimulatedOrg, serve_simulator
 from exporter.simulator.faults import Fault
 from exporter.sources.agent_states import ROUTING_CODES
-from tests.harness.exporter_time import run_for, settled
+from tests.harness.exporter_time import first_page, run_for
 from tests.harness.scraping import by_labels, scrape
 from tests.harness.simulated_org import settings_for
 from tests.harness.waiting import eventually
@@ -34,9 +34,7 @@ async def test_members_scope_labels_every_agent_with_the_team_the_member_listing
         serve_simulator(queues=6, agents=60, seed=4, clock=clock) as org,
         Exporter(settings_for(org), clock=clock) as exporter,
     ):
-        await eventually(lambda: exporter.scheduler.ready)
-        await settled(exporter)
-        _, families = await scrape(exporter.url)
+        families = await first_page(exporter)
         assert team_labels(families) == org_teams(org)
         assert {team for team in org_teams(org).values() if team}, "an org without teams proves little"
         assert org.api_requests("team_members") >= len(org.model.teams)  # each team's members listed
@@ -74,9 +72,7 @@ async def test_users_scope_takes_the_teams_from_the_listing_at_no_request_per_ag
         serve_simulator(queues=6, agents=60, seed=4, clock=clock) as org,
         Exporter(settings_for(org, agent_scope="users"), clock=clock) as exporter,
     ):
-        await eventually(lambda: exporter.scheduler.ready)
-        await settled(exporter)
-        _, families = await scrape(exporter.url)
+        families = await first_page(exporter)
         assert team_labels(families) == org_teams(org)
         assert org.api_requests("team_members") == 0  # the users listing carried them
         assert org.api_requests("teams") >= 1  # the names
