@@ -126,7 +126,7 @@ def test_a_new_state_part_recompresses_only_its_run_of_parts(clock: FakeClock):
     store.put(AGENT_STATES, PartKey.polled(31), batch)
     second, _, rebuilt = builder.build(store.snapshot, Telemetry())
     assert gzip.decompress(b"".join(second)).decode() == render(store.snapshot, Telemetry())
-    assert rebuilt == {"agent_states", "team_rollups", "self"}
+    assert rebuilt == {"agent_states", "team_states", "self"}
     changed = {key for key, run in segment.runs.items() if runs[key] is not run}
     # Parts go in key order: part 31 is in the run of parts 25 to 49.
     assert {first_part for _, _, first_part in changed} == {25}

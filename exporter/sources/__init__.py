@@ -33,7 +33,8 @@ SOURCES: tuple[Source, ...] = (
     pushed.SOURCE,
     teams.SOURCE,
     performance.AGENT_TALLIES_SOURCE,
-    team_rollups.SOURCE,
+    team_rollups.STATES_SOURCE,
+    team_rollups.TALLIES_SOURCE,
 )
 SHOWS: tuple[Show, ...] = tuple(source.show for source in SOURCES if source.show is not None)
 METRICS: dict[str, Metric] = {metric.name: metric for show in SHOWS for metric in show.metrics}

@@ -101,19 +101,21 @@ def test_the_page_and_collect_come_from_the_shows_in_page_order():
         "agent_info",
         "agent_states",
         "agent_tallies",
-        "team_rollups",
+        "team_states",
+        "team_tallies",
     ]
     assert collectors_of(shows) == {
         "queues": ("queue_info", "queue_states", "queue_tallies"),
         "agents": ("agent_info", "agent_states", "agent_tallies"),
-        "teams": ("team_rollups",),
+        "teams": ("team_states", "team_tallies"),
         "exporter": ("self",),
     }
     assert [show.segment for show in shows if show.paced] == [
         "agent_info",
         "agent_states",
         "agent_tallies",
-        "team_rollups",
+        "team_states",
+        "team_tallies",
     ]
 
 

@@ -9,7 +9,7 @@ from exporter.sources.agent_states import AGENT_STATES, AgentState
 from exporter.sources.performance import AGENT_TALLIES, Tally
 from exporter.sources.settled import SETTLED
 from exporter.sources.source import Selection
-from exporter.sources.team_rollups import render_team_rollups
+from exporter.sources.team_rollups import render_team_states, render_team_tallies
 from exporter.sources.teams import TEAM_MEMBERS_OF, TEAMS_BY_ID, Team
 from tests.harness.scraping import families_of
 
@@ -45,7 +45,7 @@ ORG = Snapshot().with_data(
 
 
 def sums(org: Snapshot = ORG, selection: Selection = DEFAULT_SELECTION) -> dict[str, dict[tuple[str, ...], float]]:
-    text = "".join(text for _, text in render_team_rollups(org, selection))
+    text = "".join(text for render in (render_team_states, render_team_tallies) for _, text in render(org, selection))
     return {
         name: {
             tuple(sample.labels.get(k, "") for k in ("team", "division", "routing_status")): sample.value
