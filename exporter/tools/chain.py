@@ -21,6 +21,7 @@ import math
 import os
 import random
 import re
+import signal
 import statistics
 import sys
 import tempfile
@@ -60,12 +61,14 @@ STEP_SECONDS = 15  # a range query's step: what Grafana asks at the agents' scra
 class Chain:
     org: SimulatorProcess
     exporter: str  # base URL
+    exporter_pid: int
     prometheus: str  # base URL
     prometheus_pid: int
     http: aiohttp.ClientSession
 
     async def query(self, promql: str, **params: str) -> tuple[list[dict[str, Any]], float]:
-        """An instant query (or a range query, given start/end/step): its result and the seconds it took."""
+        """An instant query (or a range query, given start/end/step): its result and the seconds it took.
+        An error answer raises, with Prometheus's reason."""
         path = "query_range" if "step" in params else "query"
         began = time.perf_counter()
         async with self.http.get(f"{self.prometheus}/api/v1/{path}", params={"query": promql, **params}) as response:
@@ -104,15 +107,19 @@ class Figures:
     rss_peak_mib: float = math.nan
     rule_groups: dict[str, list[float]] = field(default_factory=dict)  # group -> its evaluations seen, seconds
     agents_part_bytes: int = 0
-    queries: list[tuple[str, str, str, float, int]] = field(default_factory=list)  # dash, panel, kind, s, rows
+    # dashboard, panel, kind, seconds with the org and exporter running, seconds with Prometheus alone, rows
+    queries: list[tuple[str, str, str, float, float, int]] = field(default_factory=list)
     agent_events_per_s: float = math.nan
     families: dict[str, tuple[int, int, float]] = field(default_factory=dict)  # agent family -> series, bytes, new/min
     agent_metrics: str = "default"
 
 
 @contextlib.asynccontextmanager
-async def exporter_process(org: SimulatorProcess, work: Path, agent_metrics: str | None = None) -> AsyncIterator[str]:
-    """`genesys-exporter run` as an operator starts it: the shipped defaults, the org's OAuth clients."""
+async def exporter_process(
+    org: SimulatorProcess, work: Path, agent_metrics: str | None = None
+) -> AsyncIterator[tuple[str, int]]:
+    """`genesys-exporter run` as an operator starts it (the shipped defaults, the org's OAuth clients):
+    its base URL and process id."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GENESYS_", "EXPORTER_"))}
     env |= {
@@ -130,9 +137,22 @@ async def exporter_process(org: SimulatorProcess, work: Path, agent_metrics: str
             sys.executable, "-m", "exporter", "run", env=env, stdout=asyncio.subprocess.DEVNULL, stderr=log
         )
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", process.pid
     finally:
         await stop(process)
+
+
+@contextlib.contextmanager
+def paused(*pids: int) -> Iterator[None]:
+    """The processes stopped (SIGSTOP) for the block, continued whatever happens: the machine's cores
+    left to Prometheus, as a user's Prometheus has its own, away from the org and the exporter."""
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
 
 
 def prometheus_config(target: str) -> dict[str, Any]:
@@ -263,6 +283,12 @@ def interpolate(expr: str, values: dict[str, str]) -> str:
     return re.sub(r"\$\{(\w+)(?::\w+)?\}|\[\[(\w+)\]\]|\$(\w+)", one, expr)
 
 
+def regex_value(value: str) -> str:
+    """One picked value as Grafana puts it into a Prometheus regex: its regex characters escaped, with
+    the backslash doubled for the PromQL string around it (a space, say, stays as it is)."""
+    return re.sub(r"([\\^$.|?*+()\[\]{}])", r"\\\\\1", value)
+
+
 # What any query that reads every agent's series costs at least: one family, no join.
 FLOOR_QUERY = "topk(50, genesys_agent_handled_interactions)"
 
@@ -282,23 +308,37 @@ def dashboard_queries(run_seconds: float, team: str | None = None) -> Iterator[t
                 title = panel.get("title", "?")
                 yield path.stem, title, interpolate(target["expr"], values), ranged
                 if team is not None and "team" in values and not ranged and "$team" in target["expr"]:
-                    picked = interpolate(target["expr"], {**values, "team": re.escape(team)})
+                    picked = interpolate(target["expr"], {**values, "team": regex_value(team)})
                     yield path.stem, f"{title} (one team)", picked, ranged
     yield "reference", "topk of one agent family, no join", FLOOR_QUERY, False
 
 
 async def time_queries(chain: Chain, start: float, end: float, figures: Figures) -> None:
+    """Every dashboard query at the end of the run, twice: with the org and the exporter running on the
+    same cores, then with both paused so that Prometheus has the machine to itself. Both ask at `end`,
+    so the scrapes that fail while the exporter is paused change nothing they read. A query that fails
+    is a row that says so, not the end of the bench."""
     teams, _ = await chain.query('topk(1, genesys_team_member_agents{team!=""})')
     team = teams[0]["metric"]["team"] if teams else None
-    for dashboard, panel, promql, ranged in dashboard_queries(end - start, team):
+    queries = list(dashboard_queries(end - start, team))
+    loaded = [await time_query(chain, promql, ranged, start, end) for _, _, promql, ranged in queries]
+    with paused(chain.org.pid, chain.exporter_pid):
+        alone = [await time_query(chain, promql, ranged, start, end) for _, _, promql, ranged in queries]
+    for (dashboard, panel, _, ranged), (took, rows), (alone_took, _) in zip(queries, loaded, alone, strict=True):
+        figures.queries.append((dashboard, panel, "range" if ranged else "instant", took, alone_took, rows))
+
+
+async def time_query(chain: Chain, promql: str, ranged: bool, start: float, end: float) -> tuple[float, int]:
+    """Seconds (instant: the median of 3) and rows; NaN seconds and -1 rows for a query that failed."""
+    try:
         if ranged:
             result, took = await chain.query(promql, start=f"{start:.3f}", end=f"{end:.3f}", step=str(STEP_SECONDS))
-            figures.queries.append((dashboard, panel, "range", took, len(result)))
-        else:
-            runs = [await chain.query(promql) for _ in range(3)]
-            figures.queries.append(
-                (dashboard, panel, "instant", statistics.median(t for _, t in runs), len(runs[-1][0]))
-            )
+            return took, len(result)
+        runs = [await chain.query(promql, time=f"{end:.3f}") for _ in range(3)]
+        return statistics.median(t for _, t in runs), len(runs[-1][0])
+    except RuntimeError as error:
+        print(f"  query failed: {error}", file=sys.stderr)
+        return math.nan, -1
 
 
 # ----- the run ------------------------------------------------------------------------------------
@@ -310,13 +350,13 @@ async def measure(
         work = Path(tmp)
         async with (
             simulator_process(queues, agents, rate_limit, clients) as org,
-            exporter_process(org, work, agent_metrics) as exporter,
+            exporter_process(org, work, agent_metrics) as (exporter, exporter_pid),
             aiohttp.ClientSession() as http,
         ):
             await wait_for(http, f"{exporter}/healthz", 120, "the exporter")
             target = exporter.removeprefix("http://")
             async with prometheus_process(prometheus_config(target), work / "prometheus") as (prometheus, pid):
-                chain = Chain(org, exporter, prometheus, pid, http)
+                chain = Chain(org, exporter, exporter_pid, prometheus, pid, http)
                 await wait_for(http, f"{prometheus}/-/ready", 60, "Prometheus")
                 figures.ready_s = await wait_for(http, f"{exporter}/readyz", 1800, "the exporter's first cycles")
                 while not await idle_agents(chain):  # noqa: ASYNC110 (polling Prometheus: no event to wait on)
@@ -422,9 +462,15 @@ def print_figures(figures: Figures) -> None:
             f"  rule group {group}: {statistics.median(evaluations) * 1000:.0f} ms median, "
             f"{max(evaluations) * 1000:.0f} ms at most over {len(evaluations)} readings"
         )
-    print("  dashboard queries (instant: median of 3; range: over the run, step 15 s):")
-    for dashboard, panel, kind, took, rows in figures.queries:
-        print(f"    {dashboard:<20} {panel[:48]:<48} {kind:<7} {took * 1000:7.0f} ms {rows:7,} rows")
+    print(
+        "  dashboard queries (instant: median of 3; range: over the run, step 15 s), with the org and the "
+        "exporter running, then with Prometheus alone:"
+    )
+    for dashboard, panel, kind, took, alone, rows in figures.queries:
+        print(
+            f"    {dashboard:<20} {panel[:48]:<48} {kind:<7} {took * 1000:7.0f} ms {alone * 1000:7.0f} ms "
+            f"{rows:7,} rows"
+        )
 
 
 def main(

@@ -74,6 +74,7 @@ class SimulatorProcess:
     url: str
     client_id: str  # comma lists, one entry per OAuth client, as GENESYS_CLIENT_ID takes them
     client_secret: str
+    pid: int
 
 
 @contextlib.asynccontextmanager
@@ -107,7 +108,7 @@ async def simulator_process(
         if set(credentials) != {"GENESYS_CLIENT_ID", "GENESYS_CLIENT_SECRET"}:
             raise RuntimeError(f"the simulated org printed no demo credentials: {line!r}")
         url = f"http://127.0.0.1:{port}"
-        yield SimulatorProcess(url, credentials["GENESYS_CLIENT_ID"], credentials["GENESYS_CLIENT_SECRET"])
+        yield SimulatorProcess(url, credentials["GENESYS_CLIENT_ID"], credentials["GENESYS_CLIENT_SECRET"], process.pid)
     finally:
         if process.returncode is None:
             process.terminate()
