@@ -159,7 +159,7 @@ def _code(codes: Mapping[str, int], state: str | None) -> float | None:
 
 ROUTING = Metric("genesys_agent_routing_status_code")
 PRESENCE = Metric("genesys_agent_presence_code", default=False)
-SINCE = Metric("genesys_agent_status_since_timestamp_seconds")
+SINCE = Metric("genesys_agent_status_since_timestamp_seconds", default=False)
 # Each state family: its metric, help, and the value of a state (None: no line).
 STATE_FAMILIES: tuple[tuple[Metric, str, Callable[[AgentState], float | None]], ...] = (
     (

@@ -103,6 +103,7 @@ class Figures:
     head_series: float = math.nan
     head_series_peak: float = math.nan
     new_series_per_minute: float = math.nan
+    series_created: list[tuple[float, float]] = field(default_factory=list)  # (monotonic s, created total)
     rss_mib: float = math.nan
     rss_peak_mib: float = math.nan
     rule_groups: dict[str, list[float]] = field(default_factory=dict)  # group -> its evaluations seen, seconds
@@ -236,15 +237,28 @@ async def prometheus_metrics(chain: Chain) -> dict[str, list[tuple[dict[str, str
     return out
 
 
+def steady_rate_per_minute(samples: list[tuple[float, float]]) -> float:
+    """A counter's rate a minute over the run's second half: the first minutes still count the series
+    of agents whose labels settle as the directory's first pass ends, which is a start, not churn."""
+    if len(samples) < 2:
+        return math.nan
+    (t0, v0), (t1, v1) = samples[len(samples) // 2 :][0], samples[-1]
+    if t1 <= t0:
+        (t0, v0) = samples[0]
+    return (v1 - v0) / ((t1 - t0) / 60)
+
+
 def total(metrics: dict[str, list[tuple[dict[str, str], float]]], name: str) -> float:
     return sum(value for _, value in metrics.get(name, []))
 
 
 async def watch_prometheus(chain: Chain, until: float, figures: Figures) -> None:
-    """Every 10 s: the head's series, the RSS, the rule groups' evaluation times; their peaks."""
+    """Every 10 s: the head's series, the series created so far, the RSS, the rule groups' evaluation
+    times; their peaks."""
     figures.head_series_peak = figures.rss_peak_mib = 0.0
     while time.monotonic() < until:
         metrics = await prometheus_metrics(chain)
+        figures.series_created.append((time.monotonic(), total(metrics, "prometheus_tsdb_head_series_created_total")))
         figures.head_series_peak = max(figures.head_series_peak, total(metrics, "prometheus_tsdb_head_series"))
         figures.rss_peak_mib = max(figures.rss_peak_mib, chain.prometheus_rss_mib())
         for labels, seconds in metrics.get("prometheus_rule_group_last_duration_seconds", []):
@@ -366,7 +380,6 @@ async def measure(
                 until = started + minutes * 60
                 events_before = await agent_events(chain)
                 figures.latencies = {"queues": [], "agents": []}
-                created_before = total(await prometheus_metrics(chain), "prometheus_tsdb_head_series_created_total")
                 await asyncio.gather(
                     probe_queues(chain, probe_queue_ids, until, figures.latencies["queues"]),
                     probe_agents(chain, until, figures.latencies["agents"]),
@@ -376,8 +389,7 @@ async def measure(
                 figures.agent_events_per_s = (await agent_events(chain) - events_before) / figures.measured_s
                 metrics = await prometheus_metrics(chain)
                 figures.head_series = total(metrics, "prometheus_tsdb_head_series")
-                created = total(metrics, "prometheus_tsdb_head_series_created_total") - created_before
-                figures.new_series_per_minute = created / (figures.measured_s / 60)
+                figures.new_series_per_minute = steady_rate_per_minute(figures.series_created)
                 figures.rss_mib = chain.prometheus_rss_mib()
                 await scrape_jobs(chain, figures)
                 async with http.get(f"{exporter}/metrics", params={"collect[]": "agents"}) as response:
@@ -454,13 +466,15 @@ def print_figures(figures: Figures) -> None:
         print(f"    {name:<48} {series:>8,} series {size / 1e6:6.1f} MB {churn:>8,.0f} new series/min")
     print(
         f"  Prometheus: head series {figures.head_series:,.0f} at the end ({figures.head_series_peak:,.0f} at most), "
-        f"{figures.new_series_per_minute:,.0f} new series a minute, RSS {figures.rss_mib:,.0f} MiB at the end "
+        f"{figures.new_series_per_minute:,.0f} new series a minute (the run's second half), "
+        f"RSS {figures.rss_mib:,.0f} MiB at the end "
         f"({figures.rss_peak_mib:,.0f} MiB at most)"
     )
     for group, evaluations in sorted(figures.rule_groups.items()):
         print(
             f"  rule group {group}: {statistics.median(evaluations) * 1000:.0f} ms median, "
-            f"{max(evaluations) * 1000:.0f} ms at most over {len(evaluations)} readings"
+            f"{percentile(evaluations, 0.95) * 1000:.0f} ms p95, {max(evaluations) * 1000:.0f} ms at most "
+            f"over {len(evaluations)} readings"
         )
     print(
         "  dashboard queries (instant: median of 3; range: over the run, step 15 s), with the org and the "

@@ -169,6 +169,9 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
             listen="127.0.0.1:0",
             log_format="json",
             log_level="warning",
+            # The leaderboard's "In status for" column reads an opt-in family: on, so that every
+            # dashboard query is checked for data.
+            agent_metrics=("default", "genesys_agent_status_since_timestamp_seconds"),
         )
         async with Exporter(settings) as exporter:
             exporter_target = exporter.url.removeprefix("http://")

@@ -130,7 +130,6 @@ def test_every_key_is_kept_by_one_source_and_every_shown_key_is_kept():
 def test_the_default_agent_families_are_the_leaderboards_and_the_others_are_opt_in():
     assert sources.selection(settings("members", "auto")).metrics == {
         "genesys_agent_routing_status_code",
-        "genesys_agent_status_since_timestamp_seconds",
         "genesys_agent_handled_interactions",
         "genesys_agent_handle_seconds",
         "genesys_team_member_agents",
