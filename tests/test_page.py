@@ -147,9 +147,9 @@ def test_compressed_runs_of_parts_that_are_gone_are_not_kept() -> None:
     segment = StateSegment()
     many, few = snapshot(4 * STATE_PARTS_PER_RUN), snapshot(STATE_PARTS_PER_RUN)
     segment(many, DEFAULT_SELECTION)
-    assert len(segment.runs) == 2 * 4  # two families by default (routing status, since), four runs each
+    assert len(segment.runs) == 4  # one state family by default (the routing status code), four runs
     segment(few, DEFAULT_SELECTION)
-    assert len(segment.runs) == 2  # one run each: the runs past the end went, and their lines with them
+    assert len(segment.runs) == 1  # the runs past the end went, and their lines with them
 
 
 def test_pacing_holds_what_a_paced_segment_reads_until_every_segment_reading_it_is_due() -> None:

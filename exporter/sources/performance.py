@@ -56,11 +56,19 @@ class Tally:
 
     `handled` and `handle_seconds` come from tHandle, which counts a conversation only once its
     handling (talk, hold, wrap-up) has ended, so an interaction in progress never skews the average.
+    Talk, hold and after-call work are what handle time is made of, each a count and a sum as
+    Genesys Cloud's own averages divide them (tTalk, tHeld, tAcw), written as each segment ends.
     """
 
     connected: int = 0
     handled: int = 0
     handle_seconds: float = 0.0
+    talks: int = 0
+    talk_seconds: float = 0.0
+    holds: int = 0
+    hold_seconds: float = 0.0
+    after_call_works: int = 0
+    after_call_work_seconds: float = 0.0
     offered: int = 0
     answered: int = 0
     abandoned: int = 0
@@ -121,6 +129,12 @@ class _Sums:
             connected=self.counts["nConnected"],
             handled=self.counts["tHandle"],
             handle_seconds=self.sums["tHandle"] / 1000,
+            talks=self.counts["tTalk"],
+            talk_seconds=self.sums["tTalk"] / 1000,
+            holds=self.counts["tHeld"],
+            hold_seconds=self.sums["tHeld"] / 1000,
+            after_call_works=self.counts["tAcw"],
+            after_call_work_seconds=self.sums["tAcw"] / 1000,
             offered=self.counts["nOffered"],
             answered=self.counts["tAnswered"],
             abandoned=self.counts["tAbandon"],
@@ -227,6 +241,22 @@ TALLY_METRICS: tuple[tuple[str, str, Callable[[Tally], float | None], Who], ...]
         lambda t: t.average_handle_seconds,
         "both",
     ),
+    ("talk_interactions", "Talk segments ended today: tTalk count.", lambda t: t.talks, "both"),
+    ("talk_seconds", "Talk time of the talk segments ended today: tTalk sum.", lambda t: t.talk_seconds, "both"),
+    ("hold_interactions", "Holds ended today: tHeld count.", lambda t: t.holds, "both"),
+    ("hold_seconds", "Time on hold of the holds ended today: tHeld sum.", lambda t: t.hold_seconds, "both"),
+    (
+        "after_call_work_interactions",
+        "After-call work (wrap-up) ended today: tAcw count.",
+        lambda t: t.after_call_works,
+        "both",
+    ),
+    (
+        "after_call_work_seconds",
+        "After-call work (wrap-up) time of those ended today: tAcw sum.",
+        lambda t: t.after_call_work_seconds,
+        "both",
+    ),
     (
         "service_level_ratio",
         "share of today's answered interactions within the service level (oServiceLevel).",
@@ -263,8 +293,9 @@ def render_queue_tallies(snapshot: Snapshot) -> tuple[str, ...]:
     return tuple(_tally_families("genesys_queue", "Per queue and media type", tallies, "queue"))
 
 
-# The per-agent families an operator may choose: AHT is handle time over closed conversations, which
-# a query or a recording rule divides as well, so it is not exported by default.
+# The per-agent families an operator may choose. Only what the leaderboard ranks by is on by default:
+# AHT is handle time over closed conversations, which a query divides as well, and each of AHT's parts
+# would be another series per agent in every Prometheus that scrapes the agents.
 AGENT_TALLY_METRICS = tuple(
     Metric(f"genesys_agent_{suffix}", default=suffix in ("handled_interactions", "handle_seconds"))
     for suffix, _, _, who in TALLY_METRICS

@@ -82,6 +82,11 @@ def test_queue_tallies_and_golden(fixture, clock, golden):
     assert (voice.offered, voice.answered, voice.abandoned, voice.handled) == (12, 10, 2, 5)
     assert voice.average_handle_seconds == pytest.approx(625.1904)
     assert voice.service_level == 0.8
+    # What AHT is made of: every conversation here closed, so its parts add up to its handle time.
+    parts = (voice.talks, voice.holds, voice.after_call_works)
+    assert parts == (5, 2, 5)
+    made_of = voice.talk_seconds + voice.hold_seconds + voice.after_call_work_seconds
+    assert made_of == pytest.approx(voice.handle_seconds)
     live = QueueState({"voice": 0, "chat": 0}, {}, {}, {}, 0, {}, 0, 0)
     first = PartKey.polled(0)
     agent_states = parse_agent_states(UserListing.model_validate(fixture("users_state_page.json")))
