@@ -117,6 +117,12 @@ def _simulation_args(sub: argparse.ArgumentParser) -> None:
     )
     sub.add_argument("--heartbeat", type=float, default=30.0, help="seconds between notification socket heartbeats")
     sub.add_argument(
+        "--analytics-delay",
+        type=float,
+        default=5.0,
+        help="seconds before a conversation's metrics reach the aggregates (the real delay is Unconfirmed)",
+    )
+    sub.add_argument(
         "--fault",
         action="append",
         default=[],
@@ -291,6 +297,7 @@ def _org(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed,
         "rate_limit": args.rate_limit,
         "heartbeat_seconds": args.heartbeat,
+        "analytics_delay": args.analytics_delay,
         "clients": args.clients,
     }
 

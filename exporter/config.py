@@ -252,7 +252,7 @@ class Settings(BaseSettings):
     agent_shards: int = _setting("GENESYS_AGENT_SHARDS", 1, "shards of collect[]=agents (&shard=K/N), by user id")
     queue_interval: Duration = _setting("GENESYS_QUEUE_INTERVAL", 8.0, "queue observation poll cadence")
     agent_interval: Duration = _setting("GENESYS_AGENT_INTERVAL", 15.0, "agent routing status/presence cadence")
-    performance_interval: Duration = _setting("GENESYS_PERFORMANCE_INTERVAL", 60.0, "today's aggregates cadence")
+    performance_interval: Duration = _setting("GENESYS_PERFORMANCE_INTERVAL", 15.0, "today's aggregates cadence")
     directory_interval: Duration = _setting("GENESYS_DIRECTORY_INTERVAL", 600.0, "queue and agent list refresh cadence")
     push: Literal["auto", "off"] = _setting(
         "GENESYS_PUSH", "auto", "auto: push through notification channels where permitted, poll the rest; off: poll"

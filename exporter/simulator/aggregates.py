@@ -75,7 +75,9 @@ def _stats(entries: list[LedgerEntry], metric: str) -> dict[str, Any] | None:
     return {"max": max(times), "min": min(times), "count": len(times), "sum": sum(times)}
 
 
-def aggregate(model: OrgModel, body: Any) -> dict[str, Any]:
+def aggregate(model: OrgModel, body: Any, processed_until: float = float("inf")) -> dict[str, Any]:
+    """The answer to one query, counting only what the analytics pipeline has processed: the entries
+    written before `processed_until`."""
     if not isinstance(body, dict):
         raise bad_request("the body must be a JSON object")
     start, end = _interval(body.get("interval"))
@@ -88,7 +90,7 @@ def aggregate(model: OrgModel, body: Any) -> dict[str, Any]:
         raise bad_request("metrics must list known conversation metrics")
     wanted = _filters(body)
     groups: dict[tuple[str, ...], dict[int, list[LedgerEntry]]] = defaultdict(lambda: defaultdict(list))
-    for entry in model.ledger_between(start, end, wanted):
+    for entry in model.ledger_between(start, min(end, processed_until), wanted):
         values = {"queueId": entry.queue_id, "mediaType": entry.media, "userId": entry.user_id}
         if any(values[d] not in allowed for d, allowed in wanted.items()):
             continue

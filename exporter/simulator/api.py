@@ -134,6 +134,10 @@ class SimulatedOrg:
     permissions: frozenset[str] | None = None  # None: every permission
     longest_style: LongestStyle = "epoch"
     expand_presence: bool = True  # False: `/users` leaves out routingStatus/presence (best effort expand)
+    # Seconds from a metric's event to the aggregates answering with it, as the real analytics pipeline
+    # processes conversations before it counts them (its delay is Unconfirmed; queries see none of it
+    # when 0).
+    analytics_delay: float = 5.0
     faults: Faults = field(default_factory=Faults)
     tokens: dict[str, _Token] = field(default_factory=dict)
     windows: dict[str, _Window] = field(default_factory=dict)  # client id -> its rate window
@@ -381,7 +385,8 @@ class SimulatedOrg:
         return web.json_response(observe(self.model, await self._json_body(request), self.longest_style))
 
     async def _aggregates(self, request: web.Request) -> web.Response:
-        return web.json_response(aggregate(self.model, await self._json_body(request)))
+        body = await self._json_body(request)
+        return web.json_response(aggregate(self.model, body, processed_until=self.clock.time() - self.analytics_delay))
 
     def _user(self, agent: SimAgent, expand: set[str]) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -532,8 +537,14 @@ class SimulatedOrg:
             return web.json_response(
                 {"agent": agent.id, "routing_status": agent.routing_status, "presence": agent.presence, "at": model.now}
             )
+        if action == "closed":  # what a probe of today's figures waits to see: not a Genesys API
+            since, day_start = float(body.get("since", model.now)), float(body.get("day_start", 0.0))
+            return web.json_response(
+                {"closed": model.closed_since(since, day_start, int(body.get("limit", 20))), "now": model.now}
+            )
         raise bad_request(
-            "action must be unstaff {queue}, wait {queue, media, count}, staff {agent} or presence {agent, presence}"
+            "action must be unstaff {queue}, wait {queue, media, count}, staff {agent}, presence {agent, presence}"
+            " or closed {since, day_start, limit}"
         )
 
 

@@ -22,7 +22,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 ROUTING_STATUSES = ("OFF_QUEUE", "IDLE", "INTERACTING", "NOT_RESPONDING", "COMMUNICATING")
 SYSTEM_PRESENCES = ("AVAILABLE", "AWAY", "BUSY", "OFFLINE", "IDLE", "ON_QUEUE", "MEAL", "TRAINING", "MEETING", "BREAK")
@@ -359,6 +359,31 @@ class OrgModel:
             first = bisect.bisect_left(entries, start, key=lambda e: e.at)
             last = bisect.bisect_left(entries, end, key=lambda e: e.at)
             yield from entries[first:last]
+
+    def closed_since(self, since: float, day_start: float, limit: int) -> list[dict[str, Any]]:
+        """The latest `limit` conversations an agent closed (tHandle) after `since`, each with how many
+        the agent and the queue (in its media type) had closed since `day_start` once it was: the
+        handled counts a dashboard must show from then on."""
+        first = bisect.bisect_right(self.ledger, since, key=lambda e: e.at)
+        closes = [e for e in self.ledger[first:] if e.metric == "tHandle" and e.user_id is not None][-limit:]
+
+        def count(dimension: str, item: str, until: LedgerEntry, media: str | None = None) -> int:
+            entries = self._ledger_index.get((dimension, item), [])
+            begin = bisect.bisect_left(entries, day_start, key=lambda e: e.at)
+            end = bisect.bisect_right(entries, until.at, key=lambda e: e.at)
+            return sum(1 for e in entries[begin:end] if e.metric == "tHandle" and media in (None, e.media))
+
+        return [
+            {
+                "user": e.user_id,
+                "queue": e.queue_id,
+                "media": e.media,
+                "at": e.at,
+                "user_closed": count("userId", str(e.user_id), e),
+                "queue_closed": count("queueId", e.queue_id, e, e.media),
+            }
+            for e in closes
+        ]
 
     def agents_by_name(self) -> list[SimAgent]:
         """The `/users` listing order, sorted once (agents are only ever added, at build time)."""

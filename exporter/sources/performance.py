@@ -93,6 +93,11 @@ def day_window(now: float, zone: ZoneInfo, day_start: time = time(0)) -> tuple[d
     return start.astimezone(UTC), end.astimezone(UTC)
 
 
+def today(settings: Settings, now: float) -> tuple[datetime, datetime]:
+    """The day today's figures cover at `now`, in the org's time zone from its day start."""
+    return day_window(now, ZoneInfo(settings.timezone), settings.day_start_time)
+
+
 def iso_interval(start: datetime, end: datetime) -> str:
     def fmt(moment: datetime) -> str:
         return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
@@ -211,7 +216,7 @@ async def poll_today(wiring: Wiring) -> None:
     snapshot, settings, store = wiring.store.snapshot, wiring.settings, wiring.store
     if not snapshot[QUEUES]:
         return
-    start, end = day_window(wiring.clock.time(), ZoneInfo(settings.timezone), settings.day_start_time)
+    start, end = today(settings, wiring.clock.time())
     agents, queues = await poll_performance(
         wiring.client, iso_interval(start, end), sorted(snapshot[QUEUES]), sorted(snapshot[AGENTS])
     )

@@ -10,9 +10,16 @@ org, like a supervisor watching a dashboard. Two kinds of change:
   start so that nobody answers it (`unstaff`, then `wait`); answered when the queue's
   `genesys_queue_waiting_interactions{media_type="voice"}` shows the count the org reported.
 
+And one kind of change the org makes by itself: a conversation an agent closes (its wrap-up ends,
+and tHandle is written). The probe asks the org for the latest closes every few seconds, with the
+closed conversations the agent, and the queue in that media type, had today once it was; it is
+answered when `genesys_agent_handled_interactions` (`genesys_queue_handled_interactions`) shows at
+least that many, timed from the close in the org: today's figures as a supervisor waits for them,
+the analytics pipeline's processing delay included.
+
 The page is scraped as Prometheus does (gzip), the queue part (`collect[]=queues`) and the agent
-part (`collect[]=agents`, inflated only as far as the family it reads) every 0.5 s each, so a figure
-holds up to that much of scrape spacing. A probe is timed
+part (`collect[]=agents`, inflated only as far as the family it reads) every 0.5 s each for states,
+every 2 s for today's figures, so a figure holds up to that much of scrape spacing. A probe is timed
 from just before the change to the end of the scrape that first showed it.
 """
 
@@ -40,6 +47,13 @@ IDLE, OFF_QUEUE = "1", "0"  # routing status codes
 _WAITING = re.compile(
     rb'^genesys_queue_waiting_interactions\{queue_id="([^"]+)"[^\n]*media_type="voice"\} (\S+)$', re.M
 )
+_AGENT_HANDLED = re.compile(rb'^genesys_agent_handled_interactions\{user_id="([^"]+)"\} (\S+)$', re.M)
+_QUEUE_HANDLED = re.compile(
+    rb'^genesys_queue_handled_interactions\{queue_id="([^"]+)"[^\n]*media_type="([^"]+)"\} (\S+)$', re.M
+)
+CLOSED_EVERY = 3.0  # seconds between two asks for the org's latest closes
+CLOSED_PER_ASK = 2  # closes followed from each ask: a sample, not every close of a large org
+TODAY_SCRAPE_EVERY = 2.0
 
 
 @dataclass
@@ -49,6 +63,7 @@ class Pending:
     item: str
     want: str
     began: float
+    at_least: bool = False  # a count that may have grown further by the time it shows
 
 
 async def _scenario(http: aiohttp.ClientSession, org: str, **body: Any) -> Any:
@@ -88,6 +103,7 @@ async def probe(spec: dict[str, Any]) -> dict[str, Any]:
     metrics, org, seconds = spec["metrics"], spec["org"], float(spec["seconds"])
     groups: dict[str, list[str]] = spec["agents"]  # group (pushed, polled) -> agents to change
     queues: list[str] = spec["queues"]
+    day_start = float(spec["day_start"])  # the exporter's today began then (epoch seconds)
     rng = random.Random(7)
     pending: list[Pending] = []
     done: list[tuple[str, str, float]] = []  # (kind/group, item, seconds)
@@ -123,16 +139,40 @@ async def probe(spec: dict[str, Any]) -> dict[str, Any]:
                 turn += 1
                 await asyncio.sleep(QUEUE_EVERY)
 
+        async def follow_closes() -> None:
+            since = time.time()
+            while time.monotonic() < deadline:
+                answer = await _scenario(
+                    http, org, action="closed", since=since, day_start=day_start, limit=CLOSED_PER_ASK
+                )
+                for close in answer["closed"]:
+                    at, queue = float(close["at"]), f"{close['queue']}/{close['media']}"
+                    pending.append(
+                        Pending("today agent", "today agents", close["user"], str(close["user_closed"]), at, True)
+                    )
+                    pending.append(Pending("today queue", "today queues", queue, str(close["queue_closed"]), at, True))
+                since = float(answer["now"])
+                await asyncio.sleep(CLOSED_EVERY)
+
+        def reached(item: Pending, shown: str | None) -> bool:
+            if shown is None:
+                return False
+            return float(shown) >= float(item.want) if item.at_least else shown == item.want
+
         async def watch(url: str, every: float, kind: str, family: bytes, pattern: re.Pattern[bytes]) -> None:
             while time.monotonic() < deadline or any(p.kind == kind for p in pending):
                 started = time.monotonic()
                 text = await _page(http, url, family)
                 seen = time.time()
-                shown = {m[1].decode(): m[2].decode().removesuffix(".0") for m in pattern.finditer(text)}
+                # The last group is the value; the others name the item (a queue and media type: "q/voice").
+                shown = {
+                    b"/".join(groups[:-1]).decode(): groups[-1].decode().removesuffix(".0")
+                    for groups in (m.groups() for m in pattern.finditer(text))
+                }
                 if kind == "agent":
                     shown_status.update(shown)
                 for item in [p for p in pending if p.kind == kind]:
-                    if shown.get(item.item) == item.want:
+                    if reached(item, shown.get(item.item)):
                         pending.remove(item)
                         done.append((item.group, item.item, seen - item.began))
                     elif seen - item.began > GIVE_UP_AFTER:
@@ -156,6 +196,21 @@ async def probe(spec: dict[str, Any]) -> dict[str, Any]:
                 "agent",
                 b"genesys_agent_routing_status_code",
                 _STATUS,
+            ),
+            follow_closes(),
+            watch(
+                f"{metrics}?collect[]=agents",
+                TODAY_SCRAPE_EVERY,
+                "today agent",
+                b"genesys_agent_handled_interactions",
+                _AGENT_HANDLED,
+            ),
+            watch(
+                f"{metrics}?collect[]=queues",
+                TODAY_SCRAPE_EVERY,
+                "today queue",
+                b"genesys_queue_handled_interactions",
+                _QUEUE_HANDLED,
             ),
         )
     return {"latencies": [[group, item, latency] for group, item, latency in done]}

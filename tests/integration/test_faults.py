@@ -133,7 +133,8 @@ async def test_a_missing_permission_fails_only_its_poller_and_names_it(stack, cl
     assert performance is not None and performance.up is False
     assert "lacks analytics:conversationAggregate:view" in (performance.last_error or "")
     assert exporter.store.status("queues").up is True
-    assert org.requests[("conversation_aggregates", 403)] == 2  # one cycle, two queries, no retry of a 403
+    # Two queries a cycle and no retry of a 403: each failed cycle sent two.
+    assert org.requests[("conversation_aggregates", 403)] == 2 * performance.consecutive_failures
 
 
 async def test_token_endpoint_down_then_back(stack, clock):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -77,13 +78,14 @@ async def test_after_an_hour_handled_and_aht_equal_the_ledger():
         await run_by_minutes(exporter, clock, 3600)
         _, families = await scrape(exporter.url)
         midnight = datetime(2026, 5, 14, tzinfo=UTC).timestamp()
-        truth = ledger_truth(org, midnight, clock.time())
+        processed = clock.time() - org.analytics_delay  # what the last poll could count
+        truth = ledger_truth(org, midnight, processed)
         assert sum(n for n, _ in truth.values()) > 100, "an hour of a 40-agent org closes many conversations"
         busy = {a.id for a in org.model.agents.values() if a.conversation is not None}
         assert busy, "some agents are mid-conversation: their open calls must not count"
         assert_leaderboard_matches(families, truth, set(org.model.agents))
-        assert_parts_match(families, org, midnight, clock.time())
-        assert ledger_truth(org, midnight, clock.time(), "tHeld"), "an hour of voice calls has holds"
+        assert_parts_match(families, org, midnight, processed)
+        assert ledger_truth(org, midnight, processed, "tHeld"), "an hour of voice calls has holds"
 
 
 async def test_figures_roll_over_at_local_midnight():
@@ -96,13 +98,39 @@ async def test_figures_roll_over_at_local_midnight():
         await eventually(lambda: exporter.scheduler.ready)
         await run_by_minutes(exporter, clock, 540)  # 23:59
         _, before = await scrape(exporter.url)
-        yesterday = ledger_truth(org, datetime(2026, 5, 14, tzinfo=UTC).timestamp(), clock.time())
+        yesterday = ledger_truth(org, datetime(2026, 5, 14, tzinfo=UTC).timestamp(), clock.time() - org.analytics_delay)
         assert_leaderboard_matches(before, yesterday, set(org.model.agents))
         await run_by_minutes(exporter, clock, 300)  # 00:04: a new day
         _, after = await scrape(exporter.url)
-        today = ledger_truth(org, datetime(2026, 5, 15, tzinfo=UTC).timestamp(), clock.time())
+        midnight = datetime(2026, 5, 15, tzinfo=UTC).timestamp()
+        today = ledger_truth(org, midnight, clock.time() - org.analytics_delay)
         assert_leaderboard_matches(after, today, set(org.model.agents))
-        assert_parts_match(after, org, datetime(2026, 5, 15, tzinfo=UTC).timestamp(), clock.time())
+        assert_parts_match(after, org, midnight, clock.time() - org.analytics_delay)
         closed_before = sum(by_labels(before, "genesys_agent_handled_interactions", "user_id").values())
         closed_after = sum(by_labels(after, "genesys_agent_handled_interactions", "user_id").values())
         assert closed_after < closed_before  # the day started again
+
+
+async def test_figures_stay_exact_across_local_midnight_and_a_dst_change():
+    # Berlin, 2026-03-29: local midnight is 23:00 UTC the day before; at 02:00 local the clocks jump
+    # to 03:00, so that day has 23 hours. From 23:50 local the evening before to 03:05 local.
+    berlin = ZoneInfo("Europe/Berlin")
+    clock = FakeClock(start=datetime(2026, 3, 28, 23, 50, tzinfo=berlin).timestamp())
+    async with (
+        serve_simulator(queues=4, agents=30, seed=6, clock=clock) as org,
+        Exporter(settings_for(org, timezone="Europe/Berlin", agent_metrics="all"), clock=clock) as exporter,
+    ):
+        await eventually(lambda: exporter.scheduler.ready)
+        midnight = datetime(2026, 3, 29, tzinfo=berlin).timestamp()
+        await run_by_minutes(exporter, clock, midnight - clock.time() + 240)  # 00:04 local
+        _, after_midnight = await scrape(exporter.url)
+        truth = ledger_truth(org, midnight, clock.time() - org.analytics_delay)
+        assert_leaderboard_matches(after_midnight, truth, set(org.model.agents))
+        after_dst = datetime(2026, 3, 29, 3, 5, tzinfo=berlin).timestamp()
+        assert after_dst - midnight == 2 * 3600 + 5 * 60  # 03:05 is two hours and five minutes in
+        await run_by_minutes(exporter, clock, after_dst - clock.time())
+        _, families = await scrape(exporter.url)
+        truth = ledger_truth(org, midnight, clock.time() - org.analytics_delay)
+        assert sum(n for n, _ in truth.values()) > 50
+        assert_leaderboard_matches(families, truth, set(org.model.agents))
+        assert_parts_match(families, org, midnight, clock.time() - org.analytics_delay)

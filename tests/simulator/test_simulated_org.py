@@ -235,3 +235,46 @@ async def test_scenarios_unstaff_a_queue_and_staff_an_agent(api):
         assert r.status == 200
     assert model.agents[idle].presence == "ON_QUEUE"
     assert model.agents[idle].conversation is not None  # took one of the waiting interactions at once
+
+
+async def test_aggregates_count_a_close_only_once_the_analytics_delay_has_passed(api, clock):
+    model, org = api.org.model, api.org
+    await clock.advance(300)
+    day = "2026-05-14T00:00:00.000Z/2026-05-15T00:00:00.000Z"
+    body = {"interval": day, "groupBy": ["userId"], "metrics": ["tHandle"]}
+
+    async def closed_by_the_api() -> int:
+        status, answer, _ = await api.call("POST", "/api/v2/analytics/conversations/aggregates/query", json=body)
+        assert status == 200
+        return sum(row["stats"]["count"] for r in answer["results"] for b in r["data"] for row in b["metrics"])
+
+    def closed_in_the_ledger(until: float) -> int:
+        return sum(1 for e in model.ledger if e.metric == "tHandle" and e.user_id and e.at < until)
+
+    assert org.analytics_delay > 0
+    for _ in range(3600):  # until a conversation closed within the delay: in the ledger, not yet counted
+        model.advance(clock.time())
+        if closed_in_the_ledger(clock.time() - org.analytics_delay) < closed_in_the_ledger(clock.time() + 1):
+            break
+        await clock.advance(1)
+    assert await closed_by_the_api() == closed_in_the_ledger(clock.time() - org.analytics_delay)
+
+
+async def test_the_closed_scenario_names_the_latest_closes_with_the_days_counts(api, clock):
+    model = api.org.model
+    day_start = clock.time() - 3600
+    since = clock.time()
+    await clock.advance(600)
+    async with api.http.post(
+        f"{api.org.url}/__admin/scenario",
+        json={"action": "closed", "since": since, "day_start": day_start, "limit": 5},
+    ) as r:
+        answer = await r.json()
+    assert len(answer["closed"]) == 5
+    for close in answer["closed"]:
+        assert since < close["at"] <= answer["now"]
+        by_user = [e for e in model.ledger if e.metric == "tHandle" and e.user_id == close["user"]]
+        assert close["user_closed"] == sum(1 for e in by_user if day_start <= e.at <= close["at"])
+        in_queue = [e for e in model.ledger if e.metric == "tHandle" and e.queue_id == close["queue"]]
+        same_media = [e for e in in_queue if e.media == close["media"] and day_start <= e.at <= close["at"]]
+        assert close["queue_closed"] == len(same_media)
