@@ -93,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
         "--scope",
         choices=("members", "users"),
         default=None,
-        help="agent scope (scale: users from 10,000 agents, members below; cycle-cost: members)",
+        help="agent scope (scale and cycle-cost: the exporter's default, members, unless told)",
     )
     bench.add_argument(
         "--clients",

@@ -216,5 +216,19 @@ async def probe(spec: dict[str, Any]) -> dict[str, Any]:
     return {"latencies": [[group, item, latency] for group, item, latency in done]}
 
 
-if __name__ == "__main__":  # python -m exporter.tools.probe '{"metrics": ..., "org": ..., ...}'
-    print(json.dumps(asyncio.run(probe(json.loads(sys.argv[1])))))
+async def count_agents_shown(metrics: str) -> None:
+    """Every 2 s until stopped, scraped as Prometheus would, a line: the time (epoch seconds) and the
+    agents whose routing status the agents' part shows. From the exporter's start: how soon all show."""
+    async with aiohttp.ClientSession(auto_decompress=False) as http:
+        while True:
+            text = await _page(http, f"{metrics}?collect[]=agents", b"genesys_agent_routing_status_code")
+            shown = text.count(b"\ngenesys_agent_routing_status_code{")
+            print(f"{time.time():.1f} {shown}", flush=True)
+            await asyncio.sleep(2.0)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "count":  # python -m exporter.tools.probe count METRICS_URL
+        asyncio.run(count_agents_shown(sys.argv[2]))
+    else:  # python -m exporter.tools.probe '{"metrics": ..., "org": ..., ...}'
+        print(json.dumps(asyncio.run(probe(json.loads(sys.argv[1])))))

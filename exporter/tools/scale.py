@@ -61,6 +61,7 @@ class Figures:
     warmup_s: float = 0.0
     first_queue_data_s: float = math.nan
     first_agent_data_s: float = math.nan
+    every_agent_s: float = math.nan  # from start until the agents' part shows a routing status for all
     scope: str = ""
     measured_s: float = 0.0
     ages: dict[str, list[tuple[float, int]]] = field(default_factory=dict)  # job -> (age, series) samples
@@ -169,8 +170,16 @@ async def measure(
         log_format="json",
     )
     figures = Figures(queues, agents, scope=scope)
-    started = time.monotonic()
+    started, started_wall = time.monotonic(), time.time()
     async with Exporter(settings) as exporter:
+        counter = await asyncio.create_subprocess_exec(  # outside, from the start: when every agent shows
+            sys.executable,
+            "-m",
+            "exporter.tools.probe",
+            "count",
+            f"{exporter.url}/metrics",
+            stdout=asyncio.subprocess.PIPE,
+        )
         await until(lambda: bool(exporter.page.snapshot[QUEUE_STATES]))
         figures.first_queue_data_s = time.monotonic() - started
         await until(lambda: bool(exporter.page.snapshot[AGENT_STATES]))
@@ -232,6 +241,12 @@ async def measure(
             for (kind, source), n in exporter.push.telemetry().items.items():
                 figures.split[f"{kind} {source}"] = n
         figures.measured_s = time.monotonic() - deadline + minutes * 60
+        counter.terminate()
+        output, _ = await counter.communicate()
+        lines = (line.split() for line in output.decode().splitlines())
+        counts = [(float(at) - started_wall, int(shown)) for at, shown in lines]
+        # Every agent the directory has in scope by the end, each with a routing status on the page.
+        figures.every_agent_s = first_reaching(counts, len(exporter.store.snapshot[AGENTS]))
         figures.cpu_s = time.process_time() - cpu_before
         figures.requests = sum(exporter.client.stats.requests.values()) - requests_before
         figures.rate_limited = exporter.budget.rate_limited_total
@@ -248,6 +263,10 @@ async def measure(
             floor = plan.floor(name, cost) if cost else math.nan
             figures.jobs[name] = (status.configured_interval or status.interval, status.interval, cost, floor)
         return figures, exporter.page.snapshot
+
+
+def first_reaching(counts: list[tuple[float, int]], target: int) -> float:
+    return next((at for at, count in counts if count >= target), math.nan)
 
 
 def _settled(exporter: Exporter) -> bool:
@@ -335,7 +354,8 @@ def print_figures(figures: Figures, rate_limit: int, targets: dict[str, float]) 
     )
     print(
         f"  agent scope {figures.scope}; queue data on the page {figures.first_queue_data_s:.1f} s after start, "
-        f"the first agent states {figures.first_agent_data_s:.1f} s after start"
+        f"the first agent states {figures.first_agent_data_s:.1f} s after start, every agent's "
+        f"{figures.every_agent_s:.1f} s after start"
     )
     header = ("job", "configured s", "effective s", "req/cycle", "floor s", "age p50", "age p95", "age max", "target")
     widths = (12, 12, 11, 9, 8, 8, 8, 8, 16)
@@ -441,7 +461,7 @@ def run_size(
 ) -> None:
     logs.configure("console", "error")  # a spawned process: the CLI's set-up is not inherited
     tune_process()
-    scope = scope or ("users" if agents >= 10_000 else "members")
+    scope = scope or Settings.model_fields["agent_scope"].default  # what users run unless told
     asyncio.run(run(queues, agents, scope, minutes, rate_limit, naive_seconds, clients))
     sys.stdout.flush()
 
