@@ -221,7 +221,7 @@ async def poll_today(wiring: Wiring) -> None:
         wiring.client, iso_interval(start, end), sorted(snapshot[QUEUES]), sorted(snapshot[AGENTS])
     )
     store.put(AGENT_TALLIES, PartKey.polled(0), agents)
-    store.put(QUEUE_TALLIES, PartKey.polled(0), queues)
+    store.put(QUEUE_TALLIES, PartKey.polled(0), with_media_served(queues, store.snapshot))
 
 
 # ----- on the page ------------------------------------------------------------------------------
@@ -287,13 +287,21 @@ def with_zeros(tallies: Mapping[str, Tally], media_types: Iterable[str]) -> dict
     return {media: tallies.get(media, Tally()) for media in {*tallies, *media_types}}
 
 
+def with_media_served(tallies: Mapping[str, Mapping[str, Tally]], snapshot: Snapshot) -> dict[str, dict[str, Tally]]:
+    """Each queue's tallies with a zero for every media type it serves now, read once a poll: the
+    tallies' segment then changes with the tallies alone, not with every live observation (at 2,000
+    queues it is tens of thousands of lines, and the observations change several times a second)."""
+    states = snapshot[QUEUE_STATES]
+    served = {qid: state.waiting.keys() for qid, state in merged(states, snapshot[QUEUES]).items()}
+    return {qid: with_zeros(by_media, served.get(qid, ())) for qid, by_media in tallies.items()}
+
+
 def render_queue_tallies(snapshot: Snapshot) -> tuple[str, ...]:
     queues = snapshot[QUEUES]
-    served = {qid: state.waiting.keys() for qid, state in merged(snapshot[QUEUE_STATES], queues).items()}
     tallies = [
         (f'{labels(queue_id=qid, queue_name=queues[qid].name)},media_type="{media}"', tally)
         for qid, by_media in sorted(merged(snapshot[QUEUE_TALLIES], queues).items())
-        for media, tally in sorted(with_zeros(by_media, served.get(qid, ())).items())
+        for media, tally in sorted(by_media.items())
     ]
     return tuple(_tally_families("genesys_queue", "Per queue and media type", tallies, "queue"))
 
@@ -345,7 +353,7 @@ QUEUE_TALLIES_SOURCE = Source(
     show=Show(
         segment="queue_tallies",
         collector="queues",
-        reads=(QUEUES, QUEUE_STATES, QUEUE_TALLIES),
+        reads=(QUEUES, QUEUE_TALLIES),
         render=unsharded(render_queue_tallies),
     ),
 )

@@ -26,6 +26,7 @@ from exporter.sources.performance import (
     queue_tallies,
     render_agent_tallies,
     render_queue_tallies,
+    with_media_served,
 )
 from exporter.sources.queue_directory import QUEUES, Queue
 from exporter.sources.queue_states import QUEUE_STATES, QueueState
@@ -89,13 +90,14 @@ def test_queue_tallies_and_golden(fixture, clock, golden):
     assert made_of == pytest.approx(voice.handle_seconds)
     live = QueueState({"voice": 0, "chat": 0}, {}, {}, {}, 0, {}, 0, 0)
     first = PartKey.polled(0)
+    served = Snapshot().with_data({QUEUES: queues, QUEUE_STATES: {first: Part({Q1: live}, 0)}})
     agent_states = parse_agent_states(UserListing.model_validate(fixture("users_state_page.json")))
     agent_figures = parse_agent_tallies([aggregates(fixture("conversation_aggregates_users.json"))], ["u-ann", "u-bob"])
     snapshot = Snapshot().with_data(
         {
             QUEUES: queues,
             QUEUE_STATES: {first: Part({Q1: live}, 0)},
-            QUEUE_TALLIES: {first: Part(tallies, 0)},
+            QUEUE_TALLIES: {first: Part(with_media_served(tallies, served), 0)},
             AGENTS: {"u-ann": Agent("u-ann", "Ann O'Neill", "Home"), "u-bob": Agent("u-bob", "Bob", "Home")},
             AGENT_STATES: {first: Part(agent_states, 0)},
             AGENT_TALLIES: {first: Part(agent_figures, 0)},
