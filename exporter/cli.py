@@ -305,6 +305,9 @@ def _org(args: argparse.Namespace) -> dict[str, Any]:
 async def _simulate(args: argparse.Namespace, listen: ListenAddress) -> int:
     from exporter.simulator.api import serve_simulator
 
+    # A large org's day is millions of ledger entries: with the default collector thresholds each big
+    # aggregate answer set off a full pass over them, which held its sockets and its push events.
+    tune_process()
     async with serve_simulator(
         host=listen.host,
         port=listen.port,
