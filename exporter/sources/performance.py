@@ -289,8 +289,8 @@ def with_zeros(tallies: Mapping[str, Tally], media_types: Iterable[str]) -> dict
 
 def with_media_served(tallies: Mapping[str, Mapping[str, Tally]], snapshot: Snapshot) -> dict[str, dict[str, Tally]]:
     """Each queue's tallies with a zero for every media type it serves now, read once a poll: the
-    tallies' segment then changes with the tallies alone, not with every live observation (at 2,000
-    queues it is tens of thousands of lines, and the observations change several times a second)."""
+    tallies' segment then changes with the tallies alone, not with every live observation (a large
+    org's tallies are tens of thousands of lines, and its observations change many times a second)."""
     states = snapshot[QUEUE_STATES]
     served = {qid: state.waiting.keys() for qid, state in merged(states, snapshot[QUEUES]).items()}
     return {qid: with_zeros(by_media, served.get(qid, ())) for qid, by_media in tallies.items()}
