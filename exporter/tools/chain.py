@@ -242,9 +242,7 @@ def steady_rate_per_minute(samples: list[tuple[float, float]]) -> float:
     of agents whose labels settle as the directory's first pass ends, which is a start, not churn."""
     if len(samples) < 2:
         return math.nan
-    (t0, v0), (t1, v1) = samples[len(samples) // 2 :][0], samples[-1]
-    if t1 <= t0:
-        (t0, v0) = samples[0]
+    (t0, v0), (t1, v1) = samples[(len(samples) - 1) // 2], samples[-1]
     return (v1 - v0) / ((t1 - t0) / 60)
 
 

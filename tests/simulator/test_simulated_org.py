@@ -257,6 +257,8 @@ async def test_aggregates_count_a_close_only_once_the_analytics_delay_has_passed
         if closed_in_the_ledger(clock.time() - org.analytics_delay) < closed_in_the_ledger(clock.time() + 1):
             break
         await clock.advance(1)
+    else:
+        pytest.fail("no conversation closed within the analytics delay in an hour of the org")
     assert await closed_by_the_api() == closed_in_the_ledger(clock.time() - org.analytics_delay)
 
 
