@@ -82,7 +82,8 @@ class Exporter:
             if settings.push == "auto"
             else None
         )
-        wiring = Wiring(settings, self.client, self.store, self.clock, self.push)
+        selection = sources.selection(settings)
+        wiring = Wiring(settings, self.client, self.store, self.clock, selection, self.push)
         jobs = [job_of(poll, wiring) for poll in sources.polls(settings)]
         self.scheduler = Scheduler(self.store, self.clock, jobs, self.budget, jitter=settings.jitter)
         self.page = MetricsPage(
@@ -90,7 +91,7 @@ class Exporter:
             self.telemetry,
             debounce=render_debounce,
             shows=sources.shows(settings),
-            selection=sources.selection(settings),
+            selection=selection,
         )
         self.web = load_web_config(settings.web_config_file) if settings.web_config_file else WebConfig()
         self._tasks: list[asyncio.Task[None]] = []

@@ -20,19 +20,6 @@ QUEUE_OBSERVATION_METRICS = (
     "oMemberUsers",
     "oActiveUsers",
 )
-AGENT_AGGREGATE_METRICS = ("nConnected", "tHandle", "tTalk", "tHeld", "tAcw")
-QUEUE_AGGREGATE_METRICS = (
-    "nOffered",
-    "nConnected",
-    "tAnswered",
-    "tAbandon",
-    "tHandle",
-    "tTalk",
-    "tHeld",
-    "tAcw",
-    "nTransferred",
-    "oServiceLevel",
-)
 
 
 def _queue_predicates(queue_ids: Sequence[str], operator: bool) -> list[dict[str, str]]:

@@ -26,12 +26,7 @@ from exporter.exposition import family, labels
 from exporter.genesys.client import GenesysClient
 from exporter.genesys.endpoints import CONVERSATION_AGGREGATES
 from exporter.genesys.models import AGGREGATE_RESPONSE, AggregateResponse, AggregateRow
-from exporter.genesys.queries import (
-    AGENT_AGGREGATE_METRICS,
-    MAX_QUEUE_PREDICATES,
-    QUEUE_AGGREGATE_METRICS,
-    aggregate_query,
-)
+from exporter.genesys.queries import MAX_QUEUE_PREDICATES, aggregate_query
 from exporter.snapshot import Measurement, PartKey, Snapshot, merged
 from exporter.sources.agent_directory import (
     AGENT_DIRECTORY_POLLER,
@@ -186,8 +181,10 @@ async def poll_performance(
     interval: str,
     queue_ids: Sequence[str],
     agent_ids: Sequence[str],
+    agent_metrics: Sequence[str],
 ) -> tuple[dict[str, Tally], dict[str, dict[str, Tally]]]:
-    """Agent and queue tallies for today; all batches must succeed (partial agent sums would lie).
+    """Agent and queue tallies for today, the agents' of `agent_metrics` only; all batches must
+    succeed (partial agent sums would lie).
 
     Each response is folded into the sums as it arrives and dropped: a large org's per-user response
     is megabytes of parsed rows, too many to hold until the last one lands.
@@ -199,8 +196,8 @@ async def poll_performance(
         add_rows(into, await client.post_as(CONVERSATION_AGGREGATES, body, AGGREGATE_RESPONSE), *group_by)
 
     cut = batches(queue_ids, MAX_QUEUE_PREDICATES)
-    calls = [query(["userId"], AGENT_AGGREGATE_METRICS, b, by_user) for b in cut] + [
-        query(["queueId", "mediaType"], QUEUE_AGGREGATE_METRICS, b, by_queue) for b in cut
+    calls = [query(["userId"], agent_metrics, b, by_user) for b in cut] + [
+        query(["queueId", "mediaType"], QUEUE_QUERY_METRICS, b, by_queue) for b in cut
     ]
     BatchesFailed.raise_for(await asyncio.gather(*calls, return_exceptions=True))
     queues = queue_tallies(by_queue)
@@ -218,65 +215,117 @@ async def poll_today(wiring: Wiring) -> None:
         return
     start, end = today(settings, wiring.clock.time())
     agents, queues = await poll_performance(
-        wiring.client, iso_interval(start, end), sorted(snapshot[QUEUES]), sorted(snapshot[AGENTS])
+        wiring.client,
+        iso_interval(start, end),
+        sorted(snapshot[QUEUES]),
+        sorted(snapshot[AGENTS]),
+        agent_query_metrics(wiring.selection),
     )
     store.put(AGENT_TALLIES, PartKey.polled(0), agents)
     store.put(QUEUE_TALLIES, PartKey.polled(0), with_media_served(queues, store.snapshot))
 
 
 # ----- on the page ------------------------------------------------------------------------------
-# Today's figures: (name suffix, help, value, who has it). A value of None (no AHT with nothing
-# closed, no service level) is left out, never written as 0.
 Who = Literal["queue", "agent", "both"]
-TALLY_METRICS: tuple[tuple[str, str, Callable[[Tally], float | None], Who], ...] = (
-    ("offered_interactions", "Interactions offered today (nOffered).", lambda t: t.offered, "queue"),
-    ("answered_interactions", "Interactions answered today (tAnswered count).", lambda t: t.answered, "queue"),
-    ("abandoned_interactions", "Interactions abandoned today (tAbandon count).", lambda t: t.abandoned, "queue"),
-    ("connected_interactions", "Conversations connected today (nConnected).", lambda t: t.connected, "agent"),
-    (
+
+
+@dataclass(frozen=True, slots=True)
+class TallyFamily:
+    """One of today's figures on the page: its name after `genesys_queue_`/`genesys_agent_`, whose it
+    is, and the aggregate metric it `reads`, so that a query asks only for what is exported. A value
+    of None (no AHT with nothing closed, no service level) is left out, never written as 0."""
+
+    suffix: str
+    help: str
+    pick: Callable[[Tally], float | None]
+    who: Who
+    reads: str
+
+
+TALLY_FAMILIES: tuple[TallyFamily, ...] = (
+    TallyFamily(
+        "offered_interactions", "Interactions offered today (nOffered).", lambda t: t.offered, "queue", "nOffered"
+    ),
+    TallyFamily(
+        "answered_interactions",
+        "Interactions answered today (tAnswered count).",
+        lambda t: t.answered,
+        "queue",
+        "tAnswered",
+    ),
+    TallyFamily(
+        "abandoned_interactions",
+        "Interactions abandoned today (tAbandon count).",
+        lambda t: t.abandoned,
+        "queue",
+        "tAbandon",
+    ),
+    TallyFamily(
+        "connected_interactions",
+        "Conversations connected today (nConnected).",
+        lambda t: t.connected,
+        "agent",
+        "nConnected",
+    ),
+    TallyFamily(
         "handled_interactions",
         "Closed conversations today: tHandle count (ends after wrap-up).",
         lambda t: t.handled,
         "both",
+        "tHandle",
     ),
-    ("handle_seconds", "Handle time of today's closed conversations: tHandle sum.", lambda t: t.handle_seconds, "both"),
-    (
+    TallyFamily(
+        "handle_seconds",
+        "Handle time of today's closed conversations: tHandle sum.",
+        lambda t: t.handle_seconds,
+        "both",
+        "tHandle",
+    ),
+    TallyFamily(
         "average_handle_seconds",
         "average handle time of today's closed conversations; absent when none closed.",
         lambda t: t.average_handle_seconds,
         "both",
+        "tHandle",
     ),
-    ("talk_interactions", "Talk segments ended today: tTalk count.", lambda t: t.talks, "both"),
-    ("talk_seconds", "Talk time of the talk segments ended today: tTalk sum.", lambda t: t.talk_seconds, "both"),
-    ("hold_interactions", "Holds ended today: tHeld count.", lambda t: t.holds, "both"),
-    ("hold_seconds", "Time on hold of the holds ended today: tHeld sum.", lambda t: t.hold_seconds, "both"),
-    (
+    TallyFamily("talk_interactions", "Talk segments ended today: tTalk count.", lambda t: t.talks, "both", "tTalk"),
+    TallyFamily(
+        "talk_seconds",
+        "Talk time of the talk segments ended today: tTalk sum.",
+        lambda t: t.talk_seconds,
+        "both",
+        "tTalk",
+    ),
+    TallyFamily("hold_interactions", "Holds ended today: tHeld count.", lambda t: t.holds, "both", "tHeld"),
+    TallyFamily(
+        "hold_seconds", "Time on hold of the holds ended today: tHeld sum.", lambda t: t.hold_seconds, "both", "tHeld"
+    ),
+    TallyFamily(
         "after_call_work_interactions",
         "After-call work (wrap-up) ended today: tAcw count.",
         lambda t: t.after_call_works,
         "both",
+        "tAcw",
     ),
-    (
+    TallyFamily(
         "after_call_work_seconds",
         "After-call work (wrap-up) time of those ended today: tAcw sum.",
         lambda t: t.after_call_work_seconds,
         "both",
+        "tAcw",
     ),
-    (
+    TallyFamily(
         "service_level_ratio",
         "share of today's answered interactions within the service level (oServiceLevel).",
         lambda t: t.service_level,
         "queue",
+        "oServiceLevel",
     ),
 )
-
-
-def _tally_families(prefix: str, subject: str, tallies: Sequence[tuple[str, Tally]], of: Who) -> Iterator[str]:
-    """The tally families of queues or of agents (`of`), a line per (label block, tally) with a value."""
-    for suffix, help_text, pick, who in TALLY_METRICS:
-        if who in (of, "both"):
-            samples = ((b, v) for b, t in tallies if (v := pick(t)) is not None)
-            yield family(f"{prefix}_{suffix}", "gauge", f"{subject}: {help_text}", samples)
+QUEUE_TALLY_FAMILIES = tuple(f for f in TALLY_FAMILIES if f.who in ("queue", "both"))
+AGENT_TALLY_FAMILIES = tuple(f for f in TALLY_FAMILIES if f.who in ("agent", "both"))
+QUEUE_QUERY_METRICS = tuple(dict.fromkeys(f.reads for f in QUEUE_TALLY_FAMILIES))
+AGENT_QUERY_METRICS = tuple(dict.fromkeys(f.reads for f in AGENT_TALLY_FAMILIES))  # with every family chosen
 
 
 def with_zeros(tallies: Mapping[str, Tally], media_types: Iterable[str]) -> dict[str, Tally]:
@@ -303,17 +352,35 @@ def render_queue_tallies(snapshot: Snapshot) -> tuple[str, ...]:
         for qid, by_media in sorted(merged(snapshot[QUEUE_TALLIES], queues).items())
         for media, tally in sorted(by_media.items())
     ]
-    return tuple(_tally_families("genesys_queue", "Per queue and media type", tallies, "queue"))
+    return tuple(
+        family(f"genesys_queue_{f.suffix}", "gauge", f"Per queue and media type: {f.help}", samples(tallies, f.pick))
+        for f in QUEUE_TALLY_FAMILIES
+    )
+
+
+def samples(tallies: Iterable[tuple[str, Tally]], pick: Callable[[Tally], float | None]) -> Iterator[tuple[str, float]]:
+    return ((block, value) for block, tally in tallies if (value := pick(tally)) is not None)
 
 
 # The per-agent families an operator may choose. Only what the leaderboard ranks by is on by default:
 # AHT is handle time over closed conversations, which a query divides as well, and each of AHT's parts
 # would be another series per agent in every Prometheus that scrapes the agents.
 AGENT_TALLY_METRICS = tuple(
-    Metric(f"genesys_agent_{suffix}", default=suffix in ("handled_interactions", "handle_seconds"))
-    for suffix, _, _, who in TALLY_METRICS
-    if who in ("agent", "both")
+    Metric(f"genesys_agent_{f.suffix}", default=f.suffix in ("handled_interactions", "handle_seconds"))
+    for f in AGENT_TALLY_FAMILIES
 )
+# What the ranking and the team sums read whatever the operator chose: handled and handle time.
+ALWAYS_ASKED = ("tHandle",)
+
+
+def agent_query_metrics(selection: Selection) -> tuple[str, ...]:
+    """The aggregate metrics the per-agent query asks for: those of the chosen families and tHandle.
+
+    The answer by agent is a row per agent and metric, the largest answer of the cycle in a large org
+    (megabytes per 100 queues), so a metric no chosen family shows is not asked for at all.
+    """
+    chosen = {f.reads for f in AGENT_TALLY_FAMILIES if f"genesys_agent_{f.suffix}" in selection.metrics}
+    return tuple(m for m in AGENT_QUERY_METRICS if m in chosen or m in ALWAYS_ASKED)
 
 
 def render_agent_tallies(snapshot: Snapshot, selection: Selection) -> Iterator[Piece]:
@@ -321,15 +388,15 @@ def render_agent_tallies(snapshot: Snapshot, selection: Selection) -> Iterator[P
     for them: made all at once, a large org's families would be its largest transient allocation."""
     rows = exported_agents(snapshot, selection).rows
     tallies = merged(snapshot[AGENT_TALLIES], snapshot[AGENTS])
-    for suffix, help_text, pick, who in TALLY_METRICS:
-        name = f"genesys_agent_{suffix}"
-        if who in ("agent", "both") and name in selection.metrics:
+    for tally_family in AGENT_TALLY_FAMILIES:
+        name = f"genesys_agent_{tally_family.suffix}"
+        if name in selection.metrics:
 
-            def line(row: Row, pick: Callable[[Tally], float | None] = pick) -> str | None:
+            def line(row: Row, pick: Callable[[Tally], float | None] = tally_family.pick) -> str | None:
                 tally = tallies.get(row.id)
                 return None if tally is None else value_line(row, pick(tally))
 
-            yield from agent_family(name, f"Per agent: {help_text}", rows, line, selection.shards)
+            yield from agent_family(name, f"Per agent: {tally_family.help}", rows, line, selection.shards)
 
 
 PERFORMANCE_POLLER = Poller(

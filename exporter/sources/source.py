@@ -29,12 +29,14 @@ def always(_: Settings) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Wiring:
-    """What a source's job may use; push is None when it is off."""
+    """What a source's job may use: the operator's selection tells it what not to ask for; push is
+    None when it is off."""
 
     settings: Settings
     client: GenesysClient
     store: Store
     clock: Clock
+    selection: Selection
     push: PushSource | None = None
     said: set[str] = field(default_factory=set)  # what a job has told the operator already
 

@@ -17,8 +17,6 @@ import pytest
 
 from exporter.clock import FakeClock
 from exporter.genesys.queries import (
-    AGENT_AGGREGATE_METRICS,
-    QUEUE_AGGREGATE_METRICS,
     QUEUE_OBSERVATION_METRICS,
     aggregate_query,
     queue_observation_query,
@@ -26,7 +24,7 @@ from exporter.genesys.queries import (
 from exporter.simulator.api import SimulatedOrg, serve_simulator
 from exporter.simulator.wire import AGGREGATE_METRICS, DETAIL_METRICS, OBSERVATION_METRICS
 from exporter.sources.agent_states import state_params
-from exporter.sources.performance import day_window, iso_interval
+from exporter.sources.performance import AGENT_QUERY_METRICS, QUEUE_QUERY_METRICS, day_window, iso_interval
 from tests.contract.oracle import allowed_values, problems
 from tests.harness.net import basic_auth
 
@@ -147,8 +145,8 @@ async def test_aggregates_fit_the_sdk_model_and_count_closed_conversations(org, 
     start, end = day_window(clock.time(), ZoneInfo("UTC"))
     queue_ids = sorted(sim.model.queues)
     for group_by, metrics in (
-        (["userId"], AGENT_AGGREGATE_METRICS),
-        (["queueId", "mediaType"], QUEUE_AGGREGATE_METRICS),
+        (["userId"], AGENT_QUERY_METRICS),
+        (["queueId", "mediaType"], QUEUE_QUERY_METRICS),
     ):
         body = aggregate_query(iso_interval(start, end), group_by, metrics, queue_ids)
         assert problems(body, "ConversationAggregationQuery") == []
@@ -166,11 +164,9 @@ async def test_aggregates_fit_the_sdk_model_and_count_closed_conversations(org, 
 def test_request_bodies_the_exporter_sends_fit_the_sdk_query_models():
     assert set(QUEUE_OBSERVATION_METRICS) <= OBSERVATION_METRICS
     assert problems(queue_observation_query([f"q{i}" for i in range(100)]), "QueueObservationQuery") == []
-    body = aggregate_query(
-        "2026-05-14T00:00:00.000Z/2026-05-15T00:00:00.000Z", ["userId"], AGENT_AGGREGATE_METRICS, ["q1"]
-    )
+    body = aggregate_query("2026-05-14T00:00:00.000Z/2026-05-15T00:00:00.000Z", ["userId"], AGENT_QUERY_METRICS, ["q1"])
     assert problems(body, "ConversationAggregationQuery") == []
-    assert set(AGENT_AGGREGATE_METRICS) | set(QUEUE_AGGREGATE_METRICS) <= AGGREGATE_METRICS
+    assert set(AGENT_QUERY_METRICS) | set(QUEUE_QUERY_METRICS) <= AGGREGATE_METRICS
     assert DETAIL_METRICS < OBSERVATION_METRICS
 
 

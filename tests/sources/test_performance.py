@@ -12,14 +12,16 @@ import pytest
 from exporter.genesys.models import AGGREGATE_RESPONSE, AggregateResponse, UserListing
 from exporter.genesys.queries import aggregate_query
 from exporter.snapshot import Part, PartKey, Snapshot
-from exporter.sources import METRICS
+from exporter.sources import DEFAULT_SELECTION, METRICS
 from exporter.sources.agent_directory import AGENTS, Agent, render_agent_info
 from exporter.sources.agent_states import AGENT_STATES, ROUTING_CODES, parse_agent_states, render_agent_states
 from exporter.sources.performance import (
+    AGENT_QUERY_METRICS,
     AGENT_TALLIES,
     QUEUE_TALLIES,
     Tally,
     add_rows,
+    agent_query_metrics,
     agent_tallies,
     day_window,
     new_sums,
@@ -160,3 +162,13 @@ def test_aggregate_query_shape():
     assert "filter" not in aggregate_query("a/b", ["userId"], ["tHandle"], None)
     with pytest.raises(ValueError, match="at most 100"):
         aggregate_query("a/b", ["userId"], ["tHandle"], [str(i) for i in range(101)])
+
+
+def test_the_agents_query_asks_only_for_what_the_chosen_families_show():
+    """The answer by agent is a row per agent and metric: the default families (and the team sums) read
+    tHandle alone, and an opt-in family adds its own metric and no other."""
+    assert agent_query_metrics(DEFAULT_SELECTION) == ("tHandle",)
+    talk = Selection(DEFAULT_SELECTION.metrics | {"genesys_agent_talk_seconds"})
+    assert agent_query_metrics(talk) == ("tHandle", "tTalk")
+    assert agent_query_metrics(Selection(frozenset(METRICS))) == AGENT_QUERY_METRICS
+    assert set(AGENT_QUERY_METRICS) == {"nConnected", "tHandle", "tTalk", "tHeld", "tAcw"}
