@@ -25,6 +25,7 @@ from exporter.scheduling.budget import RateBudget
 from exporter.scheduling.scheduler import Job, Scheduler
 from exporter.server import ServingThread, create_app
 from exporter.snapshot import Store
+from exporter.sources.queue_states import IMPLAUSIBLE
 from exporter.sources.source import Poll, Wiring
 from exporter.webconfig import BasicAuth, WebConfig, load_web_config
 
@@ -106,6 +107,7 @@ class Exporter:
             rate_limited_total={label: b.rate_limited_total for label, b in self.budget.members.items()},
             budget_per_minute={label: b.requests_per_minute for label, b in self.budget.members.items()},
             parse_errors=dict(self.client.stats.parse_errors),
+            implausible=dict(IMPLAUSIBLE),
         )
 
     async def __aenter__(self) -> Exporter:

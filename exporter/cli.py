@@ -73,13 +73,16 @@ def _parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="print cost and speed figures against a simulated org")
     bench.add_argument(
         "mode",
-        choices=("scale", "chain", "encodings", "cycle-cost", "scrape-load", "soak"),
+        choices=("scale", "chain", "encodings", "cycle-cost", "scrape-load", "soak", "long-soak"),
         help="scale: freshness, budget and cost against a simulated org in its own process (make bench); "
         "chain: the org, the exporter and the real Prometheus with the shipped config and dashboards "
         "(make bench-chain); encodings: what each encoding of agent status costs a real Prometheus; "
-        "cycle-cost: API requests per poller cycle; scrape-load: concurrent scrapers; soak: memory over cycles",
+        "cycle-cost: API requests per poller cycle; scrape-load: concurrent scrapers; soak: memory over cycles; "
+        "long-soak: memory of a large exporter over a long wall-clock run (a new day, renewals and sweeps in it)",
     )
-    bench.add_argument("--minutes", type=float, default=4.0, help="scale: minutes measured after the warm-up")
+    bench.add_argument(
+        "--minutes", type=float, default=4.0, help="scale: minutes measured after the warm-up; long-soak: its length"
+    )
     bench.add_argument("--naive-seconds", type=float, default=60.0, help="scale: how long the naive design runs")
     bench.add_argument("--cycles", type=int, default=5000, help="soak: queue cycles to run")
     bench.add_argument("--changes", type=float, default=250.0, help="encodings: state changes a second in the org")
@@ -99,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
         "--clients",
         type=_client_count,
         default=1,
-        help="scale: OAuth clients of the simulated org the exporter uses (default 1)",
+        help="scale, long-soak: OAuth clients of the simulated org the exporter uses (default 1)",
     )
     return parser
 
@@ -121,6 +124,12 @@ def _simulation_args(sub: argparse.ArgumentParser) -> None:
         type=float,
         default=5.0,
         help="seconds before a conversation's metrics reach the aggregates (the real delay is Unconfirmed)",
+    )
+    sub.add_argument(
+        "--channel-ttl",
+        type=float,
+        default=86400.0,
+        help="seconds a notification channel lives after its last subscription (the service's: 24 h)",
     )
     sub.add_argument(
         "--fault",
@@ -217,6 +226,12 @@ def _bench(args: argparse.Namespace) -> int:
 
         chain(sizes, args.minutes, clients=args.clients, agent_metrics=args.agent_metrics)
         return 0
+    if args.mode == "long-soak":
+        from exporter.tools.soak import print_long_soak
+
+        for queues, agents in sizes:
+            print_long_soak(queues, agents, args.clients, args.minutes)
+        return 0
     if args.mode == "scale":
         from exporter.tools.scale import main as scale
 
@@ -298,6 +313,7 @@ def _org(args: argparse.Namespace) -> dict[str, Any]:
         "rate_limit": args.rate_limit,
         "heartbeat_seconds": args.heartbeat,
         "analytics_delay": args.analytics_delay,
+        "channel_ttl": args.channel_ttl,
         "clients": args.clients,
     }
 

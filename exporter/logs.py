@@ -8,6 +8,7 @@ contains one is masked before it is rendered, whatever the code that logged it m
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
@@ -23,6 +24,22 @@ def redact(secret: str) -> None:
     """Register a value that must never be rendered in a log line."""
     if secret and len(secret) >= 4:
         _SECRETS.add(secret)
+
+
+_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def shape_of(value: Any, depth: int = 4) -> Any:
+    """The keys and types of a JSON value, never its values: what a log line may say of a payload
+    the exporter could not read. Keys that look like ids (a map keyed by queue or user) are written
+    `<id>`; a list shows its first element's shape."""
+    if isinstance(value, dict):
+        if depth == 0:
+            return "object"
+        return {("<id>" if _ID.match(str(k)) else str(k)): shape_of(v, depth - 1) for k, v in list(value.items())[:20]}
+    if isinstance(value, list):
+        return [shape_of(value[0], depth - 1)] if value and depth else "list"
+    return "null" if value is None else type(value).__name__
 
 
 def _mask(value: Any) -> Any:

@@ -33,6 +33,7 @@ class Telemetry:
     rate_limited_total: Mapping[str, int] = field(default_factory=dict)
     budget_per_minute: Mapping[str, int] = field(default_factory=dict)
     parse_errors: Mapping[str, int] = field(default_factory=dict)  # endpoint -> responses of the wrong shape
+    implausible: Mapping[str, int] = field(default_factory=dict)  # metric -> values no reading made sense of
     push: PushTelemetry | None = None  # None when push is off
 
 
@@ -124,6 +125,13 @@ def render_self(
             "counter",
             "Genesys responses that were not JSON or not of the expected shape, by endpoint (none were used).",
             ((labels(endpoint=e), n) for e, n in sorted(telemetry.parse_errors.items())),
+        ),
+        family(
+            "genesys_exporter_implausible_values_total",
+            "counter",
+            "Values of a form the API documents nowhere (Unconfirmed) that no reading made sense of, by metric "
+            "(an oldest wait in the future or over a day): left out, and a sign the real service differs.",
+            ((labels(metric=m), n) for m, n in sorted(telemetry.implausible.items())),
         ),
         family(
             "genesys_exporter_rate_limited_total",

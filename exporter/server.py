@@ -226,6 +226,16 @@ def landing_page(store: Store, now: float, push: PushTelemetry | None = None, co
 """
 
 
+_DISTRUST_TEXT = {
+    "unreadable": "no: its events could not be read (see the log for their shape); polled, push tried again later",
+    "disagreeing": "no: polls found push wrong (see the log for the fields); polled, push tried again later",
+}
+
+
+def _trust_text(why: str | None) -> str:
+    return "yes" if why is None else _DISTRUST_TEXT.get(why, f"no ({html.escape(why)})")
+
+
 def push_section(push: PushTelemetry | None, now: float) -> str:
     """Push next to the pollers: channels, where each kind's live data comes from, the last event, reconnects.
 
@@ -238,7 +248,9 @@ def push_section(push: PushTelemetry | None, now: float) -> str:
     rows = "".join(
         f"<tr><td>{kind}</td><td>{push.items.get((kind, 'push'), 0)}</td><td>{push.items.get((kind, 'poll'), 0)}</td>"
         f"<td>{push.topics.get((kind, 'pending'), 0)}</td><td>{push.topics.get((kind, 'rejected'), 0)}</td>"
-        f"<td>{push.events.get(kind, 0)}</td></tr>"
+        f"<td>{push.events.get(kind, 0)}</td><td>{push.malformed_events.get(kind, 0)}</td>"
+        f"<td>{push.disagreements.get(kind, 0)} of {push.compared.get(kind, 0)}</td>"
+        f"<td class={'failing' if kind in push.distrusted else 'up'}>{_trust_text(push.distrusted.get(kind))}</td></tr>"
         for kind in TOPIC_KINDS
     )
     reconnects = ", ".join(f"{html.escape(r)} {n}" for r, n in sorted(push.reconnects.items())) or "none"
@@ -252,7 +264,7 @@ def push_section(push: PushTelemetry | None, now: float) -> str:
 <p class={state}>{push.channels} of {push.slots} notification channels connected; last event {last};
 reconnects: {reconnects}.{clients}</p>
 <table><tr><th>kind</th><th>pushed</th><th>polled</th><th>pending topics</th><th>rejected topics</th>
-<th>events</th></tr>
+<th>events</th><th>unreadable events</th><th>polls that found push wrong</th><th>trusted</th></tr>
 {rows}
 </table>
 """

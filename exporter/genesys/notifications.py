@@ -31,6 +31,7 @@ from exporter.clock import Clock
 from exporter.genesys.client import GenesysClient
 from exporter.genesys.endpoints import NOTIFICATION_CHANNEL_LIST, NOTIFICATION_CHANNELS, NOTIFICATION_SUBSCRIPTIONS
 from exporter.genesys.models import Group, MetricRow, PresencePart, RoutingStatusPart, Stats
+from exporter.logs import shape_of
 
 log = structlog.get_logger(__name__)
 
@@ -224,7 +225,26 @@ class Ended:
     reason: str
 
 
-Message = Envelope | Closing
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    """A frame of no shape the protocol knows: not heard from the channel, and reported by its shape."""
+
+    shape: Any
+
+
+Message = Envelope | Closing | Unknown
+
+
+def ended_by_result(frame: Any) -> Ended | None:
+    """A `{"result": "404", ...}` frame, which other clients of the service take for "this channel
+    has expired or been replaced", ends the channel; a non-2xx `result` of any code does. A 2xx one
+    is an acknowledgement. None for a frame that is not a result."""
+    if not isinstance(frame, dict) or "result" not in frame or "topicName" in frame:
+        return None
+    code = str(frame["result"]).strip()
+    if code.startswith("2"):
+        return Ended("")
+    return Ended("result_404" if code == "404" else "result_error")
 
 
 CLOSING_REASONS = frozenset({"another_channel_subscribed", "user_tokens_revoked"})  # the SDK's enum
@@ -280,7 +300,8 @@ class ChannelSocket:
     async def messages(self, on_open: Callable[[], None] = lambda: None) -> AsyncIterator[Message]:
         """Every event envelope and closing notice, in arrival order, until the socket ends (`ended` says why).
 
-        `on_open` is called once the socket is connected, before the first message is read.
+        `on_open` is called once the socket is connected, before the first message is read. A
+        non-2xx `result` frame ends the socket (`ended` says which).
         """
         try:
             async with self._client.websocket(self._channel.connect_uri) as ws:
@@ -292,6 +313,11 @@ class ChannelSocket:
                         if frame.type != aiohttp.WSMsgType.TEXT:
                             continue
                         message = self._read(frame.data)
+                        if isinstance(message, Ended):
+                            self.ended = message
+                            log.warning("notification channel ended by the service", reason=message.reason)
+                            await ws.close()
+                            break
                         if message is not None:
                             yield message
                 finally:
@@ -304,12 +330,23 @@ class ChannelSocket:
             self.ended = Ended("error")
             log.warning("notification socket failed", error_type=type(error).__name__, error=str(error))
 
-    def _read(self, text: str) -> Message | None:
-        self.last_heard = self._clock.monotonic()
+    def _read(self, text: str) -> Message | Ended | None:
+        """What a frame says. Only a frame the protocol knows (an envelope, a result) counts as
+        hearing from the channel: anything else could come from a broken path that no longer
+        carries events, and must not keep a dead channel looking alive."""
         try:
-            envelope = Envelope.model_validate(json.loads(text))
-        except (ValueError, ValidationError):
-            return None  # not an envelope: counted as heard (the channel is alive), otherwise ignored
+            frame = json.loads(text)
+        except ValueError:
+            return Unknown("not JSON")
+        result = ended_by_result(frame)
+        if result is not None:
+            self.last_heard = self._clock.monotonic()
+            return result if result.reason else None
+        try:
+            envelope = Envelope.model_validate(frame)
+        except ValidationError:
+            return Unknown(shape_of(frame))
+        self.last_heard = self._clock.monotonic()
         if envelope.topic_name == HEARTBEAT_TOPIC:
             return None
         if envelope.topic_name == CLOSING_TOPIC:

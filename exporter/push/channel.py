@@ -42,6 +42,7 @@ from exporter.genesys.notifications import (
     QueueStats,
     TopicKind,
     TopicState,
+    Unknown,
     create_channel,
     item_of,
     subscribe,
@@ -73,7 +74,7 @@ class SlotReport:
     """What the pool exports about a slot."""
 
     connected: bool = False
-    malformed: int = 0  # events of the wrong shape, ignored
+    unknown_frames: int = 0  # socket frames of no shape the protocol knows, ignored
     rejected: dict[Item, str] = field(default_factory=dict)  # item -> the missing permission or reason
 
 
@@ -231,23 +232,32 @@ class ChannelSlot:
                     continue
             elif isinstance(message, Envelope):
                 self._event(message)
+            else:
+                self._unknown(message)
         notice = generation.notice
         if notice is not None and notice.reason != "maintenance":
             return notice  # evicted or revoked: that is why it ended
         return generation.socket.ended or Ended("closed")
 
     def _event(self, envelope: Envelope) -> None:
+        """An event into the pushed data; whether anything in it was readable goes to the trust."""
         found = item_of(envelope.topic_name)
         if found is None:
             return
+        kind, body = found[0], envelope.event_body
         try:
-            if found[0] == "agents":
-                self._data.activity(AgentActivity.model_validate(envelope.event_body))
+            if kind == "agents":
+                readable = self._data.activity(AgentActivity.model_validate(body))
             else:
-                self._data.queue_stats(QueueStats.model_validate(envelope.event_body))
+                readable = self._data.queue_stats(QueueStats.model_validate(body))
         except ValidationError:
-            self.report.malformed += 1
-            self._log.warning("notification event of the wrong shape ignored", kind=found[0])
+            readable = False
+        self._data.trust.read(kind, readable, body)
+
+    def _unknown(self, frame: Unknown) -> None:
+        if not self.report.unknown_frames:
+            self._log.warning("socket frame of an unknown shape ignored", shape=frame.shape)
+        self.report.unknown_frames += 1
 
     async def _follow(self, generation: _Generation) -> str:
         """Run the slot on its channel until the socket is lost; returns why. Handovers happen in here."""

@@ -38,7 +38,9 @@ def render_push(push: PushTelemetry) -> tuple[str, ...]:
             "genesys_exporter_push_topics",
             "gauge",
             "Planned notification topics by kind and state: live (pushed), pending (subscribing, "
-            "reconciling or reconnecting: polled meanwhile) or rejected (polled; see the log for the permission).",
+            "reconciling or reconnecting: polled meanwhile), distrusted (the kind's events are unreadable or "
+            "disagree with the polls: polled, push tried again later) or rejected (polled; see the log for "
+            "the permission).",
             ((labels(kind=kind, state=state), n) for (kind, state), n in sorted(push.topics.items())),
         ),
         family(
@@ -56,8 +58,35 @@ def render_push(push: PushTelemetry) -> tuple[str, ...]:
         family(
             "genesys_exporter_push_malformed_events_total",
             "counter",
-            "Notification events of the wrong shape, ignored.",
-            [("", push.malformed_events)],
+            "Notification events with nothing readable in them (the wrong shape), ignored, by kind; the log "
+            "shows the first one's shape. Ten in a row end the trust in that kind's push.",
+            ((labels(kind=kind), n) for kind, n in sorted(push.malformed_events.items())),
+        ),
+        family(
+            "genesys_exporter_push_unknown_frames_total",
+            "counter",
+            "Socket frames of no shape the Notifications API is known to send, ignored (not taken as a sign of life).",
+            [("", push.unknown_frames)],
+        ),
+        family(
+            "genesys_exporter_push_compared_total",
+            "counter",
+            "Polls of pushed items (reconciliations, the sweep, doubt polls, the audit sample) checked "
+            "against what push showed, by kind.",
+            ((labels(kind=kind), n) for kind, n in sorted(push.compared.items())),
+        ),
+        family(
+            "genesys_exporter_push_disagreements_total",
+            "counter",
+            "Of those, the polls that found push wrong for longer than the service's publishing delay, by kind.",
+            ((labels(kind=kind), n) for kind, n in sorted(push.disagreements.items())),
+        ),
+        family(
+            "genesys_exporter_push_distrusted",
+            "gauge",
+            "1 while a kind's push is not believed, by why (unreadable: its events could not be read; "
+            "disagreeing: polls found it wrong): its items are polled, and push is tried again after 10 minutes.",
+            ((labels(kind=kind, why=why), 1) for kind, why in sorted(push.distrusted.items())),
         ),
         family(
             "genesys_exporter_push_reconnects_total",

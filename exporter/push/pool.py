@@ -173,22 +173,26 @@ class ChannelPool:
         scope: dict[TopicKind, int] = {"queues": len(snapshot[QUEUES]), "agents": len(snapshot[AGENTS])}
         topics: dict[tuple[TopicKind, str], int] = {}
         items: dict[tuple[TopicKind, str], int] = {}
+        trust = self._data.trust
         for kind in TOPIC_KINDS:
             live = len(self._data.owned(kind))
             rejected = len(self.rejected(kind))
+            planned = len(self.plan.pushed(kind))
+            distrusted = 0 if trust.trusted(kind) else planned
             topics[(kind, "live")] = live
-            topics[(kind, "pending")] = max(0, len(self.plan.pushed(kind)) - live)
+            topics[(kind, "pending")] = max(0, planned - live - distrusted)
+            topics[(kind, "distrusted")] = distrusted
             topics[(kind, "rejected")] = rejected
             items[(kind, "push")] = live
             items[(kind, "poll")] = max(0, scope[kind] - live)
-        planned = len(self.plan.channels)
+        channels = len(self.plan.channels)
         return PushTelemetry(
             channels_by_client={
                 label: sum(1 for slot in self._slots if slot.client == label and slot.report.connected)
                 for label in self._labels
             },
             slots_by_client={
-                label: sum(1 for index in range(planned) if owner(index, self._labels) == label)
+                label: sum(1 for index in range(channels) if owner(index, self._labels) == label)
                 for label in self._labels
             },
             conflicts=self.conflicts.states(),
@@ -197,5 +201,9 @@ class ChannelPool:
             events=dict(self._data.events),
             reconnects=dict(self.reconnects),
             last_event=self._data.last_event,
-            malformed_events=sum(slot.report.malformed for slot in self._slots),
+            malformed_events={kind: trust.malformed[kind] for kind in TOPIC_KINDS},
+            unknown_frames=sum(slot.report.unknown_frames for slot in self._slots),
+            compared={kind: trust.compared[kind] for kind in TOPIC_KINDS},
+            disagreements={kind: trust.disagreements[kind] for kind in TOPIC_KINDS},
+            distrusted=dict(trust.distrusted()),
         )

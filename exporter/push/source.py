@@ -25,7 +25,7 @@ from exporter.push.state import STORE_KEY, PushedData
 from exporter.push.telemetry import PushTelemetry
 from exporter.scheduling.budget import current_caller
 from exporter.snapshot import Store
-from exporter.sources.agent_states import poll_agent_states
+from exporter.sources.agent_states import AgentState, poll_agent_states
 from exporter.sources.queue_states import poll_queues
 
 log = structlog.get_logger(__name__)
@@ -33,6 +33,12 @@ log = structlog.get_logger(__name__)
 # Seconds between two polls of the agents whose events could not be ordered: ties are rare where
 # times are to the millisecond, and a reordered pair is then wrong for half a minute at most.
 DOUBT_EVERY = 30.0
+# The audit: every AUDIT_EVERY seconds, one request a kind polls AUDIT_BATCH pushed items in turn (6
+# requests a minute), each checked against push, so that a stream gone wrong without a sound is found
+# within minutes instead of at the sweep.
+AUDIT_EVERY = 20.0
+AUDIT_BATCH = 100
+TRUST_CHECK_EVERY = 2.0
 
 
 class PushSource:
@@ -66,6 +72,8 @@ class PushSource:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.pool.run(), name="push-pool")
                 group.create_task(self._poll_doubtful(), name="push-doubts")
+                group.create_task(self._audit(), name="push-audit")
+                group.create_task(self._keep_trust(), name="push-trust")
         finally:
             for task in self._tasks:
                 task.cancel()
@@ -91,9 +99,13 @@ class PushSource:
         """Poll items into the pushed data (after a gap, or the sweep): newer reports win field by field."""
         asked_at = self._clock.monotonic()
         if kind == "agents":
-            await self._poll(kind, ids, lambda _, states: self.data.agents_polled(states))
+            await self._poll(kind, ids, lambda _, states: self._agents_polled(states))
         else:
             await self._poll(kind, ids, lambda _, states: self.data.queues_polled(states, asked_at))
+
+    def _agents_polled(self, states: Mapping[str, AgentState]) -> None:
+        self.data.compare_agents(states)
+        self.data.agents_polled(states)
 
     async def _poll_doubtful(self) -> None:
         """Every `DOUBT_EVERY` seconds, poll the agents whose events tied and disagreed (100 a request)."""
@@ -106,6 +118,47 @@ class PushSource:
                     await self.reconcile("agents", doubtful)
                 except Exception as error:  # the sweep polls them later
                     log.warning("doubtful agents not polled", agents=len(doubtful), error=str(error))
+
+    async def _audit(self) -> None:
+        """Poll a few pushed items all the time, in turn, each poll a comparison with push."""
+        current_caller.set(PUSH_CALLER)
+        turn: dict[TopicKind, int] = dict.fromkeys(TOPIC_KINDS, 0)
+        while True:
+            await self._clock.sleep(AUDIT_EVERY)
+            for kind in TOPIC_KINDS:
+                owned = sorted(self.data.owned(kind))
+                if not owned:
+                    continue
+                start = turn[kind] % len(owned)
+                sample = (owned[start:] + owned[:start])[:AUDIT_BATCH]
+                turn[kind] = start + len(sample)
+                try:
+                    await self.reconcile(kind, sample)
+                except Exception as error:  # the next audit, or the sweep, looks again
+                    log.warning("audit poll failed", kind=kind, error=str(error))
+
+    async def _keep_trust(self) -> None:
+        """A kind that lost its trust goes to the pollers at once (a fallback poll of all its items);
+        when its time is up it is tried again: its items are polled into the pushed data and pushed
+        from then on, until its events fail it again."""
+        current_caller.set(PUSH_CALLER)
+        trust, lost = self.data.trust, set[TopicKind]()
+        retrying: set[TopicKind] = set()
+        while True:
+            await self._clock.sleep(TRUST_CHECK_EVERY)
+            for kind in set(trust.distrusted()) - lost:
+                self.fallback(kind, self.data.assigned(kind))
+            lost = set(trust.distrusted())
+            retrying |= set(trust.retry_due())
+            for kind in sorted(retrying):
+                items = self.data.assigned(kind)
+                try:
+                    await self.reconcile(kind, items)
+                except Exception as error:  # still the pollers': tried again on the next check
+                    log.warning("push not resumed: its items could not be polled", kind=kind, error=str(error))
+                    continue
+                retrying.discard(kind)
+                self.data.reconciled((kind, item) for item in items)
 
     def fallback(self, kind: TopicKind, ids: Sequence[str]) -> None:
         """A channel died: poll its items now, as the pollers' data, instead of waiting for their next cycle."""

@@ -23,7 +23,11 @@ class PushTelemetry:
     events: dict[TopicKind, int] = field(default_factory=dict)
     reconnects: dict[str, int] = field(default_factory=dict)  # reason -> count
     last_event: float | None = None
-    malformed_events: int = 0
+    malformed_events: dict[TopicKind, int] = field(default_factory=dict)  # events with nothing readable
+    unknown_frames: int = 0  # socket frames of no known shape
+    compared: dict[TopicKind, int] = field(default_factory=dict)  # polls of pushed items checked against push
+    disagreements: dict[TopicKind, int] = field(default_factory=dict)  # ... where push had it wrong
+    distrusted: dict[TopicKind, str] = field(default_factory=dict)  # kind -> why its push is not believed now
 
     @property
     def channels(self) -> int:

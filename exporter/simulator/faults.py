@@ -27,7 +27,15 @@ socket's handshake only when armed for `notification_socket` by name.)
 - `reorder`: the tick's events are sent in reverse order;
 - `lag`: the tick's events are held back `delay` s;
 - `evict`: one of the socket's client's channels is evicted, as a 21st channel created elsewhere
-  would (the least recently used, unconnected ones first).
+  would (the least recently used, unconnected ones first);
+- `result_404`: the socket says `{"result": "404"}` and its channel is gone, but the socket stays
+  open, answering pings, and carries nothing more;
+- `drop`: the tick's events are not sent (heartbeats go on): push silently disagrees with the REST
+  answers;
+- `event_shape`: the tick's events come in a shape the SDK's models do not have (an observation's
+  metric rows straight in `data`, an activity's parts as bare strings).
+
+`drop` and `event_shape` touch the events of one topic kind with `topics=queues` or `topics=agents`.
 """
 
 from __future__ import annotations
@@ -39,7 +47,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 RequestFaultKind = Literal["status", "slow", "reset", "malformed", "wrong_shape", "drift", "revoke", "forbid", "reject"]
-SocketFaultKind = Literal["silent", "closing", "duplicate", "reorder", "lag", "evict"]
+SocketFaultKind = Literal[
+    "silent", "closing", "duplicate", "reorder", "lag", "evict", "result_404", "drop", "event_shape"
+]
 FaultKind = RequestFaultKind | SocketFaultKind
 SOCKET_ROUTE = "notification_socket"
 SOCKET_KINDS: tuple[FaultKind, ...] = get_args(SocketFaultKind)
@@ -59,6 +69,7 @@ class Fault:
     end: float = math.inf
     limit: int | None = None  # fire at most this many times
     client: str | None = None  # only this OAuth client's requests and sockets (None: everyone's)
+    topics: str | None = None  # `drop`, `event_shape`: only events of this topic kind (None: both)
 
     def matches(self, route: str, now: float, client: str | None = None) -> bool:
         """`*` is every API route and every socket, but neither the token endpoint nor a socket's handshake."""
@@ -78,9 +89,12 @@ def parse_fault(spec: str) -> Fault:
     options: dict[str, Any] = {}
     for item in filter(None, (parts[2] if len(parts) == 3 else "").split(",")):
         key, _, value = item.partition("=")
-        if key not in ("rate", "status", "retry_after", "delay", "start", "end", "limit", "client"):
+        if key not in ("rate", "status", "retry_after", "delay", "start", "end", "limit", "client", "topics"):
             raise ValueError(f"invalid fault option {key!r} in {spec!r}")
-        options[key] = value if key == "client" else int(value) if key in ("status", "limit") else float(value)
+        if key == "topics" and value not in ("queues", "agents"):
+            raise ValueError(f"invalid fault option topics={value!r} in {spec!r}: queues or agents")
+        text_option = key in ("client", "topics")
+        options[key] = value if text_option else int(value) if key in ("status", "limit") else float(value)
     return Fault(parts[1], parts[0], **options)
 
 

@@ -108,6 +108,7 @@ class _Close:
 
 
 Outgoing = str | bytes | _Close  # a text frame, a protocol pong (its payload), or the close
+Event = tuple[str, str, dict[str, Any]]  # topic kind (queues, agents), topic, event body
 
 
 @dataclass(eq=False)
@@ -287,6 +288,20 @@ class Notifications:
         channel.topics.clear()
         if channel.socket is not None:
             self._close(channel.socket, message)
+
+    def _forget(self, channel: Channel) -> None:
+        """The channel is gone without a close: its socket says `{"result": "404"}` (as other clients of
+        the service have seen for an expired or replaced channel), then carries nothing more, though it
+        stays open and answers pings."""
+        self.channels.pop(channel.id, None)
+        self._index(channel, channel.topics, add=False)
+        channel.topics.clear()
+        sock = channel.socket
+        if sock is not None:
+            sock.push(
+                json.dumps({"result": "404", "message": "The channel was not found."}), self.org.clock.monotonic()
+            )
+            sock.channel, channel.socket = None, None
 
     def _system_body(self, channel: Channel, kind: str | None, reason: str | None) -> dict[str, Any]:
         """SystemMessageSystemMessage for `v2.system.socket_closing`."""
@@ -540,21 +555,23 @@ class Notifications:
         org.model.advance(now)
         self.expire()
         for sock, channel in [(s, s.channel) for s in self.sockets if s.channel is not None]:
-            fault = org.faults.pick(SOCKET_ROUTE, mono, ("silent", "closing", "evict"), channel.client_id)
+            fault = org.faults.pick(SOCKET_ROUTE, mono, ("silent", "closing", "evict", "result_404"), channel.client_id)
             if fault is None:
                 continue
             if fault.kind == "silent":
                 sock.silent = True
             elif fault.kind == "closing":
                 self._announce_close(sock, fault.delay or org.closing_delay)
+            elif fault.kind == "result_404":
+                self._forget(channel)
             else:
                 self.evict_one(channel.client_id)
-        events: dict[Socket, list[str]] = collections.defaultdict(list)
+        events: dict[Socket, list[Event]] = collections.defaultdict(list)
         activity, self._activity = self._activity, []
         for agent_id, body in activity:
             for channel in self._agent_subs.get(agent_id, ()):
                 if channel.socket is not None:
-                    events[channel.socket].append(envelope(f"v2.users.{agent_id}.activity", body))
+                    events[channel.socket].append(("agents", f"v2.users.{agent_id}.activity", body))
         await self._observations(now, mono, events)
         for sock, frames in events.items():
             self._deliver(sock, frames, mono)
@@ -566,9 +583,17 @@ class Notifications:
                 sock.next_heartbeat = max(sock.next_heartbeat + org.heartbeat_seconds, mono)
             sock.flush(mono)
 
-    def _deliver(self, sock: Socket, frames: list[str], now: float) -> None:
-        """The tick's events for one socket, as the `duplicate`, `reorder` or `lag` fault has them."""
+    def _deliver(self, sock: Socket, events: list[Event], now: float) -> None:
+        """The tick's events for one socket, as the `drop` or `event_shape` fault (for their topic
+        kind) and the `duplicate`, `reorder` or `lag` fault have them."""
         owner = sock.channel.client_id if sock.channel is not None else None
+        wrong = self.org.faults.pick(SOCKET_ROUTE, now, ("drop", "event_shape"), owner)
+        frames = []
+        for kind, topic, body in events:
+            if wrong is None or wrong.topics not in (None, kind):
+                frames.append(envelope(topic, body))
+            elif wrong.kind == "event_shape":
+                frames.append(envelope(topic, misshapen(kind, body)))
         fault = self.org.faults.pick(SOCKET_ROUTE, now, ("duplicate", "reorder", "lag"), owner)
         delay = 0.0
         if fault is not None and fault.kind == "duplicate":
@@ -580,7 +605,7 @@ class Notifications:
         for frame in frames:
             sock.push(frame, now, delay)
 
-    async def _observations(self, now: float, mono: float, events: dict[Socket, list[str]]) -> None:
+    async def _observations(self, now: float, mono: float, events: dict[Socket, list[Event]]) -> None:
         """Publish the changed queues that are due (a second since their last), oldest first."""
         due = [
             q
@@ -607,8 +632,20 @@ class Notifications:
                 for channel in self._queue_subs.get(queue_id, ()):
                     if channel.socket is not None:
                         for body in _observation_bodies(channel, queue_id, groups[queue_id], interval, style):
-                            events[channel.socket].append(envelope(topic, body))
+                            events[channel.socket].append(("queues", topic, body))
             await asyncio.sleep(0)  # a big org's tick yields between batches
+
+
+def misshapen(kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    """An event body in a shape third-party documentation shows and the SDK's models do not: an
+    observation's metric rows straight in `data`, an activity's parts as bare strings."""
+    if kind == "queues":
+        return {"group": body["group"], "data": [row for interval in body["data"] for row in interval["metrics"]]}
+    return {
+        "id": body["id"],
+        "routingStatus": body["routingStatus"]["status"],
+        "presence": body["presence"]["presenceDefinition"]["systemPresence"],
+    }
 
 
 def _observation_bodies(

@@ -11,7 +11,7 @@ push on, the queues a live channel keeps current are left to it (`exporter.push`
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -46,6 +46,11 @@ class QueueState:
 QUEUE_STATES: Measurement[QueueState] = Measurement("queue_states")
 
 EPOCH_MS_THRESHOLD = 1e12  # a value this large is a timestamp (2001 onwards), not a duration in ms
+CLOCK_SKEW_SECONDS = 60.0  # a start time this far in our future is the service's clock, read as 0
+MAX_WAIT_SECONDS = 86_400.0
+# Values of Unconfirmed form that no reading made sense of, by metric, in this process (a
+# self-metric): the real service differs from what the exporter expects.
+IMPLAUSIBLE: Counter[str] = Counter()
 
 
 @dataclass(slots=True)
@@ -81,26 +86,28 @@ class QueueDraft:
             joined=state.joined_agents,
         )
 
-    def read(self, media: str | None, row: MetricRow, now: float) -> None:
-        """One metric row of a `queueId` + `mediaType` group (media) or of the `queueId` group (None)."""
-        if media:
-            self._read_media_row(media, row, now)
-        else:
-            self._read_user_row(row)
+    def read(self, media: str | None, row: MetricRow, now: float) -> bool:
+        """One metric row of a `queueId` + `mediaType` group (media) or of the `queueId` group (None);
+        returns whether the row was one the exporter reads."""
+        return self._read_media_row(media, row, now) if media else self._read_user_row(row)
 
-    def _read_media_row(self, media: str, row: MetricRow, now: float) -> None:
+    def _read_media_row(self, media: str, row: MetricRow, now: float) -> bool:
         counts = {"oWaiting": self.waiting, "oInteracting": self.interacting, "oAlerting": self.alerting}
         if row.metric in counts:
-            if row.stats.count is not None:
-                counts[row.metric][media] = row.stats.count
+            if row.stats.count is None:
+                return False
+            counts[row.metric][media] = row.stats.count
         elif row.metric == "oLongestWaiting":
             age = longest_waiting_seconds(row, now)
             if age is None:
                 self.oldest_since.pop(media, None)
             else:
                 self.oldest_since[media] = now - age
+        else:
+            return False
+        return True
 
-    def _read_user_row(self, row: MetricRow) -> None:
+    def _read_user_row(self, row: MetricRow) -> bool:
         count = row.stats.count or 0
         if row.metric == "oUserRoutingStatuses" and row.qualifier:
             self.statuses[row.qualifier.lower()] = count
@@ -110,6 +117,9 @@ class QueueDraft:
             self.members = count
         elif row.metric == "oActiveUsers":
             self.joined = count
+        else:
+            return False
+        return True
 
     def freeze(self, now: float) -> QueueState:
         return QueueState(
@@ -127,7 +137,10 @@ class QueueDraft:
 
 
 def longest_waiting_seconds(row: MetricRow, now: float) -> float | None:
-    """oLongestWaiting is Unconfirmed: read an epoch-ms start time or a duration in ms, whichever it is."""
+    """oLongestWaiting is Unconfirmed: an epoch-ms start time or a duration in ms. Both readings are
+    tried and the plausible one kept: a wait can be neither negative (beyond `CLOCK_SKEW_SECONDS`)
+    nor longer than a day. A value neither reading makes sense of is counted (`IMPLAUSIBLE`) and
+    left out: no oldest wait is better than a wrong one."""
     if not row.stats.count:
         return None
     value = row.stats.calculated_metric_value
@@ -135,7 +148,12 @@ def longest_waiting_seconds(row: MetricRow, now: float) -> float | None:
         value = row.stats.max
     if value is None or value <= 0:
         return None
-    return max(0.0, now - value / 1000) if value > EPOCH_MS_THRESHOLD else value / 1000
+    readings = (now - value / 1000, value / 1000) if value > EPOCH_MS_THRESHOLD else (value / 1000,)
+    for seconds in readings:
+        if -CLOCK_SKEW_SECONDS <= seconds <= MAX_WAIT_SECONDS:
+            return max(0.0, seconds)
+    IMPLAUSIBLE["oLongestWaiting"] += 1
+    return None
 
 
 def parse_observations(response: ObservationResponse, now: float) -> dict[str, QueueState]:

@@ -26,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.app import Exporter
 from exporter.clock import FakeClock
 from exporter.genesys.notifications import TopicKind
+from exporter.push.trust import RETRY_AFTER_SECONDS
 from exporter.simulator.api import SimulatedOrg, serve_simulator
 from exporter.simulator.faults import SOCKET_ROUTE as SOCKET
 from exporter.simulator.faults import Fault
@@ -45,11 +46,24 @@ RECOVERY_LIMIT = 300
 TRUTH_WINDOW = 45
 
 
+# A stream gone wrong without a sound is found by the audit (a poll of pushed items every 20 s, each
+# disagreement counted once its channel has lived 35 s more) or by ten unreadable events in a row; a
+# kind found wrong is polled, and push is tried again after 10 minutes, the longest such a row takes
+# to recover.
+DETECTION_WINDOW = 90
+DISTRUST_RECOVERY_LIMIT = RETRY_AFTER_SECONDS + RECOVERY_LIMIT
+
+
 @dataclass(frozen=True)
 class Scenario:
+    """A fault armed for the row; false values count from `judged_after` seconds into it (a detection
+    window), and recovery is judged against `recovery_limit`."""
+
     name: str
     faults: tuple[Fault, ...]
     push: bool = False
+    judged_after: float = 0.0
+    recovery_limit: float = RECOVERY_LIMIT
 
 
 SCENARIOS = (
@@ -92,6 +106,28 @@ SCENARIOS = (
         (Fault("evict", SOCKET, limit=1), Fault("status", "notification_channels", status=429, retry_after=5)),
         push=True,
     ),
+    Scenario("push: result 404 frame, socket open", (Fault("result_404", SOCKET, limit=1),), push=True),
+    Scenario(
+        "push: queue events, unknown shape",
+        (Fault("event_shape", SOCKET, topics="queues"),),
+        push=True,
+        judged_after=DETECTION_WINDOW,
+        recovery_limit=DISTRUST_RECOVERY_LIMIT,
+    ),
+    Scenario(
+        "push: agent events, unknown shape",
+        (Fault("event_shape", SOCKET, topics="agents"),),
+        push=True,
+        judged_after=DETECTION_WINDOW,
+        recovery_limit=DISTRUST_RECOVERY_LIMIT,
+    ),
+    Scenario(
+        "push: events silently lost",
+        (Fault("drop", SOCKET),),
+        push=True,
+        judged_after=DETECTION_WINDOW,
+        recovery_limit=DISTRUST_RECOVERY_LIMIT,
+    ),
 )
 
 
@@ -104,10 +140,11 @@ class Row:
     parse_errors: int
     rss_before: float
     rss_after: float
+    recovery_limit: float = RECOVERY_LIMIT
 
     @property
     def ok(self) -> bool:
-        return self.recovery <= RECOVERY_LIMIT and self.over_budget == 0 and self.false_values == 0
+        return self.recovery <= self.recovery_limit and self.over_budget == 0 and self.false_values == 0
 
 
 class Watch:
@@ -238,17 +275,28 @@ async def run_scenario(scenario: Scenario, duration: float) -> Row:
             watch.step()
             watch.false_values = 0  # judged from the fault on
             org.faults.arm(*scenario.faults)
-            for _ in range(int(duration)):
+            for second in range(int(max(duration, scenario.judged_after + 10))):
+                if second == scenario.judged_after:
+                    watch.false_values = 0  # judged from the end of the detection window on
                 await _step(exporter, clock, watch)
             org.faults.clear()
             cleared = clock.time()
             recovery = 0.0
-            while not _fresh(exporter, cleared) and recovery < RECOVERY_LIMIT + 1:
+            while not _fresh(exporter, cleared) and recovery < scenario.recovery_limit + 1:
                 await _step(exporter, clock, watch)
                 recovery += 1
             parse_errors = sum(exporter.client.stats.parse_errors.values())
         over_budget = org.rate_limited
-    return Row(scenario.name, recovery, over_budget, watch.false_values, parse_errors, rss_before, rss_mib())
+    return Row(
+        scenario.name,
+        recovery,
+        over_budget,
+        watch.false_values,
+        parse_errors,
+        rss_before,
+        rss_mib(),
+        scenario.recovery_limit,
+    )
 
 
 def print_chaos(duration: float = 40.0, only: str = "") -> bool:

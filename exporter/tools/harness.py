@@ -79,10 +79,10 @@ class SimulatorProcess:
 
 @contextlib.asynccontextmanager
 async def simulator_process(
-    queues: int, agents: int, rate_limit: int, clients: int = 1
+    queues: int, agents: int, rate_limit: int, clients: int = 1, *more: str
 ) -> AsyncIterator[SimulatorProcess]:
-    """`genesys-exporter simulate` in a child process on 127.0.0.1; yields its base URL and the demo
-    credentials it prints (one client each) once it serves."""
+    """`genesys-exporter simulate` in a child process on 127.0.0.1, with `more` of its flags; yields its
+    base URL and the demo credentials it prints (one client each) once it serves."""
     port = free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -94,6 +94,7 @@ async def simulator_process(
         f"--agents={agents}",
         f"--rate-limit={rate_limit}",
         f"--clients={clients}",
+        *more,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
         env={k: v for k, v in os.environ.items() if not k.startswith("GENESYS_")},  # its demo credentials

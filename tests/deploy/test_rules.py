@@ -16,7 +16,7 @@ RULE_TESTS = ROOT / "deploy/prometheus/tests/genesys.rules.test.yml"
 def test_rules_are_valid(promtool):
     result = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 10 rules found" in result.stdout
+    assert "SUCCESS: 11 rules found" in result.stdout
 
 
 def test_rule_unit_tests_pass(promtool):

@@ -124,6 +124,10 @@ async def test_each_socket_fault_is_survived_with_nothing_false_after_it(pushed,
     org.faults.clear()
     await tick_for(clock, 10)
     await matches_after_settling(clock, org, exporter)
+    assert exporter.push is not None
+    trust = exporter.push.data.trust
+    assert trust.distrusted() == {}, "a fault the service really has must not cost push its trust"
+    assert trust.disagreements == {} and trust.compared["agents"] > 0
 
 
 async def test_a_silent_socket_falls_back_to_polling_and_reconciles_when_back(pushed, clock):

@@ -12,6 +12,7 @@ from exporter.genesys.models import MetricRow, ObservationResponse, QueueListing
 from exporter.snapshot import Part, PartKey, Snapshot
 from exporter.sources.queue_directory import QUEUES, Queue, QueueScope, parse_queue_pages, render_queue_info
 from exporter.sources.queue_states import (
+    IMPLAUSIBLE,
     QUEUE_STATES,
     QueueState,
     longest_waiting_seconds,
@@ -75,6 +76,21 @@ def test_a_queue_the_response_does_not_mention_is_unknown_not_zero(parsed):
 def test_longest_waiting_reads_either_unconfirmed_form(stats, expected):
     row = MetricRow.model_validate({"metric": "oLongestWaiting", "stats": stats})
     assert longest_waiting_seconds(row, 1778752800.0) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        1778752800000 + 3_600_000,  # a start an hour in the future
+        1778752800000 - 3 * 86_400_000,  # a start three days ago
+        2 * 86_400_000,  # a duration of two days
+    ],
+)
+def test_an_oldest_wait_no_reading_makes_sense_of_is_left_out_and_counted(value):
+    row = MetricRow.model_validate({"metric": "oLongestWaiting", "stats": {"count": 1, "calculatedMetricValue": value}})
+    before = IMPLAUSIBLE["oLongestWaiting"]
+    assert longest_waiting_seconds(row, 1778752800.0) is None
+    assert IMPLAUSIBLE["oLongestWaiting"] == before + 1
 
 
 def test_golden_exposition(parsed, clock, golden):
