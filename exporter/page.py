@@ -1,8 +1,9 @@
 """The served `/metrics` page: the metric families compressed once per change, never per scrape.
 
 Each source's families (`exporter.sources`) are one segment of the page, compressed apart and
-joined (`exporter.gzip_segments`); a segment is compressed again only when what it reads changed,
-in one worker thread, and the big agent segments are paced. Scrapes only read `MetricsPage.body`
+joined (`exporter.gzip_segments`); a segment is compressed again only when what it reads changed.
+The big agent segments are paced and built in a worker thread of their own, so the queue data the
+alerts read is never held behind them. Scrapes only read `MetricsPage.body`
 (or its text, for a client without gzip), so a hundred scrapers cost a hundred memory reads and
 no API call. How often the page changes is its own concern: push changes it many times a second.
 """
@@ -10,21 +11,23 @@ no API call. How often the page changes is its own concern: push changes it many
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gzip
 import itertools
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Literal
 
 from exporter.gzip_segments import compress, gzip_pieces
 from exporter.metrics import PartSize, Telemetry, render_self
 from exporter.snapshot import Key, Snapshot, Store
 from exporter.sources import DEFAULT_SELECTION, SHOWS
 from exporter.sources.source import Piece, Selection, Show, Tagged
+from exporter.tasks import first_of
 
 Body = tuple[bytes, ...]  # a gzip page in pieces
+Lane = Literal["urgent", "paced"]
 Built = tuple[Tagged, ...]  # a segment compressed: its pieces, each tagged with its shard (None: every shard's)
 SELF = "self"  # the segment of the exporter's own metrics, last on the page
 SELF_COLLECTOR = "exporter"
@@ -44,7 +47,8 @@ class PageBuilder:
     """Builds the page segment by segment, compressing again only the segments whose inputs changed.
 
     Inputs are compared by identity: the snapshot's mappings are replaced, never changed in place.
-    The text of a segment is dropped once compressed. Used by one thread at a time.
+    The text of a segment is dropped once compressed. A segment is built by one thread at a time:
+    two threads may build at once only segments that are not each other's (`only`).
     """
 
     def __init__(self, shows: Sequence[Show] = SHOWS, selection: Selection = DEFAULT_SELECTION) -> None:
@@ -63,14 +67,28 @@ class PageBuilder:
         whole = [segment for built in segments.values() for _, segment in built]
         return gzip_pieces(whole), sum(s.size for s in whole), rebuilt
 
-    def build_segments(self, snapshot: Snapshot, telemetry: Telemetry) -> tuple[dict[str, Built], set[str]]:
-        """Each segment by name, in page order, and the names of those compressed afresh."""
+    def build_segments(
+        self,
+        snapshot: Snapshot,
+        telemetry: Telemetry,
+        only: Collection[str] | None = None,
+        others: Mapping[str, Built] | None = None,
+    ) -> tuple[dict[str, Built], set[str]]:
+        """Each segment by name, in page order, and the names of those compressed afresh. With `only`,
+        just those segments are built (the exporter's own, `SELF`, among them or not), and the
+        others are taken from `others` (the page shown) where it has them."""
         segments: dict[str, Built] = {}
         rebuilt: set[str] = set()
         for show in self.shows:
+            if only is not None and show.segment not in only and others and show.segment in others:
+                segments[show.segment] = others[show.segment]
+                continue
             inputs = tuple(snapshot[key] for key in show.reads)
             compressor = self.compressors[show.segment]
             segments[show.segment] = self._segment(show.segment, inputs, rebuilt, compressor, snapshot)
+        if only is not None and SELF not in only and others and SELF in others:
+            segments[SELF] = others[SELF]
+            return segments, rebuilt
         sizes = self.sizes(segments)
 
         def own(snapshot: Snapshot, _: Selection) -> Built:
@@ -172,12 +190,15 @@ class Pacing:
 class MetricsPage:
     """The cached `/metrics` body, rebuilt when the snapshot changes; kept gzip-compressed only.
 
-    The rebuild runs in a worker thread (the snapshot is immutable: nothing to lock), segment by
-    segment, so new queue data is on the page within a tenth of a second of landing while each paced
-    segment waits its turn (`Pacing`). A build that moves paced data on is shown in two steps,
-    everything else first, so new queue data never waits for an agent segment. Prometheus asks for
-    gzip; a client that does not gets the text decompressed for it. A `collect[]` scrape gets the
-    chosen collectors' segments joined (`body_of`), never a render.
+    Two lanes rebuild it, each in a worker thread of its own (the snapshot is immutable: nothing to
+    lock). The urgent lane builds the segments that are not paced (the queues, the exporter's own)
+    after every change, so new queue data is on the page within a tenth of a second of landing; the
+    paced lane builds the agent segments when their pacing lets them (`Pacing`). The lanes build
+    segments that are not each other's and each shows what it built next to what the other last
+    showed, so queue data never waits for an agent build, not even one in progress (at 50,000
+    agents they take seconds). Prometheus asks for gzip; a client that does not gets the text
+    decompressed for it. A `collect[]` scrape gets the chosen collectors' segments joined
+    (`body_of`), never a render.
     """
 
     def __init__(
@@ -197,6 +218,7 @@ class MetricsPage:
         self.pacing = Pacing.of(shows)
         self.version = -1
         self.snapshot = Snapshot()  # the one the page shows
+        self._paced_from = Snapshot()  # the one the paced lane last built the agent segments from
         self.body: Body = (gzip.compress(b""),)  # the gzip page in pieces, each written to a scraper in turn
         self.plain_bytes = 0
         # The page shown's segments and the collect[] bodies made from them when asked, swapped as one:
@@ -206,10 +228,17 @@ class MetricsPage:
             {},
         )
         self.builder = PageBuilder(shows, selection)
+        self.lanes: dict[Lane, frozenset[str]] = {
+            "urgent": frozenset(show.segment for show in shows if not show.paced) | {SELF},
+            "paced": frozenset(show.segment for show in shows if show.paced),
+        }
         self._reads = itertools.count()  # the order the inputs of each build were read in
-        self._shown_read = -1
-        # One thread for every render: big strings freed by many threads leave glibc a heap per thread.
-        self._renderer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
+        self._shown_reads: dict[Lane, int] = dict.fromkeys(self.lanes, -1)
+        # A thread a lane, no more: big strings freed by many threads leave glibc a heap per thread.
+        self._threads = {
+            lane: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"render-{lane}") for lane in self.lanes
+        }
+        self._paced_shown = asyncio.Event()  # the urgent lane then re-counts the parts' sizes
 
     @property
     def gzipped(self) -> bytes:
@@ -253,24 +282,41 @@ class MetricsPage:
         return body
 
     def refresh(self) -> None:
-        """Rebuild now, every segment up to date; the caller waits. The build runs on the render
-        thread, after any render in progress there: the builder's caches are one thread's."""
+        """Rebuild now, every segment up to date; the caller waits. Each lane's segments are built on
+        its own thread, after any build in progress there (a segment's caches are one thread's), the
+        paced ones first, so that the exporter's own segment counts the parts as shown."""
         read = next(self._reads)
-        snapshot = self._store.snapshot
-        segments, _ = self._renderer.submit(self.builder.build_segments, snapshot, self._telemetry()).result()
-        self._show(snapshot, segments, read)
+        snapshot, telemetry = self._store.snapshot, self._telemetry()
+        paced = self._threads["paced"].submit(self._build, snapshot, telemetry, "paced", self._shown[0])
+        segments, _ = paced.result()
+        segments, _ = self._threads["urgent"].submit(self._build, snapshot, telemetry, "urgent", segments).result()
+        self._show(snapshot, segments, read, "urgent", "paced")
 
-    def _build(self, snapshot: Snapshot, telemetry: Telemetry) -> tuple[dict[str, Built], dict[str, float]]:
-        """Build the page's segments; the seconds each segment compressed afresh took."""
-        segments, rebuilt = self.builder.build_segments(snapshot, telemetry)
+    def _build(
+        self, snapshot: Snapshot, telemetry: Telemetry, lane: Lane, others: Mapping[str, Built]
+    ) -> tuple[dict[str, Built], dict[str, float]]:
+        """Build a lane's segments, the others' taken as given; the seconds each segment compressed afresh took."""
+        segments, rebuilt = self.builder.build_segments(snapshot, telemetry, self.lanes[lane], others)
         return segments, {name: self.builder.seconds[name] for name in rebuilt}
 
-    def _show(self, snapshot: Snapshot, segments: dict[str, Built], read: int) -> None:
-        """Show a page built from inputs read in the `read`-th place; one read before the page shown
-        (a render started just before a `refresh`) is dropped: the page never goes back in time."""
-        if read < self._shown_read:
+    def _show(self, snapshot: Snapshot, segments: dict[str, Built], read: int, *lanes: Lane) -> None:
+        """Show what `lanes` built from inputs read in the `read`-th place, the other lane's segments
+        as it last showed them; a build read before the one a lane shows (one started just before a
+        `refresh`) is dropped: the page never goes back in time. `self.snapshot` is what the page
+        shows: the paced keys as the paced lane built them, the rest as the urgent lane did."""
+        if any(read < self._shown_reads[lane] for lane in lanes):
             return
-        self._shown_read = read
+        self._shown_reads.update(dict.fromkeys(lanes, read))
+        if "paced" in lanes:
+            self._paced_from = snapshot
+        if len(lanes) == 1:
+            own, shown = self.lanes[lanes[0]], self._shown[0]
+            segments = {name: built if name in own else shown.get(name, built) for name, built in segments.items()}
+            paced_keys = self.pacing.keys
+            if lanes[0] == "paced":
+                snapshot = self.snapshot.holding(snapshot, paced_keys)
+            elif any(snapshot[key] is not self.snapshot[key] for key in paced_keys):
+                snapshot = snapshot.holding(self.snapshot, paced_keys)
         whole = [segment for built in segments.values() for _, segment in built]
         self.body = gzip_pieces(whole)
         self.plain_bytes = sum(segment.size for segment in whole)
@@ -284,35 +330,62 @@ class MetricsPage:
 
     @property
     def ready(self) -> bool:
-        """Every poller has succeeded at least once in the snapshot this page shows."""
-        pollers = self.snapshot.pollers.values()
-        return bool(pollers) and all(s.last_success is not None for s in pollers)
+        """Every poller has succeeded at least once in what the page shows, the agent segments included:
+        the paced lane built them from a snapshot in which every poller had, or they are as the store
+        has them now."""
+        return _all_succeeded(self.snapshot) and (
+            _all_succeeded(self._paced_from) or not self._moved(self._store.snapshot)
+        )
 
     def _moved(self, snapshot: Snapshot) -> list[Key]:
         """The paced keys in which `snapshot` is ahead of the page shown."""
         return [key for key in self.pacing.keys if snapshot[key] is not self.snapshot[key]]
 
     async def run(self) -> None:
-        """Re-render after every change, coalescing bursts (the batches of one poll land close together)."""
+        """Re-render after every change, each lane on its own: the urgent lane coalesces bursts (the
+        batches of one poll land close together), the paced lane waits for its segments' turn."""
         self.refresh()
+        async with asyncio.TaskGroup() as lanes:
+            lanes.create_task(self._urgent_lane(), name="page-urgent")
+            lanes.create_task(self._paced_lane(), name="page-paced")
+
+    async def _urgent_lane(self) -> None:
         loop = asyncio.get_running_loop()
+        built = self.version
         while True:
-            changed = self._store.wait_changed(self.version)
-            due = self.pacing.next_due(self._moved(self._store.snapshot))
-            if due is not None:  # paced data held back: rebuild when due, or sooner on other news
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed, max(0.0, due - time.perf_counter()))
-            else:
-                await changed
+            await first_of({"changed": self._store.wait_changed(built), "paced": self._paced_shown.wait()})
+            self._paced_shown.clear()
             await asyncio.sleep(self._debounce)
             snapshot, telemetry = self._store.snapshot, self._telemetry()  # read on the loop's thread
+            read, built = next(self._reads), snapshot.version
+            segments, _ = await loop.run_in_executor(
+                self._threads["urgent"], self._build, snapshot, telemetry, "urgent", self._shown[0]
+            )
+            self._show(snapshot, segments, read, "urgent")
+
+    async def _paced_lane(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            snapshot = self._store.snapshot
+            due = self.pacing.next_due(self._moved(snapshot))
+            if due is None or due > time.perf_counter():  # nothing moved, or held back: until due or other news
+                waits: dict[str, Awaitable[object]] = {"changed": self._store.wait_changed(snapshot.version)}
+                if due is not None:
+                    waits["due"] = asyncio.sleep(due - time.perf_counter())
+                await first_of(waits)
+                continue
+            await asyncio.sleep(self._debounce)
+            snapshot, telemetry = self._store.snapshot, self._telemetry()
             read = next(self._reads)
             snapshot = snapshot.holding(self.snapshot, self.pacing.held(time.perf_counter()))
-            moving = self._moved(snapshot)
-            if moving:  # paced segments take up to a second to build: the rest of the news is shown first
-                first = snapshot.holding(self.snapshot, moving)
-                segments, _ = await loop.run_in_executor(self._renderer, self._build, first, telemetry)
-                self._show(first, segments, read)
-            segments, seconds = await loop.run_in_executor(self._renderer, self._build, snapshot, telemetry)
-            self._show(snapshot, segments, read)
+            segments, seconds = await loop.run_in_executor(
+                self._threads["paced"], self._build, snapshot, telemetry, "paced", self._shown[0]
+            )
+            self._show(snapshot, segments, read, "paced")
             self.pacing.built(seconds, time.perf_counter())
+            self._paced_shown.set()
+
+
+def _all_succeeded(snapshot: Snapshot) -> bool:
+    pollers = snapshot.pollers.values()
+    return bool(pollers) and all(s.last_success is not None for s in pollers)

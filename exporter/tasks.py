@@ -8,7 +8,6 @@ test that has ended. `first_of` cancels and reaps every loser, whatever way it r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Mapping
 from typing import Any, TypeVar
 
@@ -23,8 +22,8 @@ async def first_of(waits: Mapping[K, Awaitable[Any]]) -> set[K]:
         done, _ = await asyncio.wait(futures, return_when=asyncio.FIRST_COMPLETED)
         return {futures[f] for f in done}
     finally:
-        for future in owned:
-            if not future.done():
-                future.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await future
+        losers = [future for future in owned if not future.done()]
+        for future in losers:
+            future.cancel()
+        if losers:  # reaped; a cancellation of the caller meanwhile still reaches it (never swallowed)
+            await asyncio.wait(losers)

@@ -11,7 +11,7 @@ from typing import Any
 from exporter.clock import FakeClock
 from exporter.metrics import Telemetry, render
 from exporter.page import MetricsPage, Pacing, PageBuilder
-from exporter.snapshot import Part, PartKey, Snapshot, Store
+from exporter.snapshot import Part, PartKey, PollerStatus, Snapshot, Store
 from exporter.sources import DEFAULT_SELECTION
 from exporter.sources.agent_directory import AGENTS, Agent
 from exporter.sources.agent_states import AGENT_STATES, ROUTING_CODES, STATE_PARTS_PER_RUN, AgentState, StateSegment
@@ -104,6 +104,57 @@ async def test_queue_data_is_shown_before_the_agent_segments_it_was_built_with(c
     release.set()
     await shown(page, ann_is("interacting"))
     assert page.snapshot[AGENT_STATES] is store.snapshot[AGENT_STATES]
+    task.cancel()
+
+
+def held_agent_states_build(page: MetricsPage) -> tuple[threading.Event, threading.Event]:
+    """The page's next agent states build, held until the test sets `release`; `started` once it began."""
+    release, started = threading.Event(), threading.Event()
+    state_segment = page.builder.compressors["agent_states"]
+
+    def slow_state_segment(snapshot: Snapshot, selection: Selection) -> Any:
+        started.set()
+        assert release.wait(timeout=10), "the test never let the agent states build finish"
+        return state_segment(snapshot, selection)
+
+    page.builder.compressors["agent_states"] = slow_state_segment
+    return started, release
+
+
+async def test_queue_data_is_shown_while_an_agent_build_is_in_progress(clock: FakeClock):
+    """The agent segments build in a lane of their own: a queue change that lands while one of them
+    is being built (seconds, in a large org) is shown without waiting for it."""
+    store, page, task = await ann_idle_in_sales(clock)
+    started, release = held_agent_states_build(page)
+    store.put(AGENT_STATES, FIRST, {"u1": AgentState("interacting", "on_queue", 2.0)})
+    assert await asyncio.to_thread(started.wait, 5), "the agent states build never started"
+    store.put(QUEUE_STATES, FIRST, {"q1": queue_state(9)})  # news after the agent build began
+    await shown(page, 'genesys_queue_waiting_interactions{queue_id="q1",queue_name="Sales",media_type="voice"} 9')
+    assert ann_is("idle").encode() in page.plain
+    assert page.plain.decode() == render(page.snapshot, Telemetry())
+    release.set()
+    await shown(page, ann_is("interacting"))
+    await asyncio.sleep(0.1)  # the urgent lane counts the parts again once the agents are shown
+    assert page.plain.decode() == render(page.snapshot, Telemetry())
+    assert page.current
+    task.cancel()
+
+
+async def test_the_page_is_ready_only_once_the_agent_segments_it_shows_are_of_every_poller(clock: FakeClock):
+    """The queues' lane may show every poller's first success while the agents' lane is still building
+    the agents: /readyz waits for the agents to be on /metrics."""
+    store, page, task = await ann_idle_in_sales(clock)
+    started, release = held_agent_states_build(page)
+    store.put(AGENT_STATES, FIRST, {"u1": AgentState("interacting", "on_queue", 2.0)})
+    store.set_status("agents", PollerStatus(interval=15.0, up=True, last_success=1.0))
+    assert await asyncio.to_thread(started.wait, 5), "the agent states build never started"
+    store.put(QUEUE_STATES, FIRST, {"q1": queue_state(9)})
+    await shown(page, 'genesys_queue_waiting_interactions{queue_id="q1",queue_name="Sales",media_type="voice"} 9')
+    assert page.snapshot.pollers["agents"].last_success == 1.0
+    assert not page.ready  # the agents' first success is not on the page yet
+    release.set()
+    await shown(page, ann_is("interacting"))
+    assert page.ready
     task.cancel()
 
 

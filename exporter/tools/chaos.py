@@ -66,6 +66,12 @@ class Scenario:
     recovery_limit: float = RECOVERY_LIMIT
 
 
+def distrusting(name: str, fault: Fault) -> Scenario:
+    """A push fault the exporter must find out by itself: judged after the detection window, and
+    recovered once push is tried again."""
+    return Scenario(name, (fault,), push=True, judged_after=DETECTION_WINDOW, recovery_limit=DISTRUST_RECOVERY_LIMIT)
+
+
 SCENARIOS = (
     Scenario("429 storm, Retry-After 5 s", (Fault("status", status=429, retry_after=5, rate=0.5),)),
     Scenario("503 burst", (Fault("status", status=503),)),
@@ -107,27 +113,9 @@ SCENARIOS = (
         push=True,
     ),
     Scenario("push: result 404 frame, socket open", (Fault("result_404", SOCKET, limit=1),), push=True),
-    Scenario(
-        "push: queue events, unknown shape",
-        (Fault("event_shape", SOCKET, topics="queues"),),
-        push=True,
-        judged_after=DETECTION_WINDOW,
-        recovery_limit=DISTRUST_RECOVERY_LIMIT,
-    ),
-    Scenario(
-        "push: agent events, unknown shape",
-        (Fault("event_shape", SOCKET, topics="agents"),),
-        push=True,
-        judged_after=DETECTION_WINDOW,
-        recovery_limit=DISTRUST_RECOVERY_LIMIT,
-    ),
-    Scenario(
-        "push: events silently lost",
-        (Fault("drop", SOCKET),),
-        push=True,
-        judged_after=DETECTION_WINDOW,
-        recovery_limit=DISTRUST_RECOVERY_LIMIT,
-    ),
+    distrusting("push: queue events, unknown shape", Fault("event_shape", SOCKET, topics="queues")),
+    distrusting("push: agent events, unknown shape", Fault("event_shape", SOCKET, topics="agents")),
+    distrusting("push: events silently lost", Fault("drop", SOCKET)),
 )
 
 
