@@ -195,10 +195,9 @@ class MetricsPage:
     after every change, so new queue data is on the page within a tenth of a second of landing; the
     paced lane builds the agent segments when their pacing lets them (`Pacing`). The lanes build
     segments that are not each other's and each shows what it built next to what the other last
-    showed, so queue data never waits for an agent build, not even one in progress (at 50,000
-    agents they take seconds). Prometheus asks for gzip; a client that does not gets the text
-    decompressed for it. A `collect[]` scrape gets the chosen collectors' segments joined
-    (`body_of`), never a render.
+    showed, so queue data never waits for an agent build, not even one in progress. Prometheus asks
+    for gzip; a client that does not gets the text decompressed for it. A `collect[]` scrape gets
+    the chosen collectors' segments joined (`body_of`), never a render.
     """
 
     def __init__(

@@ -43,8 +43,13 @@ def settings_for(org: SimulatedOrg, **overrides: Any) -> Settings:
 
 def rss_mib() -> float:
     """This process's resident memory now, in MiB, from /proc/self/status (NaN when it does not say)."""
+    return status_mib("VmRSS:")
+
+
+def status_mib(field: str) -> float:
+    """A memory figure of /proc/self/status (`VmRSS:`, `VmHWM:` its peak), in MiB; NaN when it does not say."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field):
             return int(line.split()[1]) / 1024
     return float("nan")
 

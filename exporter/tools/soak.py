@@ -25,13 +25,12 @@ import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from exporter.app import Exporter
 from exporter.config import load_settings
 from exporter.process import freeze_heap, tune_process
 from exporter.sources.agent_directory import AGENTS
-from exporter.tools.harness import simulator_process
+from exporter.tools.harness import simulator_process, status_mib
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,13 +45,6 @@ class Sample:
     reconnects: int
     agents: int
     day_rolled: bool
-
-
-def _status_mib(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 async def long_soak(queues: int, agents: int, clients: int, minutes: float, every: float = 60.0) -> list[Sample]:
@@ -82,8 +74,8 @@ async def long_soak(queues: int, agents: int, clients: int, minutes: float, ever
                 samples.append(
                     Sample(
                         minute=elapsed / 60,
-                        rss_mib=_status_mib("VmRSS:"),
-                        peak_rss_mib=_status_mib("VmHWM:"),
+                        rss_mib=status_mib("VmRSS:"),
+                        peak_rss_mib=status_mib("VmHWM:"),
                         allocated_blocks=sys.getallocatedblocks(),
                         tasks=len(asyncio.all_tasks()),
                         open_fds=len(os.listdir("/proc/self/fd")),
