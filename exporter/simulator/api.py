@@ -598,9 +598,12 @@ async def serve_simulator(
     client_id: str | None = None,
     client_secret: str | None = None,
     clients: int = 1,
+    others: int = 0,
     **options: Any,
 ) -> AsyncIterator[SimulatedOrg]:
     """Run the simulated org on `host:port` (port 0: any free port) until the block ends.
+
+    Besides its `agents` it has `others` active users who are no queue's member.
 
     It has `clients` OAuth clients: the first logs in with `client_id`/`client_secret` (the demo
     credentials when not given), the others with the simulator's own (`demo_credentials(2)`, ...).
@@ -613,7 +616,7 @@ async def serve_simulator(
         number += 1
         credentials.setdefault(*demo_credentials(number))  # skips an id the first client already has
     clock = clock or SystemClock()
-    model = OrgModel(SimConfig(queues=queues, agents=agents, seed=seed), clock.time())
+    model = OrgModel(SimConfig(queues=queues, agents=agents, seed=seed, others=others), clock.time())
     org = SimulatedOrg(model, clock, clients=credentials, rate_limit=rate_limit, **options)
     runner = web.AppRunner(org.create_app(), access_log=None, handle_signals=False)
     await runner.setup()

@@ -104,6 +104,7 @@ class SimConfig:
     divisions: int = 3
     agents_per_team: int = 250  # work teams of about this many agents, each within one division
     in_a_team: float = 0.9  # the share of agents in a team (a user belongs to one at most)
+    others: int = 0  # active users who are no queue's member (supervisors, administrators), besides the agents
     warm_up_seconds: float = 600.0  # simulated before anyone looks, so the org starts mid-morning busy
 
 
@@ -272,6 +273,25 @@ class OrgModel:
             for q in agent.queues:
                 self.queues[q].members.append(agent.id)
         self._build_teams()
+        self._build_others()
+
+    def _build_others(self) -> None:
+        """Users of the org who take no queue's calls, from a generator of their own: the agents are as
+        they were. The users listing has them; no queue's member listing does."""
+        rng = random.Random(self.config.seed + 2)
+        for n in range(self.config.others):
+            user = SimAgent(
+                id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                name=f"{rng.choice(_FIRST)} {rng.choice(_LAST)} (supervisor {n + 1})",
+                division=rng.choice(self.divisions),
+                queues={},
+                presence=rng.choice(("AVAILABLE", "OFFLINE", "MEETING")),
+                presence_since=self.now - rng.uniform(0, 3600),
+                routing_status="OFF_QUEUE",
+                status_since=self.now - rng.uniform(0, 600),
+            )
+            user.idle_since = user.status_since
+            self.agents[user.id] = user
 
     def _build_teams(self) -> None:
         """Teams of a division's agents, from a generator of their own: the rest of the org is as it was."""

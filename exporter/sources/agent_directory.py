@@ -248,9 +248,20 @@ def members_scope(settings: Settings) -> bool:
     return settings.agent_scope == "members"
 
 
+def lists_users_first(settings: Settings) -> bool:
+    """The members scope over every queue: a start lists the users before their queues' members
+    (`exporter.sources.user_listing`). Where the operator narrowed the queues, most users may be no
+    member of them, and a few queues' members are listed soon anyway."""
+    return members_scope(settings) and not (settings.queue_ids or settings.queue_name or settings.division_ids)
+
+
+def members_listed_alone(settings: Settings) -> bool:
+    return members_scope(settings) and not lists_users_first(settings)
+
+
 SOURCE = Source(
     name="agent_directory",
     keeps=(AGENTS, ACTIVE_QUEUES, SETTLED),
-    polls=(Poll(AGENT_DIRECTORY_POLLER, refresh_members, after=DIRECTORY_POLLER, when=members_scope),),
+    polls=(Poll(AGENT_DIRECTORY_POLLER, refresh_members, after=DIRECTORY_POLLER, when=members_listed_alone),),
     show=agent_segment("agent_info", render_agent_info, ACTIVE_QUEUES, SETTLED),
 )

@@ -1,11 +1,19 @@
-"""The `users` scope: every active user, listed 100 a page with their routing status and presence.
+"""The users listing: every active user, 100 a page with their routing status and presence.
 
 `GET /api/v2/users?state=active&expand=routingStatus,presence` pages with totals
 (https://developer.genesys.cloud/useragentman/users/), so all pages after the first go at once,
 and each page both names 100 agents and carries their states. One pass is therefore the agent
-directory and a state poll in one: with push off it is the agents' job on their cadence; with push
-on it is the directory, whose first pass gives every agent a state before any channel is live,
-and whose later passes leave the states to push and the polls by id.
+directory and a state poll in one.
+
+In the `users` scope it is the directory: with push off it is the agents' job on their cadence; with
+push on its first pass gives every agent a state before any channel is live, and its later passes
+leave the states to push and the polls by id.
+
+In the `members` scope over the whole org it is the start's first sight of the agents: the member
+listing takes a request per queue and minutes at thousands of queues, the users listing a request
+per 100 users. So a start lists the users first, every one of them shown with their state at once,
+and the member listing that follows narrows them to the members of the queues in scope when it
+ends: a user who is no queue's member shows for that one pass, a member is never missing.
 """
 
 from __future__ import annotations
@@ -18,7 +26,13 @@ from exporter.genesys.client import GenesysClient
 from exporter.genesys.endpoints import USERS
 from exporter.genesys.models import UserListing
 from exporter.snapshot import PartKey
-from exporter.sources.agent_directory import AGENT_DIRECTORY_POLLER, AGENTS, Agent
+from exporter.sources.agent_directory import (
+    AGENT_DIRECTORY_POLLER,
+    AGENTS,
+    Agent,
+    lists_users_first,
+    refresh_members,
+)
 from exporter.sources.agent_states import (
     AGENT_STATES,
     AGENTS_POLLER,
@@ -81,9 +95,11 @@ async def poll_users_with_state(
     return agents
 
 
-async def list_users(wiring: Wiring) -> None:
+async def list_users(wiring: Wiring, *, keep_teams: bool = True) -> None:
     """One pass of the listing. With push on, its states are kept on its first pass only (no agent has
-    any state yet), not held twice in the store ever after; a pushed agent's state is push's to tell."""
+    any state yet), not held twice in the store ever after; a pushed agent's state is push's to tell.
+    `keep_teams` False leaves the teams to their member listings (the members scope, which lists the
+    users once: a team the listing said at the start would outlive the agent's move to another)."""
     store = wiring.store
     directory = store.status("agent_directory")
     with_states = directory is None or directory.last_success is None
@@ -94,20 +110,31 @@ async def list_users(wiring: Wiring) -> None:
         index: int, agents: Mapping[str, Agent], states: Mapping[str, AgentState], page_teams: Mapping[str, str]
     ) -> None:
         store.add(AGENTS, agents)
-        store.add(LISTED_TEAM_OF, page_teams)
-        teams.update(page_teams)
+        if keep_teams:
+            store.add(LISTED_TEAM_OF, page_teams)
+            teams.update(page_teams)
         if with_states:
             polled = wiring.polled("agents", states)
             store.put(AGENT_STATES, PartKey("listing", (index,)), {uid: states[uid] for uid in polled})
 
     agents = await poll_users_with_state(wiring.client, publish)
     store.set(AGENTS, agents)
+    if not keep_teams:
+        return
     # What this pass said of each agent's team; what an earlier one said of those it said nothing of.
     known = store.snapshot[LISTED_TEAM_OF]
     store.set(
         LISTED_TEAM_OF,
         {uid: teams[uid] if uid in teams else known[uid] for uid in agents if uid in teams or uid in known},
     )
+
+
+async def list_users_then_members(wiring: Wiring) -> None:
+    """The members scope's directory over the whole org: the users listed while it knows nobody (a
+    start, or a start whose listing failed), then the member listing, which keeps only the members."""
+    if not wiring.store.snapshot[AGENTS]:
+        await list_users(wiring, keep_teams=False)
+    await refresh_members(wiring)
 
 
 def listed_with_push(settings: Settings) -> bool:
@@ -120,5 +147,6 @@ SOURCE = Source(
     polls=(
         Poll(AGENT_DIRECTORY_POLLER, list_users, after=DIRECTORY_POLLER, when=listed_with_push),
         Poll(AGENTS_POLLER, list_users, after=DIRECTORY_POLLER, when=listing_is_state_poll),
+        Poll(AGENT_DIRECTORY_POLLER, list_users_then_members, after=DIRECTORY_POLLER, when=lists_users_first),
     ),
 )

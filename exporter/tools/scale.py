@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import gc
+import itertools
 import json
 import math
 import multiprocessing
@@ -62,6 +63,7 @@ class Figures:
     first_queue_data_s: float = math.nan
     first_agent_data_s: float = math.nan
     every_agent_s: float = math.nan  # from start until the agents' part shows a routing status for all
+    states_lost: int = 0  # the largest fall, from one count to the next, of agents shown with a routing status
     scope: str = ""
     measured_s: float = 0.0
     ages: dict[str, list[tuple[float, int]]] = field(default_factory=dict)  # job -> (age, series) samples
@@ -247,6 +249,7 @@ async def measure(
         counts = [(float(at) - started_wall, int(shown)) for at, shown in lines]
         # Every agent the directory has in scope by the end, each with a routing status on the page.
         figures.every_agent_s = first_reaching(counts, len(exporter.store.snapshot[AGENTS]))
+        figures.states_lost = max((a - b for (_, a), (_, b) in itertools.pairwise(counts)), default=0)
         figures.cpu_s = time.process_time() - cpu_before
         figures.requests = sum(exporter.client.stats.requests.values()) - requests_before
         figures.rate_limited = exporter.budget.rate_limited_total
@@ -355,7 +358,8 @@ def print_figures(figures: Figures, rate_limit: int, targets: dict[str, float]) 
     print(
         f"  agent scope {figures.scope}; queue data on the page {figures.first_queue_data_s:.1f} s after start, "
         f"the first agent states {figures.first_agent_data_s:.1f} s after start, every agent's "
-        f"{figures.every_agent_s:.1f} s after start"
+        f"{figures.every_agent_s:.1f} s after start; a state shown and then gone: "
+        f"{max(figures.states_lost, 0)} agents at most"
     )
     header = ("job", "configured s", "effective s", "req/cycle", "floor s", "age p50", "age p95", "age max", "target")
     widths = (12, 12, 11, 9, 8, 8, 8, 8, 16)
