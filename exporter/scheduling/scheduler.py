@@ -42,6 +42,9 @@ class Job:
     refreshes: tuple[Measurement[Any], ...] = ()  # their stale limit follows its effective cadence
     wait_at_most: float | None = None  # seconds to wait for `after`; then it starts with what there is
     first_priority: int | None = None  # the priority of its first cycle, when that one matters more
+    # The requests its next cycle will send, where the job can tell before it runs (None: learned from
+    # its cycles only). Data a job must refresh lives three of the cadences its true cost allows.
+    expected_cost: Callable[[], int] | None = None
 
 
 STALE_AFTER_INTERVALS = 3  # a measurement older than this many cadences is dropped, not shown
@@ -102,11 +105,14 @@ class Scheduler:
             group.create_task(self._expire_stale(), name="expire-stale")
 
     def _estimate(self, job: Job) -> int:
-        """The last cycle's cost, or more if the running cycle has already sent or queued more."""
-        if job.name not in self._running:
-            return self._costs[job.name]
-        so_far = self._budget.spent[job.name] - self._running[job.name] + self._budget.waiting(job.name)
-        return max(self._costs[job.name], so_far)
+        """The last cycle's cost, or more if the running cycle has already sent or queued more, or the
+        next cycle is known to cost more."""
+        cost = self._costs[job.name]
+        if job.name in self._running:
+            cost = max(cost, self._budget.spent[job.name] - self._running[job.name] + self._budget.waiting(job.name))
+        if job.expected_cost is not None:
+            cost = max(cost, job.expected_cost())
+        return cost
 
     def _replan(self) -> None:
         self._planned_costs = {j.name: self._estimate(j) for j in self._jobs}

@@ -128,6 +128,18 @@ async def poll_states_by_id(wiring: Wiring) -> None:
         await poll_agent_states(wiring.client, agent_ids, wiring.store.publisher(AGENT_STATES))
 
 
+def state_poll_cost(wiring: Wiring) -> int:
+    """The by-id poll's requests once no listing is fresh: every agent in scope push does not keep.
+
+    At a start the users listing has just given every state, so the first cycles ask for few agents,
+    yet the listed states must be polled again before they are three cadences old: the cadence,
+    and so their stale limit, is the one this cost allows, not the one of the cheap first cycles.
+    """
+    owned = wiring.push.data.owned("agents") if wiring.push is not None else frozenset()
+    polled = sum(1 for uid in wiring.store.snapshot[AGENTS] if uid not in owned)
+    return -(-polled // USERS_PER_REQUEST)
+
+
 # ----- on the page ------------------------------------------------------------------------------
 # A state is a value, not a label: an agent's series lives as long as the agent, however often their
 # status changes (a label would end one series and start another at every change, churn a Prometheus
@@ -300,6 +312,7 @@ SOURCE = Source(
             after=AGENT_DIRECTORY_POLLER,
             wait_at_most=FIRST_AGENTS_WITHIN_SECONDS,
             when=lambda s: not listing_is_state_poll(s),
+            expected_cost=state_poll_cost,
         ),
     ),
     show=agent_segment(

@@ -69,15 +69,17 @@ class Poller:
 
 @dataclass(frozen=True, slots=True)
 class Poll:
-    """How a source runs a poller under the settings it is `when` for: what each cycle does, and the
-    job whose first success it waits for (at most `wait_at_most` seconds, then it starts with what
-    there is)."""
+    """How a source runs a poller under the settings it is `when` for: what each cycle does, the job
+    whose first success it waits for (at most `wait_at_most` seconds, then it starts with what there
+    is), and, where it can tell, the requests its next cycle will send (`expected_cost`): a cost
+    learned only after the cycle would leave the data it refreshes the stale limit of a cheaper one."""
 
     poller: Poller
     run: Callable[[Wiring], Awaitable[None]]
     after: Poller | Callable[[Settings], Poller] | None = None
     wait_at_most: float | None = None
     when: Callable[[Settings], bool] = always
+    expected_cost: Callable[[Wiring], int] | None = None
 
     def waits_for(self, settings: Settings) -> str | None:
         after = self.after(settings) if callable(self.after) else self.after

@@ -52,6 +52,7 @@ RULES = sorted((ROOT / "deploy/prometheus/rules").glob("*.yml"))
 DASHBOARDS = sorted((ROOT / "grafana/dashboards").glob("*.json"))
 PROBE_EVERY = 4.0  # seconds between two changes of each kind
 POLL_EVERY = 0.5  # how often a probe asks Prometheus whether the change shows
+PAGE_EVERY = 1.0  # how often the queue probe reads the exporter's queue part (megabytes) for the same change
 GIVE_UP_AFTER = 180.0
 ADDED = 10  # interactions a queue probe adds: more than the few that may abandon before they show
 STEP_SECONDS = 15  # a range query's step: what Grafana asks at the agents' scrape interval
@@ -99,6 +100,7 @@ class Figures:
     ready_s: float = math.nan
     measured_s: float = 0.0
     latencies: dict[str, list[float]] = field(default_factory=dict)  # queues / agents -> seconds
+    queues_on_page: list[float] = field(default_factory=list)  # the queue changes until /metrics showed them
     jobs: dict[str, dict[str, float]] = field(default_factory=dict)  # job -> samples, duration...
     head_series: float = math.nan
     head_series_peak: float = math.nan
@@ -106,6 +108,7 @@ class Figures:
     series_created: list[tuple[float, float]] = field(default_factory=list)  # (monotonic s, created total)
     rss_mib: float = math.nan
     rss_peak_mib: float = math.nan
+    heap_mib: float = math.nan  # Prometheus's Go heap in use at the end: what it holds, the rest of its RSS is slack
     rule_groups: dict[str, list[float]] = field(default_factory=dict)  # group -> its evaluations seen, seconds
     agents_part_bytes: int = 0
     # dashboard, panel, kind, seconds with the org and exporter running, seconds with Prometheus alone, rows
@@ -168,9 +171,10 @@ def prometheus_config(target: str) -> dict[str, Any]:
 
 
 # ----- probes ---------------------------------------------------------------------------------------
-async def probe_queues(chain: Chain, queues: list[str], until: float, into: list[float]) -> None:
+async def probe_queues(chain: Chain, queues: list[str], until: float, into: list[float], on_page: list[float]) -> None:
     """A few more interactions waiting in an unstaffed queue; until the query shows most of them (its
-    waiting ones may abandon meanwhile, so waiting for the org's exact new count could wait forever)."""
+    waiting ones may abandon meanwhile, so waiting for the org's exact new count could wait forever),
+    and until the exporter's page does (`on_page`)."""
     for queue in queues:
         await chain.scenario(action="unstaff", queue=queue)
     turn = 0
@@ -181,8 +185,30 @@ async def probe_queues(chain: Chain, queues: list[str], until: float, into: list
         answer = await chain.scenario(action="wait", queue=queue, media="voice", count=ADDED)
         want = float(answer["waiting"]["voice"]) - ADDED // 2
         promql = f'genesys_queue_waiting_interactions{{queue_id="{queue}", media_type="voice"}}'
-        into.append(await _shown(chain, promql, lambda value, want=want: value is not None and value >= want, began))
+        queried, paged = await asyncio.gather(
+            _shown(chain, promql, lambda value, want=want: value is not None and value >= want, began),
+            _on_page(chain, queue, want, began),
+        )
+        into.append(queried)
+        on_page.append(paged)
         await asyncio.sleep(max(0.0, PROBE_EVERY - (time.monotonic() - began)))
+
+
+async def _on_page(chain: Chain, queue: str, want: float, began: float) -> float:
+    """When the exporter's own queue part shows the change: what the scrape and the query add is the rest."""
+    line = re.compile(
+        rb'^genesys_queue_waiting_interactions\{queue_id="'
+        + re.escape(queue.encode())
+        + rb'",[^}]*media_type="voice"\} (\S+)$',
+        re.MULTILINE,
+    )
+    while time.monotonic() - began < GIVE_UP_AFTER:
+        async with chain.http.get(f"{chain.exporter}/metrics", params={"collect[]": "queues"}) as response:
+            found = line.search(await response.read())
+        if found and float(found[1]) >= want:
+            return time.monotonic() - began
+        await asyncio.sleep(PAGE_EVERY)
+    return math.inf
 
 
 async def idle_agents(chain: Chain) -> list[str]:
@@ -379,7 +405,7 @@ async def measure(
                 events_before = await agent_events(chain)
                 figures.latencies = {"queues": [], "agents": []}
                 await asyncio.gather(
-                    probe_queues(chain, probe_queue_ids, until, figures.latencies["queues"]),
+                    probe_queues(chain, probe_queue_ids, until, figures.latencies["queues"], figures.queues_on_page),
                     probe_agents(chain, until, figures.latencies["agents"]),
                     watch_prometheus(chain, until, figures),
                 )
@@ -389,6 +415,7 @@ async def measure(
                 figures.head_series = total(metrics, "prometheus_tsdb_head_series")
                 figures.new_series_per_minute = steady_rate_per_minute(figures.series_created)
                 figures.rss_mib = chain.prometheus_rss_mib()
+                figures.heap_mib = total(metrics, "go_memstats_heap_inuse_bytes") / 2**20
                 await scrape_jobs(chain, figures)
                 async with http.get(f"{exporter}/metrics", params={"collect[]": "agents"}) as response:
                     part = await response.read()
@@ -453,6 +480,11 @@ def print_figures(figures: Figures) -> None:
             f"p95 {p95(finite)}, max {max(finite, default=math.nan):.1f} s over {len(values)} changes"
             + (f" ({lost} never shown)" if lost else "")
         )
+    on_page = [v for v in figures.queues_on_page if math.isfinite(v)]
+    print(
+        f"  of which until the exporter's /metrics showed it (read every {PAGE_EVERY:.0f} s), queues: "
+        f"p50 {percentile(on_page, 0.5):.1f} s, p95 {p95(on_page)}"
+    )
     for job, stats in sorted(figures.jobs.items()):
         print(
             f"  job {job}: {stats.get('samples', math.nan):,.0f} samples a scrape, scrape "
@@ -466,7 +498,7 @@ def print_figures(figures: Figures) -> None:
         f"  Prometheus: head series {figures.head_series:,.0f} at the end ({figures.head_series_peak:,.0f} at most), "
         f"{figures.new_series_per_minute:,.0f} new series a minute (the run's second half), "
         f"RSS {figures.rss_mib:,.0f} MiB at the end "
-        f"({figures.rss_peak_mib:,.0f} MiB at most)"
+        f"({figures.rss_peak_mib:,.0f} MiB at most; Go heap in use {figures.heap_mib:,.0f} MiB)"
     )
     for group, evaluations in sorted(figures.rule_groups.items()):
         print(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from collections import defaultdict
 from itertools import pairwise
@@ -130,6 +131,24 @@ async def test_a_budget_bound_job_stretches_while_queues_keep_their_cadence(cloc
     assert agent_gaps and all(gap == pytest.approx(agents.interval, rel=0.15) for gap in agent_gaps)
     assert sum(agent_gaps) / len(agent_gaps) == pytest.approx(agents.interval, rel=0.05)
     assert max_in_any_window(api.starts) <= 60
+
+
+async def test_data_a_job_must_refresh_lives_as_long_as_its_expected_cost_allows_from_its_first_cycle(clock):
+    """At a start the users listing gives every agent a state, so the agents' first cycles poll nobody;
+    their states must not expire at the cheap cadence before the dear cycles come round to them."""
+    budget = RateBudget(clock, requests_per_minute=60, headroom=0.0, concurrency=4)
+    api = FakeApi(clock, budget)
+    store = Store(clock)
+    cheap = api.job("agents", 15, 0, 2)
+    jobs = [api.job("queues", 10, 2, 0), dataclasses.replace(cheap, expected_cost=lambda: 60)]
+    task = asyncio.create_task(Scheduler(store, clock, jobs, budget, jitter=0).run())
+    await tick_for(clock, 20, every=0.5, after=nothing_in_flight)
+    task.cancel()
+
+    assert api.cycles["agents"]  # a cycle ran, and sent nothing
+    agents = store.status("agents")
+    assert agents is not None and agents.interval == pytest.approx(60 / (1 - 0.2))
+    assert store.stale_after(AGENT_STATES) == pytest.approx(STALE_AFTER_INTERVALS * agents.interval)
 
 
 async def test_a_429_pauses_every_job_and_the_schedule_recovers(clock):
