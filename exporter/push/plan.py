@@ -28,9 +28,17 @@ Item = tuple[TopicKind, str]
 class TopicPlan:
     channels: tuple[tuple[Item, ...], ...] = ()  # per channel slot: the items it pushes
     polled: Mapping[TopicKind, frozenset[str]] = field(default_factory=dict)  # in scope, no room for a topic
+    # Per kind, the items of every slot: once per plan, not once per page build that counts them.
+    _pushed: Mapping[TopicKind, frozenset[str]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        pushed = {
+            kind: frozenset(item for slot in self.channels for k, item in slot if k == kind) for kind in TOPIC_KINDS
+        }
+        object.__setattr__(self, "_pushed", pushed)
 
     def pushed(self, kind: TopicKind) -> frozenset[str]:
-        return frozenset(item for slot in self.channels for k, item in slot if k == kind)
+        return self._pushed[kind]
 
 
 def position(slot: int, clients: int) -> int:
@@ -92,6 +100,11 @@ def plan_topics(
             slots[index].append(item)
         else:
             newcomers.append(item)
+    # Each slot's items keep their order, newcomers after them: an item's place in its slot is its
+    # store part (`exporter.push.state`), and a reshuffle would rewrite every part of the slot.
+    order = {item: place for slot in previous_slots for place, item in enumerate(slot)}
+    for slot in slots:
+        slot.sort(key=order.__getitem__)
     _place(newcomers, slots, per_channel, refused, clients)
     placed = {item for slot in slots for item in slot}
     polled = {

@@ -123,6 +123,9 @@ class PushedData:
                 key = (kind, slot, position // GROUP_SIZE)
                 self._group[(kind, item_id)] = key
                 self._members.setdefault(key, []).append(item_id)
+        # Each group's part is written again with its members now: an item that changed group would
+        # otherwise be in no part until an event in its new group.
+        self._dirty.update(key for key in self._members if key[1] == slot)
         self._drop_unassigned()
         self._recount()
 

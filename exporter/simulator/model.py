@@ -184,6 +184,9 @@ class QueueTruth:
     off_queue: int
 
 
+_MemberCounts = tuple[dict[str, int], dict[str, int], dict[str, int], int]  # statuses, on queue, presences, joined
+
+
 class ChangeListener(Protocol):
     """Told of each change as the model makes it (the Notifications API publishes from these).
 
@@ -216,6 +219,9 @@ class OrgModel:
         self._ledger_index: dict[tuple[str, str], list[LedgerEntry]] = defaultdict(list)  # (dimension, id) -> entries
         self._by_name: list[SimAgent] = []
         self.held_queues: set[str] = set()  # scenario: no new arrivals
+        # Queue id -> its joined members counted, until one of them changes: a big org observes every
+        # queue every second, and each has dozens of members.
+        self._member_counts: dict[str, _MemberCounts] = {}
         self._build()
         self._rates = self._arrival_rates()
         for (queue_id, media), rate in sorted(self._rates.items()):
@@ -423,6 +429,8 @@ class OrgModel:
         return True
 
     def _agent_changed(self, agent: SimAgent) -> None:
+        for queue_id in agent.queues:  # their members' counts are counted again when next observed
+            self._member_counts.pop(queue_id, None)
         for listener in self.listeners:
             listener.agent_changed(agent)
 
@@ -655,19 +663,10 @@ class OrgModel:
             oldest[conv.media] = min(oldest.get(conv.media, math.inf), conv.arrived)
         for conv in queue.active.values():
             (alerting if conv.state == "alerting" else interacting)[conv.media] += 1
-        statuses: dict[str, int] = defaultdict(int)
-        on_queue: dict[str, int] = defaultdict(int)
-        presences: dict[str, int] = defaultdict(int)
-        joined = 0
-        for agent_id in queue.members:
-            agent = self.agents[agent_id]
-            if not agent.queues[queue_id]:
-                continue
-            joined += 1
-            statuses[agent.routing_status] += 1
-            presences[agent.presence] += 1
-            if agent.presence == "ON_QUEUE":
-                on_queue[agent.routing_status] += 1
+        members = self._member_counts.get(queue_id)
+        if members is None:
+            members = self._member_counts[queue_id] = self._count_members(queue)
+        statuses, on_queue, presences, joined = members
         return QueueTruth(
             waiting=waiting,
             interacting=interacting,
@@ -680,6 +679,23 @@ class OrgModel:
             joined=joined,
             off_queue=statuses.get("OFF_QUEUE", 0),
         )
+
+    def _count_members(self, queue: SimQueue) -> _MemberCounts:
+        """The queue's joined members by routing status, by presence, and on queue by routing status."""
+        statuses: dict[str, int] = defaultdict(int)
+        on_queue: dict[str, int] = defaultdict(int)
+        presences: dict[str, int] = defaultdict(int)
+        joined = 0
+        for agent_id in queue.members:
+            agent = self.agents[agent_id]
+            if not agent.queues[queue.id]:
+                continue
+            joined += 1
+            statuses[agent.routing_status] += 1
+            presences[agent.presence] += 1
+            if agent.presence == "ON_QUEUE":
+                on_queue[agent.routing_status] += 1
+        return dict(statuses), dict(on_queue), dict(presences), joined
 
     def waiting_conversations(self, queue_id: str, media: str) -> Iterator[Conversation]:
         return (c for c in self.queues[queue_id].waiting.values() if c.media == media)

@@ -25,6 +25,7 @@ from exporter.config import Settings
 from exporter.genesys.client import GenesysClient
 from exporter.genesys.endpoints import USERS
 from exporter.genesys.models import UserListing
+from exporter.scheduling.budget import Caller, as_caller, current_caller
 from exporter.snapshot import PartKey
 from exporter.sources.agent_directory import (
     AGENT_DIRECTORY_POLLER,
@@ -131,10 +132,18 @@ async def list_users(wiring: Wiring, *, keep_teams: bool = True) -> None:
 
 async def list_users_then_members(wiring: Wiring) -> None:
     """The members scope's directory over the whole org: the users listed while it knows nobody (a
-    start, or a start whose listing failed), then the member listing, which keeps only the members."""
-    if not wiring.store.snapshot[AGENTS]:
-        await list_users(wiring, keep_teams=False)
-    await refresh_members(wiring)
+    start, or a start whose listing failed), then the member listing, which keeps only the members.
+
+    Once the users are listed no agent's data waits for the member listing any more, while their
+    listed states must be polled again before they expire: the rest of the pass goes at the agents'
+    priority, not ahead of their polls (and behind push's reconciliation of what it subscribed).
+    """
+    if wiring.store.snapshot[AGENTS]:
+        await refresh_members(wiring)
+        return
+    await list_users(wiring, keep_teams=False)
+    with as_caller(Caller(current_caller.get().name, AGENTS_POLLER.priority)):
+        await refresh_members(wiring)
 
 
 def listed_with_push(settings: Settings) -> bool:

@@ -61,6 +61,32 @@ def test_same_seed_same_org_at_the_same_instant():
     assert OrgModel(SimConfig(seed=10), 0).queues.keys() != a.queues.keys()
 
 
+def test_a_queues_member_counts_kept_between_changes_are_what_counting_again_finds():
+    """The model keeps each queue's member counts until one of its members changes: observed every
+    simulated second through every kind of change, they must be what a fresh count says."""
+    start = 1_778_752_800.0
+    model = OrgModel(SimConfig(queues=8, agents=60, seed=3), start)
+    queues = list(model.queues)
+    agents = list(model.agents)
+    for second in range(1, 1200):
+        model.advance(start + second)
+        if second % 97 == 0:
+            model.set_presence(agents[second % len(agents)], "BREAK")
+        if second % 131 == 0:
+            model.staff(agents[(second * 7) % len(agents)])
+        if second == 600:
+            model.unstaff(queues[0])
+        for queue_id in queues:
+            truth = model.queue_truth(queue_id)
+            statuses, on_queue, presences, joined = model._count_members(model.queues[queue_id])
+            assert (truth.statuses, truth.on_queue, truth.presences, truth.joined) == (
+                statuses,
+                on_queue,
+                presences,
+                joined,
+            ), f"queue {queue_id} at second {second}"
+
+
 def test_the_org_lives_calls_arrive_get_answered_and_abandoned():
     model = OrgModel(SimConfig(queues=10, agents=80, seed=2), 1_778_752_800.0)
     model.advance(1_778_752_800.0 + 3600)
