@@ -125,7 +125,12 @@ async def poll_states_by_id(wiring: Wiring) -> None:
     listed = freshly_listed(snapshot, wiring.clock.monotonic() - cadence)
     agent_ids = [uid for uid in wiring.polled("agents", snapshot[AGENTS]) if uid not in listed]
     if agent_ids:
-        await poll_agent_states(wiring.client, agent_ids, wiring.store.publisher(AGENT_STATES))
+        # Each cycle's batches are parts of their own, not the last cycle's under the same numbers: as
+        # push takes agents over, the polled ones shift between batches, and a batch replaced before
+        # its agents' new batches have landed would take their states off the page meanwhile. The
+        # store drops a cycle's parts once newer ones cover them.
+        cycle = (round(wiring.clock.monotonic() * 1000),)
+        await poll_agent_states(wiring.client, agent_ids, wiring.store.publisher(AGENT_STATES, "poll", cycle))
 
 
 def state_poll_cost(wiring: Wiring) -> int:

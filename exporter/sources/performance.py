@@ -408,9 +408,14 @@ PERFORMANCE_POLLER = Poller(
 
 
 def _agents_listed(settings: Settings) -> Poller:
-    """It asks for the agents in scope: members wait for the member list; the users listing takes
-    minutes in a large org, so there it goes with the agents found so far."""
+    """It tallies the agents in scope: in the users scope, whose listing takes minutes in a large
+    org, it goes with the agents found so far; in the members scope it waits for the agent directory,
+    a minute at most, by when a start over the whole org has listed the users
+    (`exporter.sources.user_listing`) and a queue-by-queue one has found many."""
     return DIRECTORY_POLLER if settings.agent_scope == "users" else AGENT_DIRECTORY_POLLER
+
+
+AGENTS_WAITED_AT_MOST_SECONDS = 60.0
 
 
 QUEUE_TALLIES_SOURCE = Source(
@@ -427,6 +432,6 @@ QUEUE_TALLIES_SOURCE = Source(
 AGENT_TALLIES_SOURCE = Source(
     name="agent_tallies",
     keeps=(AGENT_TALLIES,),
-    polls=(Poll(PERFORMANCE_POLLER, poll_today, after=_agents_listed),),
+    polls=(Poll(PERFORMANCE_POLLER, poll_today, after=_agents_listed, wait_at_most=AGENTS_WAITED_AT_MOST_SECONDS),),
     show=agent_segment("agent_tallies", render_agent_tallies, AGENT_TALLIES, metrics=AGENT_TALLY_METRICS),
 )

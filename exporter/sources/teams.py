@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from exporter.config import Settings
 from exporter.genesys.client import GenesysClient
 from exporter.genesys.endpoints import TEAM_MEMBERS, TEAMS
 from exporter.genesys.errors import PermissionDenied
@@ -105,5 +106,21 @@ async def refresh_teams(wiring: Wiring) -> None:
         mark_settled(store, TEAMS_POLLER.name)
 
 
+def _after_the_agent_listing(settings: Settings) -> Poller:
+    """The job that lists the agents goes first (for 10 s at most): started with it, a first cycle
+    of hundreds of team member listings takes the minute's window before the users listing, which
+    every agent's first state comes from, has sent its pages. (Imported here: those jobs' sources
+    read the teams.)"""
+    from exporter.sources.agent_directory import AGENT_DIRECTORY_POLLER
+    from exporter.sources.agent_states import AGENTS_POLLER, listing_is_state_poll
+
+    return AGENTS_POLLER if listing_is_state_poll(settings) else AGENT_DIRECTORY_POLLER
+
+
+TEAMS_FIRST_WAIT_SECONDS = 10.0
 TEAMS_POLLER = Poller(name="teams", cadence=lambda s: s.directory_interval, priority=4)
-SOURCE = Source(name="teams", keeps=(TEAMS_BY_ID, TEAM_MEMBERS_OF), polls=(Poll(TEAMS_POLLER, refresh_teams),))
+SOURCE = Source(
+    name="teams",
+    keeps=(TEAMS_BY_ID, TEAM_MEMBERS_OF),
+    polls=(Poll(TEAMS_POLLER, refresh_teams, after=_after_the_agent_listing, wait_at_most=TEAMS_FIRST_WAIT_SECONDS),),
+)

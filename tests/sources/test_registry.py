@@ -30,7 +30,7 @@ DIRECTORY = ("directory", 3, None, None, None)
 QUEUES = ("queues", 0, None, "directory", None)
 AGENTS_BY_ID = ("agents", 2, None, "agent_directory", 10.0)
 SWEEP = ("push_sweep", 3, None, "directory", None)
-TEAMS = ("teams", 4, None, None, None)
+TEAMS = ("teams", 4, None, "agent_directory", 10.0)
 
 
 @pytest.mark.parametrize(
@@ -46,7 +46,7 @@ TEAMS = ("teams", 4, None, None, None)
                 AGENTS_BY_ID,
                 SWEEP,
                 TEAMS,
-                ("performance", 1, None, "agent_directory", None),
+                ("performance", 1, None, "agent_directory", 60.0),  # the start lists the users first
             ],
         ),
         (
@@ -58,7 +58,7 @@ TEAMS = ("teams", 4, None, None, None)
                 ("agent_directory", 4, 1, "directory", None),
                 AGENTS_BY_ID,
                 TEAMS,
-                ("performance", 1, None, "agent_directory", None),
+                ("performance", 1, None, "agent_directory", 60.0),  # the start lists the users first
             ],
         ),
         (
@@ -71,7 +71,7 @@ TEAMS = ("teams", 4, None, None, None)
                 AGENTS_BY_ID,
                 SWEEP,
                 TEAMS,
-                ("performance", 1, None, "directory", None),
+                ("performance", 1, None, "directory", 60.0),
             ],
         ),
         (
@@ -81,8 +81,8 @@ TEAMS = ("teams", 4, None, None, None)
                 DIRECTORY,
                 QUEUES,
                 ("agents", 2, None, "directory", None),  # the listing carries the states: one job does both
-                TEAMS,
-                ("performance", 1, None, "directory", None),
+                ("teams", 4, None, "agents", 10.0),
+                ("performance", 1, None, "directory", 60.0),
             ],
         ),
     ],
