@@ -30,7 +30,7 @@ DIRECTORY = ("directory", 3, None, None, None)
 QUEUES = ("queues", 0, None, "directory", None)
 AGENTS_BY_ID = ("agents", 2, None, "agent_directory", 10.0)
 SWEEP = ("push_sweep", 3, None, "directory", None)
-TEAMS = ("teams", 4, None, "agent_directory", 10.0)
+TEAMS = ("teams", 4, 2, "agent_directory", 10.0)
 
 
 @pytest.mark.parametrize(
@@ -81,7 +81,7 @@ TEAMS = ("teams", 4, None, "agent_directory", 10.0)
                 DIRECTORY,
                 QUEUES,
                 ("agents", 2, None, "directory", None),  # the listing carries the states: one job does both
-                ("teams", 4, None, "agents", 10.0),
+                ("teams", 4, 2, "agents", 10.0),
                 ("performance", 1, None, "directory", 60.0),
             ],
         ),
