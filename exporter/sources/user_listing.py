@@ -76,13 +76,15 @@ def parse_user_teams(page: UserListing) -> dict[str, str]:
 async def poll_users_with_state(
     client: GenesysClient,
     publish: Callable[[int, Mapping[str, Agent], Mapping[str, AgentState], Mapping[str, str]], None],
+    expand: str = LISTING_EXPAND,
 ) -> dict[str, Agent]:
-    """One pass of the active-user listing with routing status and presence expanded.
+    """One pass of the active-user listing with routing status and presence expanded (and the team,
+    unless `expand` leaves it out).
 
     Pages are published as they arrive (keyed by arrival order); returns every agent listed.
     """
     agents: dict[str, Agent] = {}
-    params = {"state": "active", "expand": LISTING_EXPAND}
+    params = {"state": "active", "expand": expand}
     async with contextlib.aclosing(client.pages(USERS, params=params, page_size=USERS_PER_REQUEST)) as pages:
         index = 0  # a cancelled cycle closes the listing at once: its page requests stop with it
         async for page in pages:
@@ -118,7 +120,7 @@ async def list_users(wiring: Wiring, *, keep_teams: bool = True) -> None:
             polled = wiring.polled("agents", states)
             store.put(AGENT_STATES, PartKey("listing", (index,)), {uid: states[uid] for uid in polled})
 
-    agents = await poll_users_with_state(wiring.client, publish)
+    agents = await poll_users_with_state(wiring.client, publish, LISTING_EXPAND if keep_teams else STATE_EXPAND)
     store.set(AGENTS, agents)
     if not keep_teams:
         return
