@@ -133,16 +133,32 @@ async def poll_states_by_id(wiring: Wiring) -> None:
         await poll_agent_states(wiring.client, agent_ids, wiring.store.publisher(AGENT_STATES, "poll", cycle))
 
 
-def state_poll_cost(wiring: Wiring) -> int:
+_NOBODY: frozenset[str] = frozenset()  # what push keeps with push off: one object, so the count is kept
+
+
+class StatePollCost:
     """The by-id poll's requests once no listing is fresh: every agent in scope push does not keep.
 
     At a start the users listing has just given every state, so the first cycles ask for few agents,
     yet the listed states must be polled again before they are three cadences old: the cadence,
     and so their stale limit, is the one this cost allows, not the one of the cheap first cycles.
+    The planner asks every second; the agents and push's share are replaced, never changed in place,
+    so they are counted again only when one of them is another object.
     """
-    owned = wiring.push.data.owned("agents") if wiring.push is not None else frozenset()
-    polled = sum(1 for uid in wiring.store.snapshot[AGENTS] if uid not in owned)
-    return -(-polled // USERS_PER_REQUEST)
+
+    def __init__(self) -> None:
+        self._last: tuple[object, object, int] | None = None
+
+    def __call__(self, wiring: Wiring) -> int:
+        agents = wiring.store.snapshot[AGENTS]
+        owned = wiring.push.data.owned("agents") if wiring.push is not None else _NOBODY
+        if self._last is None or self._last[0] is not agents or self._last[1] is not owned:
+            polled = sum(1 for uid in agents if uid not in owned)
+            self._last = (agents, owned, -(-polled // USERS_PER_REQUEST))
+        return self._last[2]
+
+
+state_poll_cost = StatePollCost()
 
 
 # ----- on the page ------------------------------------------------------------------------------

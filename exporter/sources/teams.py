@@ -119,7 +119,8 @@ def _after_the_agent_listing(settings: Settings) -> Poller:
 
 TEAMS_FIRST_WAIT_SECONDS = 10.0
 # Its first pass goes at the agents' priority, beside the member listing: `genesys_agent_info` waits for
-# both (`exporter.sources.settled`), and behind the by-id polls and the directory it took minutes more.
+# both (`exporter.sources.settled`), and behind the by-id polls and the member listing it would only begin
+# once they are done.
 TEAMS_POLLER = Poller(name="teams", cadence=lambda s: s.directory_interval, priority=4, first_priority=2)
 SOURCE = Source(
     name="teams",
