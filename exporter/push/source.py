@@ -11,7 +11,8 @@ service never delivered.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -66,6 +67,8 @@ class PushSource:
         )
         self._fallbacks = 0
         self._tasks: set[asyncio.Task[None]] = set()  # fallback polls in flight, cancelled with `run`
+        self._no_listing = asyncio.Event()  # clear while a users listing gives the agents their first states
+        self._no_listing.set()
 
     async def run(self) -> None:
         try:
@@ -83,6 +86,21 @@ class PushSource:
         owned = self.data.owned(kind)
         return [item for item in ids if item not in owned] if owned else list(ids)
 
+    @contextlib.contextmanager
+    def listing_first_states(self) -> Iterator[None]:
+        """While the start's users listing gives every agent a first state, push polls no agent.
+
+        Its pages are the states of the agents push subscribes meanwhile (pending, they are the
+        pollers' until reconciled), and every agent's first state waits for those pages: a
+        reconciliation of 50,000 agents costs as many requests as the listing and, sharing the
+        minute's window with it, would leave its last pages for the next one.
+        """
+        self._no_listing.clear()
+        try:
+            yield
+        finally:
+            self._no_listing.set()
+
     def telemetry(self) -> PushTelemetry:
         return self.pool.telemetry()
 
@@ -97,6 +115,8 @@ class PushSource:
 
     async def reconcile(self, kind: TopicKind, ids: Sequence[str]) -> None:
         """Poll items into the pushed data (after a gap, or the sweep): newer reports win field by field."""
+        if kind == "agents":
+            await self._no_listing.wait()
         asked_at = self._clock.monotonic()
         if kind == "agents":
             await self._poll(kind, ids, lambda _, states: self._agents_polled(states))

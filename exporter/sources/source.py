@@ -8,7 +8,9 @@ from it, so a new source is one new module and a line in the registry, never a t
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +51,10 @@ class Wiring:
     def polled(self, kind: TopicKind, ids: Collection[str]) -> list[str]:
         """The items a poll must ask for: with push on, those no live channel keeps current."""
         return self.push.polled(kind, ids) if self.push is not None else list(ids)
+
+    def listing_first_states(self) -> AbstractContextManager[None]:
+        """Around a listing that gives every agent a first state: push polls no agent meanwhile."""
+        return self.push.listing_first_states() if self.push is not None else contextlib.nullcontext()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -19,7 +19,7 @@ ends: a user who is no queue's member shows for that one pass, a member is never
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from exporter.config import Settings
 from exporter.genesys.client import GenesysClient
@@ -98,6 +98,23 @@ async def poll_users_with_state(
     return agents
 
 
+# The start's listing with push on sends for the agents' first states, not for its job: a job's
+# first cycle of unknown cost may take at most part of the minute's window (`RateBudget._job_cap`)
+# so that the agents' first state polls find room, and these pages are those polls.
+FIRST_STATES = Caller("user_listing", priority=1)
+
+
+@contextlib.contextmanager
+def _as_first_states(wiring: Wiring) -> Iterator[None]:
+    """With push on, a pass that gives every agent a first state goes as `FIRST_STATES`, push polling
+    no agent meanwhile; with push off it is the agents' own job, paced like one."""
+    if wiring.push is None:
+        yield
+        return
+    with wiring.listing_first_states(), as_caller(FIRST_STATES):
+        yield
+
+
 async def list_users(wiring: Wiring, *, keep_teams: bool = True) -> None:
     """One pass of the listing. With push on, its states are kept on its first pass only (no agent has
     any state yet), not held twice in the store ever after; a pushed agent's state is push's to tell.
@@ -120,7 +137,9 @@ async def list_users(wiring: Wiring, *, keep_teams: bool = True) -> None:
             polled = wiring.polled("agents", states)
             store.put(AGENT_STATES, PartKey("listing", (index,)), {uid: states[uid] for uid in polled})
 
-    agents = await poll_users_with_state(wiring.client, publish, LISTING_EXPAND if keep_teams else STATE_EXPAND)
+    expand = LISTING_EXPAND if keep_teams else STATE_EXPAND
+    with _as_first_states(wiring) if with_states else contextlib.nullcontext():
+        agents = await poll_users_with_state(wiring.client, publish, expand)
     store.set(AGENTS, agents)
     if not keep_teams:
         return

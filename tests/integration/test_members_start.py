@@ -12,7 +12,7 @@ from exporter.simulator.faults import Fault
 from tests.harness.exporter_time import settled
 from tests.harness.scraping import by_labels, scrape
 from tests.harness.simulated_org import settings_for
-from tests.harness.waiting import eventually
+from tests.harness.waiting import eventually, tick_until
 
 
 def members_of(org: SimulatedOrg) -> set[str]:
@@ -69,3 +69,31 @@ async def test_a_start_with_the_queues_narrowed_shows_only_their_members(clock: 
                 await asyncio.sleep(0.02)
             await settled(exporter)
             assert await with_status(exporter) == its_members
+
+
+async def test_with_push_the_start_listing_has_the_first_window_and_push_polls_its_agents_after_it(
+    clock: FakeClock,
+):
+    # 4,000 users are 40 pages; push subscribes them as the pages land and reconciles them with as
+    # many requests. Within 54 requests a minute, both at once, or the listing held to a job's first
+    # cycle's cap, would leave its last pages for the next window; the listing alone fits in the first.
+    async with serve_simulator(queues=6, agents=4000, seed=7, clock=clock, rate_limit=60) as org:
+        users = set(org.model.agents)
+        async with Exporter(settings_for(org, push="auto"), clock=clock) as exporter:
+            assert exporter.push is not None
+            reconciled_early = False
+
+            def pushed() -> frozenset[str]:  # agents push has polled since subscribing them, and keeps
+                assert exporter.push is not None
+                return exporter.push.data.owned("agents")
+
+            async def everyone_shown() -> bool:
+                nonlocal reconciled_early
+                shown = await with_status(exporter)
+                reconciled_early |= bool(pushed()) and shown != users
+                return shown == users
+
+            took = await tick_until(clock, everyone_shown, within=120, every=1, after=lambda: settled(exporter))
+            assert took < 60, f"every user showed {took:.0f} s after the start, not within the first window"
+            assert not reconciled_early, "push polled agents while the listing was still giving their states"
+            await tick_until(clock, lambda: pushed() == users, within=180, every=1, after=lambda: settled(exporter))
