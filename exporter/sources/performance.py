@@ -281,11 +281,14 @@ TALLY_FAMILIES: tuple[TallyFamily, ...] = (
         "both",
         "tHandle",
     ),
+    # Per agent only (opt-in): a queue's AHT is its handle seconds over its closed conversations, which
+    # every dashboard divides, and a series of its own per queue and media type would cost each
+    # Prometheus thousands of head series in a large org for a quotient it can take.
     TallyFamily(
         "average_handle_seconds",
         "average handle time of today's closed conversations; absent when none closed.",
         lambda t: t.average_handle_seconds,
-        "both",
+        "agent",
         "tHandle",
     ),
     TallyFamily("talk_interactions", "Talk segments ended today: tTalk count.", lambda t: t.talks, "both", "tTalk"),
