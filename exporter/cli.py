@@ -89,6 +89,12 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--agent-metrics", default=None, help="chain: GENESYS_AGENT_METRICS of the exporter (default: its default)"
     )
+    bench.add_argument(
+        "--prometheus-gogc",
+        type=int,
+        default=None,
+        help="chain: GOGC of Prometheus (default: the shipped compose's Prometheus release's, 50)",
+    )
     bench.add_argument("--scrapers", type=int, default=50, help="scrape-load: concurrent scrapers")
     bench.add_argument("--seconds", type=float, default=60.0, help="scrape-load: how long")
     bench.add_argument("--sizes", default="2000x50000,40x1000", help="QUEUESxAGENTS,... to measure")
@@ -224,7 +230,7 @@ def _bench(args: argparse.Namespace) -> int:
     if args.mode == "chain":
         from exporter.tools.chain import main as chain
 
-        chain(sizes, args.minutes, clients=args.clients, agent_metrics=args.agent_metrics)
+        chain(sizes, args.minutes, clients=args.clients, agent_metrics=args.agent_metrics, gogc=args.prometheus_gogc)
         return 0
     if args.mode == "long-soak":
         from exporter.tools.soak import print_long_soak

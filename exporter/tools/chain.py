@@ -116,6 +116,14 @@ class Figures:
     agent_events_per_s: float = math.nan
     families: dict[str, tuple[int, int, float]] = field(default_factory=dict)  # agent family -> series, bytes, new/min
     agent_metrics: str = "default"
+    gogc: int = 100  # Prometheus's
+
+
+# The shipped compose (deploy/compose.yml) runs Prometheus v2.53.0, whose runtime sets the Go
+# collector's GOGC to 50 where Go's default is 100
+# (https://github.com/prometheus/prometheus/releases/tag/v2.53.0); Debian's 2.42 keeps Go's. The
+# bench runs Debian's binary with the shipped stack's setting unless told otherwise.
+SHIPPED_PROMETHEUS_GOGC = 50
 
 
 @contextlib.asynccontextmanager
@@ -381,9 +389,15 @@ async def time_query(chain: Chain, promql: str, ranged: bool, start: float, end:
 
 # ----- the run ------------------------------------------------------------------------------------
 async def measure(
-    queues: int, agents: int, clients: int, minutes: float, rate_limit: int, agent_metrics: str | None = None
+    queues: int,
+    agents: int,
+    clients: int,
+    minutes: float,
+    rate_limit: int,
+    agent_metrics: str | None = None,
+    gogc: int = SHIPPED_PROMETHEUS_GOGC,
 ) -> Figures:
-    figures = Figures(queues, agents, clients, agent_metrics=agent_metrics or "default")
+    figures = Figures(queues, agents, clients, agent_metrics=agent_metrics or "default", gogc=gogc)
     with tempfile.TemporaryDirectory(prefix="genesys-chain-") as tmp:
         work = Path(tmp)
         async with (
@@ -393,7 +407,8 @@ async def measure(
         ):
             await wait_for(http, f"{exporter}/healthz", 120, "the exporter")
             target = exporter.removeprefix("http://")
-            async with prometheus_process(prometheus_config(target), work / "prometheus") as (prometheus, pid):
+            config = prometheus_config(target)
+            async with prometheus_process(config, work / "prometheus", gogc=gogc) as (prometheus, pid):
                 chain = Chain(org, exporter, exporter_pid, prometheus, pid, http)
                 await wait_for(http, f"{prometheus}/-/ready", 60, "Prometheus")
                 figures.ready_s = await wait_for(http, f"{exporter}/readyz", 1800, "the exporter's first cycles")
@@ -497,7 +512,7 @@ def print_figures(figures: Figures) -> None:
     print(
         f"  Prometheus: head series {figures.head_series:,.0f} at the end ({figures.head_series_peak:,.0f} at most), "
         f"{figures.new_series_per_minute:,.0f} new series a minute (the run's second half), "
-        f"RSS {figures.rss_mib:,.0f} MiB at the end "
+        f"RSS (GOGC={figures.gogc}) {figures.rss_mib:,.0f} MiB at the end "
         f"({figures.rss_peak_mib:,.0f} MiB at most; Go heap in use {figures.heap_mib:,.0f} MiB)"
     )
     for group, evaluations in sorted(figures.rule_groups.items()):
@@ -518,7 +533,13 @@ def print_figures(figures: Figures) -> None:
 
 
 def main(
-    sizes: list[tuple[int, int]], minutes: float, clients: int, rate_limit: int = 300, agent_metrics: str | None = None
+    sizes: list[tuple[int, int]],
+    minutes: float,
+    clients: int,
+    rate_limit: int = 300,
+    agent_metrics: str | None = None,
+    gogc: int | None = None,
 ) -> None:
     for queues, agents in sizes:
-        print_figures(asyncio.run(measure(queues, agents, clients, minutes, rate_limit, agent_metrics)))
+        figures = measure(queues, agents, clients, minutes, rate_limit, agent_metrics, gogc or SHIPPED_PROMETHEUS_GOGC)
+        print_figures(asyncio.run(figures))

@@ -158,9 +158,12 @@ async def wait_for(http: aiohttp.ClientSession, url: str, within: float, what: s
 
 
 @contextlib.asynccontextmanager
-async def prometheus_process(config: Mapping[str, Any], work: Path) -> AsyncIterator[tuple[str, int]]:
+async def prometheus_process(
+    config: Mapping[str, Any], work: Path, *, gogc: int | None = None
+) -> AsyncIterator[tuple[str, int]]:
     """Debian's Prometheus with `config`, its data and log in `work`, on a free port of 127.0.0.1: its
-    URL and process id (to read its memory from outside) until the block ends."""
+    URL and process id (to read its memory from outside) until the block ends. `gogc`: the Go
+    collector's target (GOGC), which releases of Prometheus set differently; None leaves Debian's."""
     port = free_port()
     await asyncio.to_thread(work.mkdir, parents=True, exist_ok=True)
     await asyncio.to_thread((work / "prometheus.yml").write_text, yaml.safe_dump(dict(config)))
@@ -172,6 +175,7 @@ async def prometheus_process(config: Mapping[str, Any], work: Path) -> AsyncIter
             f"--web.listen-address=127.0.0.1:{port}",
             stdout=asyncio.subprocess.DEVNULL,
             stderr=log,
+            env=None if gogc is None else {**os.environ, "GOGC": str(gogc)},
         )
     try:
         yield f"http://127.0.0.1:{port}", process.pid
