@@ -261,7 +261,9 @@ class ChannelSlot:
 
     async def _follow(self, generation: _Generation) -> str:
         """Run the slot on its channel until the socket is lost; returns why. Handovers happen in here."""
-        await self._reconcile_pending(generation)
+        lost = await self._unless_lost(generation, self._reconcile_pending(generation))
+        if lost is not None:
+            return lost
         while True:
             renew_at = generation.channel.expires_at()
             wait_for = None if renew_at is None else max(0.0, renew_at - RENEW_BEFORE_SECONDS - self._clock.time())
@@ -274,21 +276,33 @@ class ChannelSlot:
                 waits["renewal"] = self._clock.sleep(wait_for)
             done = await first_of(waits)
             if "ended" in done:
-                ended = generation.reader.result()
-                self._log.warning("notification channel lost", reason=ended.reason)
-                return ended.reason
+                return self._ended(generation)
             why = "changed" if "changed" in done else "closing" if "closing" in done else "renewal"
             if why == "changed":
                 self._changed.clear()
-                await self._resubscribe(generation)
+                lost = await self._unless_lost(generation, self._resubscribe(generation))
+                if lost is not None:
+                    return lost
                 continue
             notice = generation.notice
             if why == "closing" and notice is not None and notice.reason != "maintenance":
                 self._log.warning("notification channel closing", reason=notice.reason, detail=notice.detail)
                 with contextlib.suppress(asyncio.CancelledError):
-                    ended = await generation.reader
+                    await generation.reader
                 return notice.reason
             generation = await self._hand_over(generation, why)
+
+    async def _unless_lost(self, generation: _Generation, work: Awaitable[None]) -> str | None:
+        """`work` (a reconciliation, which may wait for the budget or for the start's users listing a
+        while) unless the socket ends first: then why, and the items it left pending stay the
+        pollers'. Waiting it out instead would keep a dead channel's items taken for pushed."""
+        done = await first_of({"done": work, "ended": generation.reader})
+        return None if "done" in done else self._ended(generation)
+
+    def _ended(self, generation: _Generation) -> str:
+        ended = generation.reader.result()
+        self._log.warning("notification channel lost", reason=ended.reason)
+        return ended.reason
 
     async def _reconcile_pending(self, generation: _Generation) -> None:
         """Poll the pending items once: from then on their events alone keep them current."""

@@ -67,7 +67,8 @@ class PushSource:
         )
         self._fallbacks = 0
         self._tasks: set[asyncio.Task[None]] = set()  # fallback polls in flight, cancelled with `run`
-        self._no_listing = asyncio.Event()  # clear while a users listing gives the agents their first states
+        self._listings = 0  # users listings giving the agents their first states now
+        self._no_listing = asyncio.Event()
         self._no_listing.set()
 
     async def run(self) -> None:
@@ -95,11 +96,14 @@ class PushSource:
         reconciliation of 50,000 agents costs as many requests as the listing and, sharing the
         minute's window with it, would leave its last pages for the next one.
         """
+        self._listings += 1
         self._no_listing.clear()
         try:
             yield
         finally:
-            self._no_listing.set()
+            self._listings -= 1
+            if not self._listings:
+                self._no_listing.set()
 
     def telemetry(self) -> PushTelemetry:
         return self.pool.telemetry()

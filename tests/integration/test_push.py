@@ -223,3 +223,22 @@ async def test_the_landing_page_shows_push_next_to_the_pollers_without_a_channel
     assert channel_ids and not any(cid in page for cid in channel_ids)
     text, _ = await scrape(exporter.url)
     assert not any(cid in text for cid in channel_ids)  # nor on /metrics
+
+
+async def test_a_channel_lost_while_its_agents_wait_for_the_start_listing_is_noticed_at_once(clock):
+    # Its agents' reconciliation waits for the listing (minutes on one client at 50,000 agents): a socket
+    # that dies meanwhile must not leave the slot's items taken for pushed until then.
+    async with (
+        serve_simulator(queues=6, agents=60, seed=11, clock=clock) as org,
+        Exporter(settings_for(org, push="auto"), clock=clock) as exporter,
+    ):
+        push = exporter.push
+        assert push is not None
+        with push.listing_first_states():  # before any tick: before any channel
+            await tick_until(clock, lambda: push.telemetry().channels >= 1, within=60)
+            assert not push.data.owned("agents"), "no agent is push's before its reconciliation"
+            org.revoke_tokens()
+            await tick_until(clock, lambda: push.pool.reconnects["user_tokens_revoked"] >= 1, within=10)
+            await tick_until(clock, lambda: push.telemetry().channels >= 1, within=30)
+            assert not push.data.owned("agents")
+        await tick_until(clock, lambda: all_pushed(org, exporter), within=60)
