@@ -68,6 +68,7 @@ def job_of(poll: Poll, wiring: Wiring) -> Job:
         refreshes=poller.refreshes,
         wait_at_most=poll.wait_at_most,
         first_priority=poller.first_priority,
+        within_floor=poller.within_floor,
         expected_cost=functools.partial(poll.expected_cost, wiring) if poll.expected_cost is not None else None,
     )
 

@@ -3,7 +3,8 @@
 A job wants `cost` requests every `interval` seconds: a demand of cost/interval requests a second.
 When the demands add up to more than the budget, something must give, and what gives is the
 cadence, never the budget: the planner hands out requests/second in priority order (queues
-first), after setting aside a small share for every job so that none waits forever. A job that
+first, then a job held to a multiple of its floor, such as the agents' polls), after setting aside a
+small share for every job so that none waits forever. A job that
 gets less than it asks for runs on a longer effective interval, cost/share: the floor the budget
 physically allows it. The plan also gives the budget's fair queue its weights (the share of a
 stretched job, a burst rate for one the budget can feed), so a job's requests really get the rate
@@ -17,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from exporter.scheduling.budget import URGENT_PRIORITY
+
 MIN_SHARE = 0.05  # of the budget, set aside for each job before the important ones take the rest
 BURST_FRACTION = 0.25  # a job the budget can feed should finish its cycle within this part of its cadence
 
@@ -27,6 +30,9 @@ class Demand:
     interval: float  # the configured cadence, seconds
     cost: float  # requests one cycle sends (learned from the last cycle)
     priority: int  # 0 is the most important; the highest number stretches first
+    # At most this many times its floor (its cost over what the urgent jobs leave of the budget), ahead
+    # of every job but the urgent ones: None for a job that simply takes its turn by priority.
+    within_floor: float | None = None
 
     @property
     def rate(self) -> float:
@@ -54,10 +60,23 @@ def plan_cadences(demands: Iterable[Demand], per_second: float) -> CadencePlan:
         reserved = {name: share * per_second / total_reserved for name, share in reserved.items()}
     shares = dict(reserved)
     left = per_second - sum(shares.values())
+
+    def top_up(demand: Demand, wanted: float) -> None:
+        nonlocal left
+        more = max(0.0, min(wanted - shares[demand.name], left))
+        shares[demand.name] += more
+        left -= more
+
     for demand in ordered:
-        top_up = max(0.0, min(demand.rate - shares[demand.name], left))
-        shares[demand.name] += top_up
-        left -= top_up
+        if demand.priority <= URGENT_PRIORITY:
+            top_up(demand, demand.rate)
+    # Its floor: its cost over what the urgent jobs leave of the budget (the live queue data goes first).
+    after_urgent = per_second - sum(shares[d.name] for d in ordered if d.priority <= URGENT_PRIORITY)
+    for demand in ordered:
+        if demand.within_floor is not None:
+            top_up(demand, min(demand.rate, after_urgent / demand.within_floor))
+    for demand in ordered:
+        top_up(demand, demand.rate)
     intervals = {
         d.name: max(d.interval, d.cost / shares[d.name]) if shares[d.name] > 0 else d.interval for d in ordered
     }

@@ -45,6 +45,7 @@ class Job:
     # The requests its next cycle will send, where the job can tell before it runs (None: learned from
     # its cycles only). Data a job must refresh lives three of the cadences its true cost allows.
     expected_cost: Callable[[], int] | None = None
+    within_floor: float | None = None  # see `Demand.within_floor`
 
 
 STALE_AFTER_INTERVALS = 3  # a measurement older than this many cadences is dropped, not shown
@@ -116,7 +117,8 @@ class Scheduler:
 
     def _replan(self) -> None:
         self._planned_costs = {j.name: self._estimate(j) for j in self._jobs}
-        demands = [Demand(j.name, j.interval, self._planned_costs[j.name], self._priority(j)) for j in self._jobs]
+        costs = self._planned_costs
+        demands = [Demand(j.name, j.interval, costs[j.name], self._priority(j), j.within_floor) for j in self._jobs]
         self.plan = plan_cadences(demands, self._budget.per_second)
         urgent = [j for j in self._jobs if j.priority <= URGENT_PRIORITY]
         self._budget.set_shares(

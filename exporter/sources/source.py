@@ -71,6 +71,7 @@ class Poller:
     priority: int
     first_priority: int | None = None  # the priority of its first cycle, when that one matters more
     refreshes: tuple[Measurement[Any], ...] = ()
+    within_floor: float | None = None  # its cadence at most this many times its floor, ahead of priority
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,14 +62,14 @@ def test_queues_stretch_last_and_every_job_keeps_a_reserve():
 
 @given(
     st.lists(
-        st.tuples(st.floats(1, 3600), st.integers(0, 5000), st.integers(0, 5)),
+        st.tuples(st.floats(1, 3600), st.integers(0, 5000), st.integers(0, 5), st.one_of(st.none(), st.floats(1, 4))),
         min_size=1,
         max_size=12,
     ),
     st.floats(0.1, 100),
 )
 def test_plans_never_exceed_the_budget_nor_shorten_a_cadence(jobs, per_second):
-    demands = [Demand(f"job{i}", interval, cost, priority) for i, (interval, cost, priority) in enumerate(jobs)]
+    demands = [Demand(f"job{i}", *job) for i, job in enumerate(jobs)]
     result = plan_cadences(demands, per_second)
     assert sum(result.shares.values()) <= per_second * (1 + 1e-9)
     # Backlogged, a job gets weight/total of the starts: never less than its reserve's part of the budget.
@@ -199,3 +199,20 @@ def test_no_60s_window_ever_holds_more_than_the_budget_and_no_job_starves(jobs, 
         reserve = limit / 60 * MIN_SHARE / 2  # the least any job gets: half its reserve if queues overrun theirs
         if pages[name] / reserve + 60 < 900:
             assert status.last_success is not None, f"{name} never completed a cycle"
+
+
+def test_a_job_held_within_its_floor_goes_right_after_the_urgent_ones():
+    held = [dataclasses.replace(d, within_floor=1.25) if d.name == "agents" else d for d in LARGE_ORG]
+    result = plan_cadences(held, PER_SECOND)
+    assert result.intervals["queues"] == 10
+    floor = 500 / (PER_SECOND - result.shares["queues"])
+    assert result.intervals["agents"] == pytest.approx(1.25 * floor)
+    assert result.intervals["performance"] > 60  # today's figures take what is left, stretched
+    assert result.shares["performance"] >= PER_SECOND * MIN_SHARE * (1 - 1e-9)  # but never less than a reserve
+    assert sum(result.shares.values()) == pytest.approx(PER_SECOND)
+
+
+def test_a_job_held_within_its_floor_that_the_budget_can_feed_keeps_its_cadence():
+    agents = Demand("agents", 15, 10, 2, within_floor=1.25)
+    small = [Demand("queues", 10, 1, 0), agents, Demand("performance", 60, 2, 1)]
+    assert plan_cadences(small, PER_SECOND).intervals == {"queues": 10, "agents": 15, "performance": 60}
