@@ -42,10 +42,13 @@ URGENT_PRIORITY = 0  # jobs of priority 0 (live queue data) are served strictly 
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """The job a request is sent for: its name (for accounting and its fair-queue weight) and priority."""
+    """The job a request is sent for: its name (for accounting and its fair-queue weight) and priority.
+    `ahead`: served right after the urgent requests, before every job the fair queue shares the rest
+    among (the agents' first states at a start, which every agent on the page waits for)."""
 
     name: str
     priority: int = 1
+    ahead: bool = False
 
 
 current_caller: ContextVar[Caller] = ContextVar("current_caller", default=Caller("other"))  # noqa: B039 (frozen)
@@ -65,8 +68,8 @@ class Ticket(NamedTuple):
     """A job's first waiting request in the fair queue; tuples order it: urgent ones first (`strict` 0, by
     priority), then the others by their fair-queueing tag, ties by arrival."""
 
-    strict: int  # 0: an urgent request within its cap, served strictly first; 1: every other
-    priority: int  # among the strict ones
+    strict: int  # 0: an urgent request within its cap, or one sent `ahead`, served strictly first; 1: every other
+    priority: int  # among the strict ones (the urgent ones first)
     tag: float  # virtual finish time (self-clocked fair queueing)
     sequence: int
     job: str
@@ -251,7 +254,8 @@ class RateBudget:
         tag = max(self._virtual_time, self._finish.get(caller.name, 0.0)) + 1.0 / weight
         self._finish[caller.name] = tag
         urgent = caller.priority <= URGENT_PRIORITY and self._urgent_in_window() < self._urgent_cap
-        ticket = Ticket(0 if urgent else 1, caller.priority if urgent else 0, tag, next(self._sequence), caller.name)
+        strict = urgent or caller.ahead
+        ticket = Ticket(0 if strict else 1, caller.priority if strict else 0, tag, next(self._sequence), caller.name)
         heapq.heappush(self._heads, ticket)
 
     def _urgent_in_window(self) -> int:

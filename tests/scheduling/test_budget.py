@@ -137,3 +137,25 @@ async def test_a_first_cycle_leaves_a_quarter_of_what_the_others_spent_before_it
     assert len(starts["agents"]) == 21 and max(starts["agents"]) < 11
     for task in tasks:
         task.cancel()
+
+
+async def test_a_caller_sent_ahead_goes_after_the_urgent_requests_and_before_every_fair_share(clock):
+    """The start's users listing (every agent's first state) against the agents' by-id polls, which
+    the plan weighs ten times more, and the queues' urgent polls, all waiting at once."""
+    budget = RateBudget(clock, requests_per_minute=300, headroom=0.1, concurrency=1)
+    budget.set_shares(Shares({"queues": 1.0, "agents": 10.0}, reserve_per_second=20 / 60, burst=20))
+    order: list[str] = []
+
+    async def request(caller: Caller) -> None:
+        current_caller.set(caller)
+        async with budget.slot():
+            order.append(caller.name)
+            await clock.sleep(0.05)
+
+    callers = [Caller("agents", 2)] * 30 + [Caller("user_listing", 1, ahead=True)] * 30 + [Caller("queues", 0)] * 10
+    tasks = [asyncio.ensure_future(request(caller)) for caller in callers]
+    await tick_for(clock, 10, every=0.5, after=nothing_in_flight)
+    # The first to arrive starts at once, with nobody else waiting; then the queues, the listing, the rest.
+    assert order == ["agents"] + ["queues"] * 10 + ["user_listing"] * 30 + ["agents"] * 29
+    for task in tasks:
+        task.cancel()
