@@ -43,8 +43,9 @@ URGENT_PRIORITY = 0  # jobs of priority 0 (live queue data) are served strictly 
 @dataclass(frozen=True, slots=True)
 class Caller:
     """The job a request is sent for: its name (for accounting and its fair-queue weight) and priority.
-    `ahead`: served right after the urgent requests, before every job the fair queue shares the rest
-    among (the agents' first states at a start, which every agent on the page waits for)."""
+    `ahead`: at the fair queue's front, sharing it by weight with the urgent jobs beyond their cap and
+    served before every other job (the agents' first states at a start, which every agent on the
+    page waits for, but not before the live queue data)."""
 
     name: str
     priority: int = 1
@@ -65,11 +66,12 @@ def as_caller(caller: Caller) -> Iterator[None]:
 
 
 class Ticket(NamedTuple):
-    """A job's first waiting request in the fair queue; tuples order it: urgent ones first (`strict` 0, by
-    priority), then the others by their fair-queueing tag, ties by arrival."""
+    """A job's first waiting request in the fair queue; tuples order it: urgent ones within their cap
+    first (`strict` 0, by priority), then the fair queue by its tags: its front (urgent jobs beyond
+    their cap, callers sent `ahead`) before every other job, ties by arrival."""
 
-    strict: int  # 0: an urgent request within its cap, or one sent `ahead`, served strictly first; 1: every other
-    priority: int  # among the strict ones (the urgent ones first)
+    strict: int  # 0: an urgent request within its cap, served strictly first; 1: the fair queue
+    priority: int  # among the strict ones, by priority; in the fair queue, 0 for its front and 1 for the rest
     tag: float  # virtual finish time (self-clocked fair queueing)
     sequence: int
     job: str
@@ -253,9 +255,11 @@ class RateBudget:
         weight = self._weights.get(caller.name, 1.0)
         tag = max(self._virtual_time, self._finish.get(caller.name, 0.0)) + 1.0 / weight
         self._finish[caller.name] = tag
-        urgent = caller.priority <= URGENT_PRIORITY and self._urgent_in_window() < self._urgent_cap
-        strict = urgent or caller.ahead
-        ticket = Ticket(0 if strict else 1, caller.priority if strict else 0, tag, next(self._sequence), caller.name)
+        urgent_job = caller.priority <= URGENT_PRIORITY
+        if urgent_job and self._urgent_in_window() < self._urgent_cap:
+            ticket = Ticket(0, caller.priority, tag, next(self._sequence), caller.name)
+        else:  # the fair queue: an urgent job beyond its cap and a caller sent ahead share its front
+            ticket = Ticket(1, 0 if urgent_job or caller.ahead else 1, tag, next(self._sequence), caller.name)
         heapq.heappush(self._heads, ticket)
 
     def _urgent_in_window(self) -> int:
