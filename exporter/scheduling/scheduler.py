@@ -118,7 +118,13 @@ class Scheduler:
     def _replan(self) -> None:
         self._planned_costs = {j.name: self._estimate(j) for j in self._jobs}
         costs = self._planned_costs
-        demands = [Demand(j.name, j.interval, costs[j.name], self._priority(j), j.within_floor) for j in self._jobs]
+        # A job held within its floor waits for the first passes (the directories', whose labels
+        # `genesys_agent_info` waits for): held first, it would leave them only their reserve.
+        firsts = any(j.first_priority is not None and not self._succeeded[j.name].is_set() for j in self._jobs)
+        demands = [
+            Demand(j.name, j.interval, costs[j.name], self._priority(j), None if firsts else j.within_floor)
+            for j in self._jobs
+        ]
         self.plan = plan_cadences(demands, self._budget.per_second)
         urgent = [j for j in self._jobs if j.priority <= URGENT_PRIORITY]
         self._budget.set_shares(

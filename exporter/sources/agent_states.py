@@ -324,6 +324,7 @@ class StateSegment:
 # Where push cannot carry every agent (one client at 50,000 agents), the polled agents' states stay
 # within 1.25 times the floor the budget allows them, ahead of today's figures, which take the rest:
 # a leaderboard's status column is its live part, its counts change with a closed conversation.
+# (Only once the first passes whose labels `genesys_agent_info` waits for are done: the scheduler's.)
 AGENTS_POLLER = Poller(
     name="agents", cadence=lambda s: s.agent_interval, priority=2, refreshes=(AGENT_STATES,), within_floor=1.25
 )

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from exporter.clock import FakeClock
+from exporter.scheduling.budget import RateBudget
 from exporter.scheduling.scheduler import Job, Scheduler
 from exporter.snapshot import Store
 
@@ -64,6 +65,38 @@ async def test_a_job_waits_for_its_dependency(clock: FakeClock):
     await clock.advance(2.5)
     assert order[:3] == ["directory", "directory", "queues"]
     assert scheduler.ready
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_the_agents_polls_are_held_within_their_floor_once_the_first_passes_are_done(clock: FakeClock):
+    """One client at 50,000 agents: held within their floor from the start, the by-id polls would leave
+    the member listing's first pass (which `genesys_agent_info` waits for) only its reserve."""
+    store = Store(clock)
+    listed = asyncio.Event()
+
+    async def member_listing() -> None:
+        await listed.wait()
+
+    async def nothing() -> None:
+        await clock.sleep(1)
+
+    jobs = [
+        Job("agent_directory", 600, member_listing, priority=4, first_priority=1, expected_cost=lambda: 2000),
+        Job("agents", 15, nothing, priority=2, within_floor=1.25, expected_cost=lambda: 330),
+        Job("performance", 15, nothing, priority=1, expected_cost=lambda: 40),
+    ]
+    budget = RateBudget(clock, requests_per_minute=300, headroom=0.1)
+    scheduler = Scheduler(store, clock, jobs, budget, jitter=0)
+    floor = 330 / budget.per_second
+    assert scheduler.plan.intervals["agents"] > 2 * floor  # the first pass goes first
+    task = asyncio.create_task(scheduler.run())
+    await clock.advance(1)
+    listed.set()
+    await clock.advance(2)
+    assert scheduler.plan.intervals["agents"] == pytest.approx(1.25 * floor)
+    assert scheduler.plan.intervals["performance"] > 15  # today's figures take what is left
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
