@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import Any
 
 from exporter.simulator.model import LedgerEntry, OrgModel
@@ -76,20 +75,9 @@ def _stats(entries: list[LedgerEntry], metric: str) -> dict[str, Any] | None:
     return {"max": max(times), "min": min(times), "count": len(times), "sum": sum(times)}
 
 
-@dataclass(frozen=True, slots=True)
-class Query:
-    start: float
-    end: float
-    step: float
-    group_by: tuple[str, ...]
-    metrics: tuple[str, ...]
-    wanted: dict[str, set[str]]
-
-
-def select(model: OrgModel, body: Any, processed_until: float = float("inf")) -> tuple[Query, list[LedgerEntry]]:
-    """The query read, and the ledger's entries it may count (those the analytics pipeline has
-    processed: written before `processed_until`), copied out of the model: the part that must run
-    beside the model's changes; `answer` makes the rest anywhere."""
+def aggregate(model: OrgModel, body: Any, processed_until: float = float("inf")) -> dict[str, Any]:
+    """The answer to one query, counting only what the analytics pipeline has processed: the entries
+    written before `processed_until`."""
     if not isinstance(body, dict):
         raise bad_request("the body must be a JSON object")
     start, end = _interval(body.get("interval"))
@@ -101,15 +89,8 @@ def select(model: OrgModel, body: Any, processed_until: float = float("inf")) ->
     if not isinstance(metrics, list) or not metrics or any(m not in AGGREGATE_METRICS for m in metrics):
         raise bad_request("metrics must list known conversation metrics")
     wanted = _filters(body)
-    query = Query(start, end, step, tuple(group_by), tuple(metrics), wanted)
-    return query, list(model.ledger_between(start, min(end, processed_until), wanted))
-
-
-def answer(query: Query, entries: list[LedgerEntry]) -> dict[str, Any]:
-    """Pure: the entries grouped and summed as the query asks."""
-    start, end, step, group_by, wanted = query.start, query.end, query.step, query.group_by, query.wanted
     groups: dict[tuple[str, ...], dict[int, list[LedgerEntry]]] = defaultdict(lambda: defaultdict(list))
-    for entry in entries:
+    for entry in model.ledger_between(start, min(end, processed_until), wanted):
         values = {"queueId": entry.queue_id, "mediaType": entry.media, "userId": entry.user_id}
         if any(values[d] not in allowed for d, allowed in wanted.items()):
             continue
@@ -120,8 +101,8 @@ def answer(query: Query, entries: list[LedgerEntry]) -> dict[str, Any]:
     results = []
     for key, buckets in sorted(groups.items()):
         data = []
-        for index, bucketed in sorted(buckets.items()):
-            rows = [{"metric": m, "stats": s} for m in query.metrics if (s := _stats(bucketed, m)) is not None]
+        for index, entries in sorted(buckets.items()):
+            rows = [{"metric": m, "stats": s} for m in metrics if (s := _stats(entries, m)) is not None]
             if rows:
                 bucket_start = start + index * step
                 data.append({"interval": f"{iso(bucket_start)}/{iso(min(end, bucket_start + step))}", "metrics": rows})

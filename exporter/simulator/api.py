@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from exporter.clock import Clock, SystemClock
-from exporter.simulator.aggregates import answer, select
+from exporter.simulator.aggregates import aggregate
 from exporter.simulator.faults import REQUEST_KINDS, SOCKET_ROUTE, Fault, Faults, drifted, wrong_shape
 from exporter.simulator.model import (
     MEDIA_SETTING_KEY,
@@ -386,12 +386,7 @@ class SimulatedOrg:
 
     async def _aggregates(self, request: web.Request) -> web.Response:
         body = await self._json_body(request)
-        query, entries = select(self.model, body, processed_until=self.clock.time() - self.analytics_delay)
-        # Grouped, summed and encoded in a thread: a by-agent answer is megabytes, and made on the loop
-        # it would hold the org's notifications back, which the real service publishes apart from its
-        # analytics queries.
-        text = await asyncio.to_thread(lambda: json.dumps(answer(query, entries)))
-        return web.Response(text=text, content_type="application/json")
+        return web.json_response(aggregate(self.model, body, processed_until=self.clock.time() - self.analytics_delay))
 
     def _user(self, agent: SimAgent, expand: set[str]) -> dict[str, Any]:
         body: dict[str, Any] = {
