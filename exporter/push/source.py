@@ -121,10 +121,9 @@ class PushSource:
         """Poll items into the pushed data (after a gap, or the sweep): newer reports win field by field."""
         if kind == "agents":
             await self._no_listing.wait()
-        asked_at = self._clock.monotonic()
-        if kind == "agents":
             await self._poll(kind, ids, lambda _, states: self._agents_polled(states))
         else:
+            asked_at = self._clock.monotonic()
             await self._poll(kind, ids, lambda _, states: self.data.queues_polled(states, asked_at))
 
     def _agents_polled(self, states: Mapping[str, AgentState]) -> None:

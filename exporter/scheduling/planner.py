@@ -67,11 +67,11 @@ def plan_cadences(demands: Iterable[Demand], per_second: float) -> CadencePlan:
         shares[demand.name] += more
         left -= more
 
-    for demand in ordered:
-        if demand.priority <= URGENT_PRIORITY:
-            top_up(demand, demand.rate)
+    urgent = [d for d in ordered if d.priority <= URGENT_PRIORITY]
+    for demand in urgent:
+        top_up(demand, demand.rate)
     # Its floor: its cost over what the urgent jobs leave of the budget (the live queue data goes first).
-    after_urgent = per_second - sum(shares[d.name] for d in ordered if d.priority <= URGENT_PRIORITY)
+    after_urgent = per_second - sum(shares[d.name] for d in urgent)
     for demand in ordered:
         if demand.within_floor is not None:
             top_up(demand, min(demand.rate, after_urgent / demand.within_floor))

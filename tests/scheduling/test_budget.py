@@ -144,21 +144,11 @@ async def test_a_caller_sent_ahead_goes_after_the_urgent_requests_and_before_eve
     the plan weighs ten times more, and the queues' urgent polls, all waiting at once."""
     budget = RateBudget(clock, requests_per_minute=300, headroom=0.1, concurrency=1)
     budget.set_shares(Shares({"queues": 1.0, "agents": 10.0}, reserve_per_second=20 / 60, burst=20))
-    order: list[str] = []
-
-    async def request(caller: Caller) -> None:
-        current_caller.set(caller)
-        async with budget.slot():
-            order.append(caller.name)
-            await clock.sleep(0.05)
 
     callers = [Caller("agents", 2)] * 30 + [Caller("user_listing", 1, ahead=True)] * 30 + [Caller("queues", 0)] * 10
-    tasks = [asyncio.ensure_future(request(caller)) for caller in callers]
-    await tick_for(clock, 10, every=0.5, after=nothing_in_flight)
+    order = await served_order(budget, clock, callers)
     # The first to arrive starts at once, with nobody else waiting; then the queues, the listing, the rest.
     assert order == ["agents"] + ["queues"] * 10 + ["user_listing"] * 30 + ["agents"] * 29
-    for task in tasks:
-        task.cancel()
 
 
 async def test_a_caller_sent_ahead_shares_the_front_with_urgent_jobs_beyond_their_cap(clock):
@@ -166,6 +156,15 @@ async def test_a_caller_sent_ahead_shares_the_front_with_urgent_jobs_beyond_thei
     within. The listing sent ahead must not starve it: they share the front by weight, before the rest."""
     budget = RateBudget(clock, requests_per_minute=300, headroom=0.1, concurrency=1)
     budget.set_shares(Shares({"agents": 10.0}))
+
+    callers = [Caller("agents", 2)] * 20 + [Caller("user_listing", 1, ahead=True)] * 20 + [Caller("queues", 0)] * 20
+    front = (await served_order(budget, clock, callers))[1:41]  # the first started alone, before the others arrived
+    assert sorted(front) == ["queues"] * 20 + ["user_listing"] * 20
+    assert front[:10].count("queues") >= 4  # interleaved, not the listing first
+
+
+async def served_order(budget: RateBudget, clock: FakeClock, callers: list[Caller]) -> list[str]:
+    """The callers' requests, all sent at once, one at a time through the budget: whose went when."""
     order: list[str] = []
 
     async def request(caller: Caller) -> None:
@@ -174,11 +173,8 @@ async def test_a_caller_sent_ahead_shares_the_front_with_urgent_jobs_beyond_thei
             order.append(caller.name)
             await clock.sleep(0.05)
 
-    callers = [Caller("agents", 2)] * 20 + [Caller("user_listing", 1, ahead=True)] * 20 + [Caller("queues", 0)] * 20
     tasks = [asyncio.ensure_future(request(caller)) for caller in callers]
     await tick_for(clock, 10, every=0.5, after=nothing_in_flight)
-    front = order[1:41]  # the first started alone, before the others arrived
-    assert sorted(front) == ["queues"] * 20 + ["user_listing"] * 20
-    assert front[:10].count("queues") >= 4  # interleaved, not the listing first
     for task in tasks:
         task.cancel()
+    return order
