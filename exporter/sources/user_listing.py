@@ -101,8 +101,8 @@ async def poll_users_with_state(
 # The start's listing with push on sends for the agents' first states, not for its job: a job's
 # first cycle of unknown cost may take at most part of the minute's window (`RateBudget._job_cap`)
 # so that the agents' first state polls find room, and these pages are those polls. They go ahead
-# of every job but the urgent ones: on one client at 50,000 agents the listing takes the budget
-# about two minutes, and every agent on the page waits for it.
+# of every job but the urgent ones: in a large org on one client the listing takes the whole budget
+# for minutes, and every agent on the page waits for it.
 FIRST_STATES = Caller("user_listing", priority=1, ahead=True)
 
 
