@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from exporter.simulator.model import LedgerEntry, OrgModel
+from exporter.simulator.ledger import Ledger, Summary
+from exporter.simulator.model import OrgModel
 from exporter.simulator.wire import AGGREGATE_DIMENSIONS, AGGREGATE_METRICS, MAX_PREDICATES, bad_request, iso, parse_iso
 
 SERVICE_LEVEL_TARGET = 0.8
@@ -59,20 +62,80 @@ def _filters(body: dict[str, Any]) -> dict[str, set[str]]:
     return wanted
 
 
-def _stats(entries: list[LedgerEntry], metric: str) -> dict[str, Any] | None:
+# What an entry of the ledger counts towards: oServiceLevel is made of hits and misses.
+_READS = {"oServiceLevel": ("oServiceLevelHit", "oServiceLevelMiss")}
+_FIELD = {"queueId": "queue_id", "mediaType": "media", "userId": "user_id"}  # dimension -> LedgerEntry field
+
+Groups = dict[tuple[str, ...], dict[int, dict[str, Summary]]]  # group -> bucket -> metric -> summary
+
+
+def _stats(metric: str, summary: Summary) -> dict[str, Any]:
     if metric == "oServiceLevel":
-        hits = sum(1 for e in entries if e.metric == "oServiceLevelHit")
-        total = hits + sum(1 for e in entries if e.metric == "oServiceLevelMiss")
-        if not total:
-            return None
+        hits, total = summary.hits, summary.count
         return {"ratio": hits / total, "numerator": hits, "denominator": total, "target": SERVICE_LEVEL_TARGET}
-    values = [e.value_ms for e in entries if e.metric == metric]
-    if not values:
-        return None
     if metric.startswith("n"):
-        return {"count": len(values)}
-    times = [round(v or 0.0) for v in values]
-    return {"max": max(times), "min": min(times), "count": len(times), "sum": sum(times)}
+        return {"count": summary.count}
+    return {"max": summary.high, "min": summary.low, "count": summary.count, "sum": summary.total}
+
+
+@dataclass(frozen=True, slots=True)
+class _Query:
+    start: float
+    end: float  # the interval's end, or what the pipeline has processed if sooner
+    step: float
+    group_by: list[str]
+    metric_of: dict[str, str]  # what the ledger records -> the metric asked for
+    wanted: dict[str, set[str]]
+    indexed: str | None  # the queues or users named, whose runs the answer reads
+
+    def buckets(self) -> Iterator[tuple[int, float, float]]:
+        index = 0
+        while (begin := self.start + index * self.step) < self.end:
+            yield index, begin, min(self.end, begin + self.step)
+            index += 1
+
+
+def _summed(ledger: Ledger, query: _Query, indexed: str) -> Groups:
+    """Each run's summary per bucket, when a group is made of whole runs: grouped and filtered by
+    the named queues (or users) and media type only."""
+    groups: Groups = defaultdict(lambda: defaultdict(dict))
+    media_wanted = query.wanted.get("mediaType")
+    for item in query.wanted[indexed]:
+        for read, metric in query.metric_of.items():
+            for media, run in ledger.runs(indexed, item, read).items():
+                if media_wanted is not None and media not in media_wanted:
+                    continue
+                key = tuple(item if d == indexed else media for d in query.group_by)
+                for index, begin, end in query.buckets():
+                    if (summary := run.summary(begin, end)) is not None:
+                        cells = groups[key][index]
+                        if metric in cells:
+                            cells[metric].merge(summary)
+                        else:
+                            cells[metric] = summary
+    return groups
+
+
+def _added(ledger: Ledger, query: _Query) -> Groups:
+    """Entry by entry: any other grouping (by user of some queues, the largest answer there is)."""
+    groups: Groups = defaultdict(lambda: defaultdict(dict))
+    checks = [(_FIELD[d], allowed) for d, allowed in query.wanted.items() if d != query.indexed]
+    fields = [_FIELD[d] for d in query.group_by]
+    userless = "userId" in query.group_by  # entries without a user (offers, abandons) belong to no user's group
+    among = (query.indexed, query.wanted[query.indexed]) if query.indexed else None
+    for entry in ledger.between(query.start, query.end, query.metric_of.keys(), among):
+        if checks and not all(getattr(entry, field) in allowed for field, allowed in checks):
+            continue
+        if userless and entry.user_id is None:
+            continue
+        key = tuple([getattr(entry, field) for field in fields])
+        cells = groups[key][int((entry.at - query.start) // query.step)]
+        metric = query.metric_of[entry.metric]
+        cell = cells.get(metric)
+        if cell is None:
+            cell = cells[metric] = Summary()
+        cell.add(entry)
+    return groups
 
 
 def aggregate(model: OrgModel, body: Any, processed_until: float = float("inf")) -> dict[str, Any]:
@@ -89,23 +152,27 @@ def aggregate(model: OrgModel, body: Any, processed_until: float = float("inf"))
     if not isinstance(metrics, list) or not metrics or any(m not in AGGREGATE_METRICS for m in metrics):
         raise bad_request("metrics must list known conversation metrics")
     wanted = _filters(body)
-    groups: dict[tuple[str, ...], dict[int, list[LedgerEntry]]] = defaultdict(lambda: defaultdict(list))
-    for entry in model.ledger_between(start, min(end, processed_until), wanted):
-        values = {"queueId": entry.queue_id, "mediaType": entry.media, "userId": entry.user_id}
-        if any(values[d] not in allowed for d, allowed in wanted.items()):
-            continue
-        if "userId" in group_by and entry.user_id is None:
-            continue
-        key = tuple(str(values[d]) for d in group_by)
-        groups[key][int((entry.at - start) // step)].append(entry)
+    indexed = next((d for d in ("queueId", "userId") if d in wanted), None)
+    query = _Query(
+        start=start,
+        end=min(end, processed_until),
+        step=step,
+        group_by=group_by,
+        metric_of={read: m for m in metrics for read in _READS.get(m, (m,))},
+        wanted=dict(wanted),
+        indexed=indexed,
+    )
+    whole_runs = indexed is not None and {*group_by, *wanted} <= {indexed, "mediaType"}
+    groups = _summed(model.ledger, query, indexed) if whole_runs and indexed else _added(model.ledger, query)
+    intervals: dict[int, str] = {}
     results = []
     for key, buckets in sorted(groups.items()):
         data = []
-        for index, entries in sorted(buckets.items()):
-            rows = [{"metric": m, "stats": s} for m in metrics if (s := _stats(entries, m)) is not None]
-            if rows:
+        for index, cells in sorted(buckets.items()):
+            if index not in intervals:
                 bucket_start = start + index * step
-                data.append({"interval": f"{iso(bucket_start)}/{iso(min(end, bucket_start + step))}", "metrics": rows})
-        if data:
-            results.append({"group": dict(zip(group_by, key, strict=True)), "data": data})
+                intervals[index] = f"{iso(bucket_start)}/{iso(min(end, bucket_start + step))}"
+            rows = [{"metric": m, "stats": _stats(m, cells[m])} for m in metrics if m in cells]
+            data.append({"interval": intervals[index], "metrics": rows})
+        results.append({"group": dict(zip(group_by, key, strict=True)), "data": data})
     return {"results": results}

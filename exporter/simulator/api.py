@@ -540,7 +540,7 @@ class SimulatedOrg:
         if action == "closed":  # what a probe of today's figures waits to see: not a Genesys API
             since, day_start = float(body.get("since", model.now)), float(body.get("day_start", 0.0))
             return web.json_response(
-                {"closed": model.closed_since(since, day_start, int(body.get("limit", 20))), "now": model.now}
+                {"closed": model.ledger.closed_since(since, day_start, int(body.get("limit", 20))), "now": model.now}
             )
         raise bad_request(
             "action must be unstaff {queue}, wait {queue, media, count}, staff {agent}, presence {agent, presence}"

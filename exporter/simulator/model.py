@@ -12,7 +12,6 @@ handle times), written when each thing ends, as Genesys does, to answer aggregat
 
 from __future__ import annotations
 
-import bisect
 import functools
 import heapq
 import itertools
@@ -20,9 +19,11 @@ import math
 import random
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
+
+from exporter.simulator.ledger import Ledger, LedgerEntry
 
 ROUTING_STATUSES = ("OFF_QUEUE", "IDLE", "INTERACTING", "NOT_RESPONDING", "COMMUNICATING")
 SYSTEM_PRESENCES = ("AVAILABLE", "AWAY", "BUSY", "OFFLINE", "IDLE", "ON_QUEUE", "MEAL", "TRAINING", "MEETING", "BREAK")
@@ -34,7 +35,6 @@ TALK_SECONDS = {"voice": 240.0, "chat": 420.0, "email": 600.0, "message": 360.0,
 PATIENCE_SECONDS = {"voice": 150.0, "chat": 300.0, "email": 3600.0, "message": 900.0, "callback": 1800.0}
 SERVICE_LEVEL_SECONDS = 20.0
 LEDGER_KEEP_SECONDS = 2 * 86400.0
-LEDGER_TRIM_EVERY_SECONDS = 3600.0
 
 _PREFIXES = ("Support", "Sales", "Billing", "Retention", "Tech", "Claims", "VIP", "Onboarding")
 _FIRST = (
@@ -157,18 +157,6 @@ class SimTeam:
 
 
 @dataclass(frozen=True, slots=True)
-class LedgerEntry:
-    """One thing that happened, at the time Genesys would record it (t-metrics when they end)."""
-
-    at: float
-    queue_id: str
-    media: str
-    user_id: str | None
-    metric: str
-    value_ms: float | None  # None for n-metrics
-
-
-@dataclass(frozen=True, slots=True)
 class QueueTruth:
     """What the real API would observe for a queue right now."""
 
@@ -215,8 +203,7 @@ class OrgModel:
         self.queues: dict[str, SimQueue] = {}
         self.agents: dict[str, SimAgent] = {}
         self.teams: dict[str, SimTeam] = {}
-        self.ledger: list[LedgerEntry] = []  # in time order
-        self._ledger_index: dict[tuple[str, str], list[LedgerEntry]] = defaultdict(list)  # (dimension, id) -> entries
+        self.ledger = Ledger()
         self._by_name: list[SimAgent] = []
         self.held_queues: set[str] = set()  # scenario: no new arrivals
         # Queue id -> its joined members counted, until one of them changes: a big org observes every
@@ -356,60 +343,10 @@ class OrgModel:
             self.now = max(self.now, at)
             action()
         self.now = max(self.now, now)
-        cutoff = self.now - LEDGER_KEEP_SECONDS
-        if self.ledger and self.ledger[0].at < cutoff - LEDGER_TRIM_EVERY_SECONDS:  # trim in batches, not per call
-            self.ledger = self.ledger[bisect.bisect_left(self.ledger, cutoff, key=lambda e: e.at) :]
-            self._ledger_index.clear()
-            for entry in self.ledger:
-                self._index(entry)
+        self.ledger.keep_since(self.now - LEDGER_KEEP_SECONDS)
 
     def _record(self, conv: Conversation, metric: str, value_ms: float | None = None, user: str | None = None) -> None:
-        entry = LedgerEntry(self.now, conv.queue_id, conv.media, user, metric, value_ms)
-        self.ledger.append(entry)
-        self._index(entry)
-
-    def _index(self, entry: LedgerEntry) -> None:
-        self._ledger_index["queueId", entry.queue_id].append(entry)
-        if entry.user_id is not None:
-            self._ledger_index["userId", entry.user_id].append(entry)
-
-    def ledger_between(self, start: float, end: float, wanted: Mapping[str, set[str]]) -> Iterator[LedgerEntry]:
-        """Entries with start <= at < end, looked up by queue or user when the query names some.
-
-        An aggregate query names at most 100 queues or users: the index spares it a scan of the whole
-        day of a 50,000-agent org. Other dimensions in `wanted` are left for the caller to check.
-        """
-        dimension = next((d for d in ("queueId", "userId") if d in wanted), None)
-        lists = [self._ledger_index.get((dimension, v), []) for v in wanted[dimension]] if dimension else [self.ledger]
-        for entries in lists:
-            first = bisect.bisect_left(entries, start, key=lambda e: e.at)
-            last = bisect.bisect_left(entries, end, key=lambda e: e.at)
-            yield from entries[first:last]
-
-    def closed_since(self, since: float, day_start: float, limit: int) -> list[dict[str, Any]]:
-        """The latest `limit` conversations an agent closed (tHandle) after `since`, each with how many
-        the agent and the queue (in its media type) had closed since `day_start` once it was: the
-        handled counts a dashboard must show from then on."""
-        first = bisect.bisect_right(self.ledger, since, key=lambda e: e.at)
-        closes = [e for e in self.ledger[first:] if e.metric == "tHandle" and e.user_id is not None][-limit:]
-
-        def count(dimension: str, item: str, until: LedgerEntry, media: str | None = None) -> int:
-            entries = self._ledger_index.get((dimension, item), [])
-            begin = bisect.bisect_left(entries, day_start, key=lambda e: e.at)
-            end = bisect.bisect_right(entries, until.at, key=lambda e: e.at)
-            return sum(1 for e in entries[begin:end] if e.metric == "tHandle" and media in (None, e.media))
-
-        return [
-            {
-                "user": e.user_id,
-                "queue": e.queue_id,
-                "media": e.media,
-                "at": e.at,
-                "user_closed": count("userId", str(e.user_id), e),
-                "queue_closed": count("queueId", e.queue_id, e, e.media),
-            }
-            for e in closes
-        ]
+        self.ledger.record(LedgerEntry(self.now, conv.queue_id, conv.media, user, metric, value_ms))
 
     def agents_by_name(self) -> list[SimAgent]:
         """The `/users` listing order, sorted once (agents are only ever added, at build time)."""
