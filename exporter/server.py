@@ -133,10 +133,13 @@ def create_app(
         )
         response.content_length = sum(len(piece) for piece in body)
         await response.prepare(request)
-        if request.method != "HEAD":
-            for chunk in slices(body, WRITE_BYTES):
-                await response.write(chunk)
-        await response.write_eof()
+        try:
+            if request.method != "HEAD":
+                for chunk in slices(body, WRITE_BYTES):
+                    await response.write(chunk)
+            await response.write_eof()
+        except ConnectionError:  # the scraper hung up (its scrape timeout, say): nothing went wrong here
+            pass
         return response
 
     async def healthz(_: web.Request) -> web.Response:

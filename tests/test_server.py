@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 from hypothesis import given
 from hypothesis import strategies as st
@@ -107,6 +108,26 @@ async def test_the_gzip_page_is_written_in_slices_and_head_gets_none(served, mon
     head = await client.head("/metrics", headers={"Accept-Encoding": "gzip"})
     assert head.status == 200 and head.headers["Content-Encoding"] == "gzip"
     assert await head.read() == b""
+
+
+async def test_a_scraper_that_hangs_up_mid_page_is_no_error(served, monkeypatch, caplog):
+    """Prometheus drops a scrape at its timeout: aiohttp then fails the handler's next write (when it
+    was waiting for the socket to drain), and the exporter's log must not call that an error."""
+    client, _, _ = served
+    written = asyncio.Event()
+
+    async def write(self: web.StreamResponse, data: bytes) -> None:
+        written.set()
+        raise ConnectionError("Connection lost")  # as aiohttp's drain raises once the peer is gone
+
+    monkeypatch.setattr(web.StreamResponse, "write", write)
+    _, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n")
+    await asyncio.wait_for(written.wait(), 10)
+    writer.close()
+    await writer.wait_closed()
+    await asyncio.sleep(0.2)  # what the handler's caller logs of how it ended
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
 
 
 @pytest.fixture
