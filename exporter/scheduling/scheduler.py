@@ -90,6 +90,7 @@ class Scheduler:
         self._running: dict[str, int] = {}  # job -> requests spent before its running cycle began
         self._planned_costs: dict[str, int] = {}
         self.plan: CadencePlan  # set by _replan, below
+        self._replanned = asyncio.Event()  # set (and replaced) at each new plan: a sleeping job looks again
         for job in jobs:
             store.set_status(job.name, PollerStatus(interval=job.interval, configured_interval=job.interval))
         self._replan()
@@ -126,6 +127,8 @@ class Scheduler:
             for j in self._jobs
         ]
         self.plan = plan_cadences(demands, self._budget.per_second)
+        self._replanned.set()
+        self._replanned = asyncio.Event()
         urgent = [j for j in self._jobs if j.priority <= URGENT_PRIORITY]
         self._budget.set_shares(
             Shares(
@@ -146,15 +149,27 @@ class Scheduler:
     async def _loop(self, job: Job) -> None:
         if job.after:
             await self._first_success(job.after, job.wait_at_most)
-        next_start = self._clock.monotonic() + random.uniform(0, job.interval * self._jitter)
+        slot = self._clock.monotonic() + random.uniform(0, job.interval * self._jitter)
         while True:
             succeeded = await self.run_once(job)
+            slot = await self._next_slot(job, slot, succeeded)
+
+    async def _next_slot(self, job: Job, slot: float, succeeded: bool) -> float:
+        """Sleep until the cycle after the one begun at `slot` is due, and return when that is. The
+        interval is the plan's as it stands while the job sleeps: a plan that shortens it (the first
+        passes done, the agents' polls given their floor) takes effect now, not after an interval
+        the old plan had stretched to many minutes, in which their states would go stale."""
+        while True:
             interval = self.plan.intervals[job.name]
-            next_start += interval
+            due = slot + interval
             now = self._clock.monotonic()
-            if next_start < now:  # it overran: a budget-bound job goes again now; a failed one waits a slot
-                next_start = now if succeeded else next_start + math.ceil((now - next_start) / interval) * interval
-            await self._clock.sleep(next_start - now)
+            if due < now:  # it overran: a budget-bound job goes again now; a failed one waits a slot
+                due = now if succeeded else due + math.ceil((now - due) / interval) * interval
+            if due <= now:
+                return due
+            woke = await first_of({"due": self._clock.sleep(due - now), "replanned": self._replanned.wait()})
+            if "due" in woke:
+                return due
 
     def _priority(self, job: Job) -> int:
         """A directory's first pass is what every agent's data waits for: it goes before their state

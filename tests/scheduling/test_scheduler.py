@@ -100,3 +100,39 @@ async def test_the_agents_polls_are_held_within_their_floor_once_the_first_passe
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_a_job_asleep_on_a_stretched_interval_wakes_on_the_plan_that_shortens_it(clock: FakeClock):
+    """While the member listing's first pass runs, the agents' polls are planned minutes apart; once it
+    is done their floor applies, and the poll must come on that cadence, not after the old interval
+    (their states would be past their stale limit by then)."""
+    store = Store(clock)
+    listed = asyncio.Event()
+    polls: list[float] = []
+
+    async def member_listing() -> None:
+        await listed.wait()
+
+    async def poll_agents() -> None:
+        polls.append(clock.monotonic())
+        await clock.sleep(1)
+
+    jobs = [
+        Job("agent_directory", 600, member_listing, priority=4, first_priority=1, expected_cost=lambda: 2000),
+        Job("agents", 15, poll_agents, priority=2, within_floor=1.25, expected_cost=lambda: 330),
+    ]
+    budget = RateBudget(clock, requests_per_minute=300, headroom=0.1)
+    scheduler = Scheduler(store, clock, jobs, budget, jitter=0)
+    stretched = scheduler.plan.intervals["agents"]
+    task = asyncio.create_task(scheduler.run())
+    await clock.advance(2)
+    assert polls == [0]
+    listed.set()
+    await clock.advance(1)
+    floor = scheduler.plan.intervals["agents"]
+    assert floor < stretched / 2
+    await clock.advance(floor + 1)
+    assert polls == [0, pytest.approx(floor)]
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
