@@ -24,7 +24,15 @@ from typing import Any
 import structlog
 
 from exporter.clock import Clock
-from exporter.scheduling.budget import URGENT_PRIORITY, Budget, Caller, RateBudget, Shares, current_caller
+from exporter.scheduling.budget import (
+    URGENT_PRIORITY,
+    WINDOW_SECONDS,
+    Budget,
+    Caller,
+    RateBudget,
+    Shares,
+    current_caller,
+)
 from exporter.scheduling.planner import CadencePlan, Demand, plan_cadences
 from exporter.snapshot import Measurement, PollerStatus, Store
 from exporter.tasks import first_of
@@ -49,6 +57,16 @@ class Job:
 
 
 STALE_AFTER_INTERVALS = 3  # a measurement older than this many cadences is dropped, not shown
+
+
+def stale_limit(job: Job, interval: float) -> float:
+    """How old a job's data may grow before the page drops it: three of its cadences, and for a job
+    that is not urgent at least a cadence past the budget's window. When a minute's window is spent
+    (a start's users listing and push's subscriptions in the same seconds) the job's next requests
+    wait for the window to slide, and three short cadences would drop its data a moment before they
+    could refresh it. The urgent jobs (live queue data) have a reserve and keep three cadences."""
+    limit = STALE_AFTER_INTERVALS * interval
+    return limit if job.priority <= URGENT_PRIORITY else max(limit, interval + WINDOW_SECONDS)
 
 
 def describe_failure(error: BaseException) -> dict[str, object]:
@@ -144,7 +162,7 @@ class Scheduler:
             if status is not None and status.interval != interval:
                 self._store.set_status(job.name, replace(status, interval=interval))
             for key in job.refreshes:
-                self._store.set_stale_after(key, STALE_AFTER_INTERVALS * interval)
+                self._store.set_stale_after(key, stale_limit(job, interval))
 
     async def _loop(self, job: Job) -> None:
         if job.after:

@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from exporter.clock import FakeClock
-from exporter.scheduling.budget import RateBudget
-from exporter.scheduling.scheduler import Job, Scheduler
+from exporter.scheduling.budget import WINDOW_SECONDS, RateBudget
+from exporter.scheduling.scheduler import Job, Scheduler, stale_limit
 from exporter.snapshot import Store
 
 
@@ -136,3 +136,17 @@ async def test_a_job_asleep_on_a_stretched_interval_wakes_on_the_plan_that_short
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+def test_data_outlives_a_spent_window_but_live_queue_data_keeps_three_cadences() -> None:
+    """At a start the users listing and push's subscriptions spend the first minute's window in
+    seconds: states listed then must outlive the minute push's reconciliation waits for."""
+    agents = Job("agents", 15, _never, priority=2)
+    queues = Job("queues", 8, _never, priority=0)
+    assert stale_limit(agents, 15) == 15 + WINDOW_SECONDS
+    assert stale_limit(agents, 100) == 3 * 100
+    assert stale_limit(queues, 8) == 3 * 8
+
+
+async def _never() -> None:
+    raise AssertionError("not run")
