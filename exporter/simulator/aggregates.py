@@ -162,8 +162,10 @@ def aggregate(model: OrgModel, body: Any, processed_until: float = float("inf"))
         wanted=dict(wanted),
         indexed=indexed,
     )
-    whole_runs = indexed is not None and {*group_by, *wanted} <= {indexed, "mediaType"}
-    groups = _summed(model.ledger, query, indexed) if whole_runs and indexed else _added(model.ledger, query)
+    if indexed is not None and {*group_by, *wanted} <= {indexed, "mediaType"}:  # each group whole runs
+        groups = _summed(model.ledger, query, indexed)
+    else:
+        groups = _added(model.ledger, query)
     intervals: dict[int, str] = {}
     results = []
     for key, buckets in sorted(groups.items()):

@@ -157,9 +157,9 @@ class Ledger:
         """Entries of `metrics` with start <= at < end, of the queues or users `among` names
         (("queueId", ids) or ("userId", ids)), or of everyone."""
         if among is None:
-            everyone = [e for e in self._entries if e.metric in metrics]
-            first, last = bisect.bisect_left(everyone, start, key=_at), bisect.bisect_left(everyone, end, key=_at)
-            yield from everyone[first:last]
+            first = bisect.bisect_left(self._entries, start, key=_at)
+            last = bisect.bisect_left(self._entries, end, key=_at)
+            yield from (e for e in self._entries[first:last] if e.metric in metrics)
             return
         dimension, ids = among
         for item in ids:
@@ -178,11 +178,7 @@ class Ledger:
         def count(dimension: str, item: str, until: LedgerEntry, media: str | None = None) -> int:
             runs = self.runs(dimension, item, "tHandle")
             chosen = runs.values() if media is None else [runs[media]] if media in runs else []
-            return sum(
-                bisect.bisect_right(run.entries, until.at, key=_at)
-                - bisect.bisect_left(run.entries, day_start, key=_at)
-                for run in chosen
-            )
+            return sum(bisect.bisect_right(run.entries, until.at, key=_at) - run.index(day_start) for run in chosen)
 
         return [
             {
