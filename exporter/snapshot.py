@@ -138,12 +138,23 @@ def _uncovered(parts: Parts[T]) -> dict[PartKey, Part[T]]:
     return kept
 
 
+@dataclass(frozen=True, slots=True)
+class _Grace:
+    """A shortened stale limit counts from the moment it changed: the parts its poller took at the old,
+    slower cadence keep the old limit until the new one has passed since, time for the faster cadence
+    to refresh them one by one rather than see them all dropped at the change."""
+
+    limit: float
+    until: float  # monotonic
+
+
 class Store:
     """Holds the current `Snapshot`, swaps in changes, and wakes whoever waits for one."""
 
     def __init__(self, clock: Clock, stale_after: Mapping[Measurement[Any], float] | None = None) -> None:
         self._clock = clock
         self._stale_after = {key.name: seconds for key, seconds in (stale_after or {}).items()}
+        self._grace: dict[str, _Grace] = {}
         self._measured: set[str] = set()  # the names of the measurements put so far: what `expire` looks at
         self._snapshot = Snapshot()
         self._changed = asyncio.Event()
@@ -198,8 +209,25 @@ class Store:
         self._changed.set()
 
     def set_stale_after(self, key: Measurement[Any], seconds: float) -> None:
-        """Measurements follow their poller's effective cadence: a stretched poller's data lives longer."""
-        self._stale_after[key.name] = seconds
+        """Measurements follow their poller's effective cadence: a stretched poller's data lives longer,
+        and a quickened one's new limit counts from now (`_Grace`). Shrinks that follow one another
+        within a grace neither lengthen it nor extend it."""
+        now = self._clock.monotonic()
+        name = key.name
+        before = self._stale_after.get(name)
+        grace = self._grace.get(name)
+        if grace is not None and grace.until <= now:
+            grace = None
+        if before is not None and seconds < before:
+            if grace is None:
+                grace = _Grace(before, now + seconds)
+            else:
+                grace = _Grace(max(grace.limit, before), min(grace.until, now + seconds))
+        if grace is None:
+            self._grace.pop(name, None)
+        else:
+            self._grace[name] = grace
+        self._stale_after[name] = seconds
 
     def stale_after(self, key: Measurement[Any]) -> float | None:
         """Seconds a part of `key` lives, when a job has set it."""
@@ -218,7 +246,7 @@ class Store:
         changes: dict[str, Mapping[Any, Any]] = {}
         for name in self._measured:
             parts = cast(Parts[Any], self._snapshot.data.get(name, _NOTHING))
-            limit = self._stale_after.get(name)
+            limit = self._limit(name, now)
             kept = {k: p for k, p in parts.items() if limit is None or p.taken_at >= now - limit}
             if superseded:
                 kept = _uncovered(kept)
@@ -227,6 +255,12 @@ class Store:
         if changes:
             self._swap(changes)
         return bool(changes)
+
+    def _limit(self, name: str, now: float) -> float | None:
+        grace = self._grace.get(name)
+        if grace is not None and now < grace.until:
+            return grace.limit
+        return self._stale_after.get(name)
 
     async def wait_changed(self, seen_version: int) -> int:
         """Wait until the snapshot is newer than `seen_version`; return the new version."""

@@ -80,3 +80,38 @@ async def test_a_part_newer_parts_cover_whole_is_dropped_one_they_do_not_is_kept
     store.expire()
     assert set(store.snapshot[AGENT_STATES]) == {listing[1], polled}
     assert merged(store.snapshot[AGENT_STATES], {"a": 1, "b": 1, "c": 1, "d": 1}).keys() == {"a", "b", "c", "d"}
+
+
+async def test_a_shortened_stale_limit_counts_from_its_change(clock: FakeClock):
+    """A poller that ran at a slow cadence and is given a fast one refreshes its parts over its next
+    cycle: the parts it took at the slow pace keep their old limit until the new one has passed since
+    the change, then the new limit holds. A second shortening inside that time does not extend it."""
+    store = Store(clock, {QUEUE_STATES: 300})
+    store.set(QUEUES, {"a": Queue("a", "A", ""), "b": Queue("b", "B", "")})
+    store.put(QUEUE_STATES, PartKey.polled(0), {"a": state()})
+    await clock.advance(100)
+    store.put(QUEUE_STATES, PartKey.polled(1), {"b": state()})
+    await clock.advance(100)  # parts 200 s and 100 s old
+    store.set_stale_after(QUEUE_STATES, 60)
+    assert store.expire() is False  # both were within the old limit at the change
+    await clock.advance(30)
+    store.set_stale_after(QUEUE_STATES, 50)  # inside the grace: it still ends 60 s after the first change
+    await clock.advance(29.5)
+    assert store.expire() is False
+    await clock.advance(1)
+    assert store.expire() is True
+    assert store.snapshot[QUEUE_STATES] == {}  # both past the new limit once the grace is over
+    store.put(QUEUE_STATES, PartKey.polled(0), {"a": state()})
+    await clock.advance(50.5)
+    assert store.expire() is True  # no grace left behind: the new limit alone
+
+
+async def test_a_lengthened_stale_limit_takes_effect_at_once(clock: FakeClock):
+    store = Store(clock, {QUEUE_STATES: 30})
+    store.set(QUEUES, {"a": Queue("a", "A", "")})
+    store.put(QUEUE_STATES, PartKey.polled(0), {"a": state()})
+    await clock.advance(40)
+    store.set_stale_after(QUEUE_STATES, 60)
+    assert store.expire() is False
+    await clock.advance(20.5)
+    assert store.expire() is True
