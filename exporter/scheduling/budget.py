@@ -359,7 +359,11 @@ class RateBudget:
             self._others.append(now)
             self._job_starts.setdefault(caller.name, deque()).append(now)
         self._in_flight += 1
-        self._virtual_time = tag
+        # Never back: a request served out of tag order (an urgent one within its cap, the fair queue's
+        # front, a job past its own cap passed over) may carry a tag far from a backlogged job's. Set
+        # back to the backlogged job's, the virtual time would leave a job tagged in between waiting
+        # behind that whole backlog instead of sharing the starts by weight.
+        self._virtual_time = max(self._virtual_time, tag)
         self.spent[caller.name] += 1
 
     def _wake_head(self) -> None:

@@ -178,3 +178,33 @@ async def served_order(budget: RateBudget, clock: FakeClock, callers: list[Calle
     for task in tasks:
         task.cancel()
     return order
+
+
+async def test_a_request_served_out_of_tag_order_never_sets_the_fair_queue_back(clock):
+    """An urgent request goes first whatever its tag. The tag it carried, far ahead of a backlogged
+    job's (the member listing's thousands of pages), must not become the virtual time and then fall
+    back to the listing's: a job arriving in between (today's figures) would be tagged from the high
+    mark and wait behind the listing's whole backlog rather than share the starts by weight."""
+    budget = RateBudget(clock, requests_per_minute=6000, headroom=0.0, concurrency=1)
+    budget.set_shares(Shares({"queues": 0.1, "listing": 10.0, "today": 10.0}, reserve_per_second=1.0, burst=1))
+    order: list[str] = []
+
+    async def request(caller: Caller, at: float, takes: float = 0.05) -> None:
+        await clock.sleep(at)
+        current_caller.set(caller)
+        async with budget.slot():
+            order.append(caller.name)
+            await clock.sleep(takes)
+
+    tasks = [asyncio.ensure_future(request(Caller("listing", 4), 0.0)) for _ in range(200)]
+    tasks.append(asyncio.ensure_future(request(Caller("queues", 0), 1.0, takes=0.5)))
+    # Today's figures ask while the queues' request is in flight.
+    tasks += [asyncio.ensure_future(request(Caller("today", 1), 1.2)) for _ in range(10)]
+    await tick_for(clock, 12, every=0.05, after=nothing_in_flight)
+    for task in tasks:
+        task.cancel()
+
+    assert order.count("today") == 10
+    # The listing and today's figures weigh the same: once today's are waiting, they take every other start.
+    after_queues = order[order.index("queues") + 1 :]
+    assert after_queues[:21].count("today") == 10
