@@ -215,17 +215,16 @@ class Store:
         now = self._clock.monotonic()
         name = key.name
         before = self._stale_after.get(name)
-        grace = self._grace.get(name)
+        grace = self._grace.pop(name, None)
         if grace is not None and grace.until <= now:
             grace = None
         if before is not None and seconds < before:
-            if grace is None:
-                grace = _Grace(before, now + seconds)
-            else:
-                grace = _Grace(max(grace.limit, before), min(grace.until, now + seconds))
-        if grace is None:
-            self._grace.pop(name, None)
-        else:
+            grace = (
+                _Grace(before, now + seconds)
+                if grace is None
+                else _Grace(max(grace.limit, before), min(grace.until, now + seconds))
+            )
+        if grace is not None:
             self._grace[name] = grace
         self._stale_after[name] = seconds
 
@@ -257,10 +256,12 @@ class Store:
         return bool(changes)
 
     def _limit(self, name: str, now: float) -> float | None:
+        """The stale limit of `name` now: its own, or a grace's longer one while the grace lasts."""
+        limit = self._stale_after.get(name)
         grace = self._grace.get(name)
-        if grace is not None and now < grace.until:
-            return grace.limit
-        return self._stale_after.get(name)
+        if grace is not None and now < grace.until and limit is not None:
+            return max(limit, grace.limit)
+        return limit
 
     async def wait_changed(self, seen_version: int) -> int:
         """Wait until the snapshot is newer than `seen_version`; return the new version."""

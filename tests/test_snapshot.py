@@ -115,3 +115,14 @@ async def test_a_lengthened_stale_limit_takes_effect_at_once(clock: FakeClock):
     assert store.expire() is False
     await clock.advance(20.5)
     assert store.expire() is True
+
+
+async def test_a_limit_lengthened_during_a_grace_is_not_cut_by_it(clock: FakeClock):
+    store = Store(clock, {QUEUE_STATES: 100})
+    store.set(QUEUES, {"a": Queue("a", "A", "")})
+    store.put(QUEUE_STATES, PartKey.polled(0), {"a": state()})
+    await clock.advance(90)
+    store.set_stale_after(QUEUE_STATES, 30)  # a grace of the old 100 s until 30 s from now
+    store.set_stale_after(QUEUE_STATES, 200)
+    await clock.advance(25)  # the part is 115 s old, the grace not over
+    assert store.expire() is False  # the longer limit holds, grace or not
