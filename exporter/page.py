@@ -158,6 +158,7 @@ class Pacing:
 
     reads: Mapping[str, tuple[Key, ...]]  # paced segment -> the keys it reads
     due: dict[str, float] = field(default_factory=dict)  # segment -> when it may be rebuilt
+    took: dict[str, float] = field(default_factory=dict)  # segment -> its last build's seconds
 
     @classmethod
     def of(cls, shows: Iterable[Show]) -> Pacing:
@@ -176,6 +177,24 @@ class Pacing:
         """The keys that must stay as the page shows them at `now`."""
         return [key for key in self.keys if now < self.key_due(key)]
 
+    def later(self, moved: Collection[Key], now: float) -> list[Key]:
+        """The moved keys left for the next round, so that the quickest due segment whose data moved is
+        shown before a slower one is built: one thread builds them in turn, and a state change would
+        otherwise wait for the tallies or the directory's info segment, which take several times as
+        long."""
+        held = self.held(now)
+        free = [key for key in moved if key not in held]
+        ready = [segment for segment, reads in self.reads.items() if any(key in free for key in reads)]
+        if len(ready) < 2:
+            return []
+        going = {min(ready, key=lambda segment: self.took.get(segment, 0.0))}
+        while True:  # a segment rebuilt anyway (it reads what moves) takes all its news with it
+            moving = {key for segment in going for key in self.reads[segment] if key in free}
+            rebuilt = {segment for segment in ready if any(key in moving for key in self.reads[segment])}
+            if rebuilt <= going:
+                return [key for key in free if key not in moving]
+            going |= rebuilt
+
     def next_due(self, moved: Iterable[Key]) -> float | None:
         """When the first of the `moved` keys may move on (None: none moved)."""
         return min((self.key_due(key) for key in moved), default=None)
@@ -185,6 +204,7 @@ class Pacing:
         for segment, took in seconds.items():
             if segment in self.reads:
                 self.due[segment] = at + PACED_SPACING * took
+                self.took[segment] = took
 
 
 class MetricsPage:
@@ -376,7 +396,8 @@ class MetricsPage:
             await asyncio.sleep(self._debounce)
             snapshot, telemetry = self._store.snapshot, self._telemetry()
             read = next(self._reads)
-            snapshot = snapshot.holding(self.snapshot, self.pacing.held(time.perf_counter()))
+            now, moved = time.perf_counter(), self._moved(snapshot)
+            snapshot = snapshot.holding(self.snapshot, [*self.pacing.held(now), *self.pacing.later(moved, now)])
             segments, seconds = await loop.run_in_executor(
                 self._threads["paced"], self._build, snapshot, telemetry, "paced", self._shown[0]
             )

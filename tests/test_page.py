@@ -215,3 +215,16 @@ def test_pacing_holds_what_a_paced_segment_reads_until_every_segment_reading_it_
     assert pacing.next_due([AGENTS]) == 16.0
     assert pacing.next_due([]) is None
     assert pacing.held(now=16.0) == []
+
+
+def test_the_quickest_segment_whose_data_moved_is_built_first() -> None:
+    pacing = Pacing({"states": (AGENTS, AGENT_STATES), "tallies": (AGENTS, AGENT_TALLIES)})
+    pacing.built({"states": 0.2, "tallies": 1.0}, at=0.0)
+    assert pacing.later([AGENT_STATES, AGENT_TALLIES], now=5.0) == [AGENT_TALLIES]  # the states go alone
+    assert pacing.later([AGENT_TALLIES], now=5.0) == []  # and the tallies next
+    # A new agent list rebuilds both: the tallies' news goes with it rather than cost a second build.
+    assert pacing.later([AGENTS, AGENT_STATES, AGENT_TALLIES], now=5.0) == []
+    # The states not due: nothing of theirs moves, and the tallies go now.
+    pacing.built({"states": 0.2}, at=4.9)
+    assert pacing.later([AGENT_STATES, AGENT_TALLIES], now=5.0) == []
+    assert pacing.held(now=5.0) == [AGENTS, AGENT_STATES]
