@@ -154,6 +154,9 @@ class Scheduler:
                 reserve_per_second=sum(self.plan.shares.get(j.name, 0.0) for j in urgent),
                 burst=max((self._planned_costs[j.name] for j in urgent), default=0),
                 unplanned=frozenset(j.name for j in self._jobs if not self._succeeded[j.name].is_set()),
+                kept_per_second={
+                    j.name: self.plan.shares.get(j.name, 0.0) for j in self._jobs if j.priority > URGENT_PRIORITY
+                },
             )
         )
         for job in self._jobs:
