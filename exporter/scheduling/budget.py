@@ -196,7 +196,8 @@ class RateBudget:
         """
         self._weights = {name: weight for name, weight in shares.weights.items() if weight > 0}
         self._unplanned = frozenset(shares.unplanned)
-        self._kept = {name: math.floor(rate * WINDOW_SECONDS) for name, rate in shares.kept_per_second.items() if rate > 0}
+        kept = shares.kept_per_second.items()
+        self._kept = {name: math.floor(rate * WINDOW_SECONDS) for name, rate in kept if rate > 0}
         self._reserve = min(self._limit - 1, math.floor(shares.reserve_per_second * WINDOW_SECONDS))
         self._urgent_cap = self._reserve + min(shares.burst, (self._limit - self._reserve) // 2)
         self._wake_head()
