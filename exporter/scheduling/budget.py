@@ -183,8 +183,9 @@ class RateBudget:
         return max(0, ours)
 
     def set_shares(self, shares: Shares) -> None:
-        """The planner's weights for the fair queue, the urgent jobs' reserve and largest cycle, and the
-        jobs whose cost is not known yet (`unplanned`: their first cycle), which are capped (`_job_cap`).
+        """The planner's weights for the fair queue, the urgent jobs' reserve and largest cycle, the
+        jobs whose cost is not known yet (`unplanned`: their first cycle), which are capped (`_job_cap`),
+        and each planned job's part of the window, which the others leave it (`_kept_for_others`).
 
         Urgent requests go strictly first while the window holds fewer than their reserve plus one
         cycle of them (a cycle landing early, or late, stays first); beyond that they queue fairly, and
