@@ -117,6 +117,8 @@ class Shares:
     reserve_per_second: float = 0.0
     burst: int = 0
     unplanned: Collection[str] = ()
+    # Each job's planned requests a second that are not urgent: what its plan counts on finding in the window.
+    kept_per_second: Mapping[str, float] = field(default_factory=dict)
 
 
 class Budget(Protocol):
@@ -155,6 +157,8 @@ class RateBudget:
         self._virtual_time = 0.0
         self._finish: dict[str, float] = {}  # job -> tag of its last request
         self._weights: dict[str, float] = {}  # job -> fair-queue weight, from the planner
+        self._urgent_jobs: dict[str, bool] = {}  # job -> whether its requests are urgent, as last seen
+        self._kept: dict[str, int] = {}  # job -> starts in any window its plan counts on (`_kept_for_others`)
         self._job_starts: dict[str, deque[float]] = {}  # job -> its starts in the window
         self._unplanned: frozenset[str] = frozenset()  # jobs in their first cycle: capped
         self.spent: Counter[str] = Counter()  # requests admitted per job, since start
@@ -179,8 +183,9 @@ class RateBudget:
         return max(0, ours)
 
     def set_shares(self, shares: Shares) -> None:
-        """The planner's weights for the fair queue, the urgent jobs' reserve and largest cycle, and the
-        jobs whose cost is not known yet (`unplanned`: their first cycle), which are capped (`_job_cap`).
+        """The planner's weights for the fair queue, the urgent jobs' reserve and largest cycle, the
+        jobs whose cost is not known yet (`unplanned`: their first cycle), which are capped (`_job_cap`),
+        and each planned job's part of the window, which the others leave it (`_kept_for_others`).
 
         Urgent requests go strictly first while the window holds fewer than their reserve plus one
         cycle of them (a cycle landing early, or late, stays first); beyond that they queue fairly, and
@@ -192,6 +197,8 @@ class RateBudget:
         """
         self._weights = {name: weight for name, weight in shares.weights.items() if weight > 0}
         self._unplanned = frozenset(shares.unplanned)
+        kept = shares.kept_per_second.items()
+        self._kept = {name: math.floor(rate * WINDOW_SECONDS) for name, rate in kept if rate > 0}
         self._reserve = min(self._limit - 1, math.floor(shares.reserve_per_second * WINDOW_SECONDS))
         self._urgent_cap = self._reserve + min(shares.burst, (self._limit - self._reserve) // 2)
         self._wake_head()
@@ -252,6 +259,7 @@ class RateBudget:
 
     def _enter(self, caller: Caller) -> None:
         """Put the job's first waiting request in the fair queue, tagged by the job's current weight."""
+        self._urgent_jobs[caller.name] = caller.priority <= URGENT_PRIORITY
         weight = self._weights.get(caller.name, 1.0)
         tag = max(self._virtual_time, self._finish.get(caller.name, 0.0)) + 1.0 / weight
         self._finish[caller.name] = tag
@@ -282,9 +290,15 @@ class RateBudget:
         return ordered[0]
 
     def _own_wait(self, job: str, now: float) -> float:
-        """Seconds until an unplanned job holds fewer than its cap of the window's starts (0 for the others)."""
+        """Seconds until the job's own limits let it start: an unplanned job's cap of the window's starts,
+        and for a job that is not urgent the room the other planned jobs' parts leave
+        (`_kept_for_others`). A job held by its own limits does not hold the others behind it."""
         starts = self._job_starts.get(job)
-        return _until_room(starts, self._job_cap(now), now) if starts and job in self._unplanned else 0.0
+        wait = _until_room(starts, self._job_cap(now), now) if starts and job in self._unplanned else 0.0
+        if self._urgent_jobs.get(job, False):
+            return wait
+        room = self._limit - self._reserve - self._kept_for_others(job, now)
+        return max(wait, _until_room(self._others, max(1, room), now))
 
     def _job_cap(self, now: float) -> int:
         """A job whose cost is not known yet may start at most three quarters of what the window has
@@ -324,8 +338,8 @@ class RateBudget:
         queued = sum(len(flow) for flow in self._flows.values())
         eta = max(0.0, self._paused_until - now, _until_start(self._starts, self._limit, queued, now))
         if caller.priority > URGENT_PRIORITY:
-            others = _until_start(self._others, max(1, self._limit - self._reserve), queued, now)
-            eta = max(eta, others)
+            room = self._limit - self._reserve - self._kept_for_others(caller.name, now)
+            eta = max(eta, _until_start(self._others, max(1, room), queued, now))
         return eta
 
     @property
@@ -351,6 +365,20 @@ class RateBudget:
                 self._own_wait(caller.name, now),
             )
         return wait
+
+    def _kept_for_others(self, job: str, now: float) -> int:
+        """What the window keeps for the other planned jobs: the part of each one's planned starts it has
+        not made in the window. Fair queueing lends an idle job's room to whoever is backlogged, and a
+        60 s window makes the loan last a minute: a 2,000-page directory pass alone between two cycles
+        of today's figures would spend their part in seconds and leave them waiting for it to slide."""
+        kept = 0
+        for name, planned in self._kept.items():
+            if name != job:
+                starts = self._job_starts.get(name)
+                if starts:
+                    _forget_old(starts, now)
+                kept += max(0, planned - (len(starts) if starts else 0))
+        return kept
 
     def _take(self, caller: Caller, tag: float) -> None:
         now = self._clock.monotonic()

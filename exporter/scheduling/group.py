@@ -148,7 +148,10 @@ class BudgetGroup:
             part = budget.per_second / total if label in in_use and total > 0 else 0.0
             budget.set_shares(
                 replace(
-                    shares, reserve_per_second=shares.reserve_per_second * part, burst=math.ceil(shares.burst * part)
+                    shares,
+                    reserve_per_second=shares.reserve_per_second * part,
+                    burst=math.ceil(shares.burst * part),
+                    kept_per_second={name: rate * part for name, rate in shares.kept_per_second.items()},
                 )
             )
         self._applied_to = in_use

@@ -154,6 +154,7 @@ class Scheduler:
                 reserve_per_second=sum(self.plan.shares.get(j.name, 0.0) for j in urgent),
                 burst=max((self._planned_costs[j.name] for j in urgent), default=0),
                 unplanned=frozenset(j.name for j in self._jobs if not self._succeeded[j.name].is_set()),
+                kept_per_second={} if firsts else self._kept_per_second(),
             )
         )
         for job in self._jobs:
@@ -163,6 +164,16 @@ class Scheduler:
                 self._store.set_status(job.name, replace(status, interval=interval))
             for key in job.refreshes:
                 self._store.set_stale_after(key, stale_limit(job, interval))
+
+    def _kept_per_second(self) -> dict[str, float]:
+        """The rate each planned job that is not urgent counts on finding in the window. Kept only once
+        the first passes are done and only for jobs whose cost has been learned: a guessed cost, or
+        a directory's first pass held to the parts of jobs not yet running, would slow the start."""
+        return {
+            j.name: self.plan.shares.get(j.name, 0.0)
+            for j in self._jobs
+            if j.priority > URGENT_PRIORITY and self._succeeded[j.name].is_set()
+        }
 
     async def _loop(self, job: Job) -> None:
         if job.after:

@@ -208,3 +208,36 @@ async def test_a_request_served_out_of_tag_order_never_sets_the_fair_queue_back(
     # The listing and today's figures weigh the same: once today's are waiting, they take every other start.
     after_queues = order[order.index("queues") + 1 :]
     assert after_queues[:21].count("today") == 10
+
+
+async def test_a_bulk_pass_alone_leaves_the_window_a_planned_job_counts_on(clock):
+    """A 2,000-page directory pass starts while today's figures sit between two cycles. Fair queueing
+    would lend it their part of the window, and the 60 s window would keep that loan a minute: their
+    next cycle must find its planned starts free, not wait for the window to slide."""
+    budget = RateBudget(clock, requests_per_minute=270, headroom=0.0, concurrency=8)
+    budget.set_shares(
+        Shares(
+            {"listing": 13.3, "today": 10.7},
+            reserve_per_second=0.2,
+            kept_per_second={"listing": 3.3, "today": 40 / 15},
+        )
+    )
+    waits: list[float] = []
+
+    async def request(caller: Caller, at: float) -> None:
+        await clock.sleep(at)
+        current_caller.set(caller)
+        asked = clock.monotonic()
+        async with budget.slot():
+            if caller.name == "today":
+                waits.append(clock.monotonic() - asked)
+            await clock.sleep(0.2)
+
+    tasks = [asyncio.ensure_future(request(Caller("listing", 4), 0.0)) for _ in range(2000)]
+    tasks += [asyncio.ensure_future(request(Caller("today", 1), 20.0)) for _ in range(40)]
+    await tick_for(clock, 40, every=0.1)
+    for task in tasks:
+        task.cancel()
+
+    assert len(waits) == 40
+    assert max(waits) < 10  # shared by weight with the listing, never behind a spent window
