@@ -4,8 +4,26 @@ time a query Grafana never sends, or fail after a ten-minute run."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
-from exporter.tools.chain import dashboard_queries, regex_value, steady_rate_per_minute
+from exporter.tools.chain import steady_rate_per_minute
+from exporter.tools.dashboards import dashboard_queries, regex_value
+
+LEADERS = ["0f8fad5b-d9cb-469f-a165-70867728950e", "7c9e6679-7425-40de-944b-e07fc1f90ae7"]
+
+
+class Prometheus:
+    """Answers the ranking variable's query with two agents, and remembers what it was asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def __call__(self, promql: str) -> list[dict[str, Any]]:
+        self.asked.append(promql)
+        return [
+            {"metric": {"job": "genesys-agents", "user_id": user_id}, "value": [1_700_000_000.0, "12"]}
+            for user_id in LEADERS
+        ]
 
 
 def test_a_picked_value_is_escaped_for_a_regex_inside_a_promql_string():
@@ -13,11 +31,21 @@ def test_a_picked_value_is_escaped_for_a_regex_inside_a_promql_string():
     assert regex_value("Sales (A).1") == r"Sales \\(A\\)\\.1"
 
 
-def test_the_leaderboard_is_timed_again_with_one_team_picked():
-    picked = [promql for _, panel, promql, _ in dashboard_queries(600, team="Team 021") if "(one team)" in panel]
-    assert picked, "no leaderboard query was repeated with a team picked"
-    assert all('team=~"Team 021"' in promql for promql in picked)
-    assert not any("$" in promql for _, _, promql, _ in dashboard_queries(600, team="Team 021"))
+async def test_the_leaderboard_reads_the_agents_its_ranking_variable_returned():
+    prometheus = Prometheus()
+    queries = await dashboard_queries(600, prometheus)
+    ranking = [q for q in queries if q.panel == "variable leaders"]
+    assert [q.promql for q in ranking] == prometheus.asked
+    assert ranking and 'team=~".*"' in ranking[0].promql and "topk(50," in ranking[0].promql
+    table = [q.promql for q in queries if q.panel.startswith("Leaderboard")]
+    assert table and all(f'user_id=~"({LEADERS[0]}|{LEADERS[1]})"' in promql for promql in table)
+    assert not any("$" in q.promql for q in queries)
+
+
+async def test_a_picked_team_ranks_its_own_leaders():
+    prometheus = Prometheus()
+    queries = await dashboard_queries(600, prometheus, {"team": regex_value("Team 021")})
+    assert any('team=~"Team 021"' in q.promql for q in queries if q.panel == "variable leaders")
 
 
 def test_new_series_a_minute_count_the_steady_state_not_the_labels_settling_at_the_start():

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import math
 import os
 import random
@@ -35,6 +34,7 @@ import aiohttp
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.tools.dashboards import STEP_SECONDS, dashboard_queries, regex_value
 from exporter.tools.harness import (
     SimulatorProcess,
     free_port,
@@ -49,13 +49,11 @@ from exporter.tools.harness import (
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_CONFIG = ROOT / "deploy/prometheus/prometheus.yml"
 RULES = sorted((ROOT / "deploy/prometheus/rules").glob("*.yml"))
-DASHBOARDS = sorted((ROOT / "grafana/dashboards").glob("*.json"))
 PROBE_EVERY = 4.0  # seconds between two changes of each kind
 POLL_EVERY = 0.5  # how often a probe asks Prometheus whether the change shows
 PAGE_EVERY = 1.0  # how often the queue probe reads the exporter's queue part (megabytes) for the same change
 GIVE_UP_AFTER = 180.0
 ADDED = 10  # interactions a queue probe adds: more than the few that may abandon before they show
-STEP_SECONDS = 15  # a range query's step: what Grafana asks at the agents' scrape interval
 
 
 @dataclass
@@ -300,73 +298,31 @@ async def watch_prometheus(chain: Chain, until: float, figures: Figures) -> None
 
 
 # ----- the dashboards, as Grafana sends them -----------------------------------------------------
-def variables(dashboard: dict[str, Any], run_seconds: float) -> dict[str, str]:
-    """Each template variable as Grafana would fill it by default: a query variable's All (`.*`), a
-    custom or constant one's current value; and Grafana's own interval variables for this run."""
-    values = {
-        "__rate_interval": "1m",
-        "__interval": f"{STEP_SECONDS}s",
-        "__range": f"{max(60, int(run_seconds))}s",
-    }
-    for variable in dashboard.get("templating", {}).get("list", []):
-        name, kind = variable["name"], variable.get("type")
-        if kind == "datasource":
-            values[name] = "prometheus"
-            continue
-        current = variable.get("current", {}).get("value")
-        if kind == "query" or current in (None, "$__all", ["$__all"]):
-            values[name] = variable.get("allValue") or ".*"
-        else:
-            values[name] = "|".join(current) if isinstance(current, list) else str(current)
-    return values
-
-
-def interpolate(expr: str, values: dict[str, str]) -> str:
-    def one(match: re.Match[str]) -> str:
-        name = match.group(1) or match.group(2) or match.group(3)
-        return values.get(name, match.group(0))
-
-    return re.sub(r"\$\{(\w+)(?::\w+)?\}|\[\[(\w+)\]\]|\$(\w+)", one, expr)
-
-
-def regex_value(value: str) -> str:
-    """One picked value as Grafana puts it into a Prometheus regex: its regex characters escaped, with
-    the backslash doubled for the PromQL string around it (a space, say, stays as it is)."""
-    return re.sub(r"([\\^$.|?*+()\[\]{}])", r"\\\\\1", value)
-
-
 # What any query that reads every agent's series costs at least: one family, no join.
 FLOOR_QUERY = "topk(50, genesys_agent_handled_interactions)"
-
-
-def dashboard_queries(run_seconds: float, team: str | None = None) -> Iterator[tuple[str, str, str, bool]]:
-    """(dashboard, panel, PromQL, whether Grafana sends it as a range query) for every panel query, with
-    every variable at its default; with `team`, the leaderboard's instant queries again with that
-    team picked, as its supervisor would (the title says which)."""
-    for path in DASHBOARDS:
-        dashboard = json.loads(path.read_text())
-        values = variables(dashboard, run_seconds)
-        for panel in dashboard.get("panels", []):
-            for target in panel.get("targets", []):
-                if "expr" not in target:
-                    continue
-                ranged = panel.get("type") == "timeseries" and not target.get("instant", False)
-                title = panel.get("title", "?")
-                yield path.stem, title, interpolate(target["expr"], values), ranged
-                if team is not None and "team" in values and not ranged and "$team" in target["expr"]:
-                    picked = interpolate(target["expr"], {**values, "team": regex_value(team)})
-                    yield path.stem, f"{title} (one team)", picked, ranged
-    yield "reference", "topk of one agent family, no join", FLOOR_QUERY, False
 
 
 async def time_queries(chain: Chain, start: float, end: float, figures: Figures) -> None:
     """Every dashboard query at the end of the run, twice: with the org and the exporter running on the
     same cores, then with both paused so that Prometheus has the machine to itself. Both ask at `end`,
     so the scrapes that fail while the exporter is paused change nothing they read. A query that fails
-    is a row that says so, not the end of the bench."""
+    is a row that says so, not the end of the bench. The leaderboard's are timed again with one team
+    picked, as its supervisor would (the title says so)."""
+
+    async def ask(promql: str) -> list[dict[str, Any]]:
+        return (await chain.query(promql, time=f"{end:.3f}"))[0]
+
     teams, _ = await chain.query('topk(1, genesys_team_member_agents{team!=""})')
-    team = teams[0]["metric"]["team"] if teams else None
-    queries = list(dashboard_queries(end - start, team))
+    queries = [(q.dashboard, q.panel, q.promql, q.ranged) for q in await dashboard_queries(end - start, ask)]
+    if teams:
+        default = {q[2] for q in queries}
+        picked = {"team": regex_value(teams[0]["metric"]["team"])}
+        queries += [
+            (q.dashboard, f"{q.panel} (one team)", q.promql, q.ranged)
+            for q in await dashboard_queries(end - start, ask, picked)
+            if not q.ranged and q.promql not in default
+        ]
+    queries.append(("reference", "topk of one agent family, no join", FLOOR_QUERY, False))
     loaded = [await time_query(chain, promql, ranged, start, end) for _, _, promql, ranged in queries]
     with paused(chain.org.pid, chain.exporter_pid):
         alone = [await time_query(chain, promql, ranged, start, end) for _, _, promql, ranged in queries]

@@ -32,6 +32,7 @@ from aiohttp import web
 from exporter.app import Exporter
 from exporter.config import Settings
 from exporter.simulator.api import SimulatedOrg, serve_simulator
+from exporter.tools.dashboards import DASHBOARDS, dashboard_queries, interpolate, load, static_values
 from exporter.tools.harness import stop
 from tests.harness.net import free_port
 from tests.harness.waiting import eventually
@@ -79,12 +80,19 @@ class Stack:
     prometheus: str
     alertmanager: str
 
-    async def query(self, promql: str) -> dict[str, Any]:
+    async def query(self, promql: str, at: float | None = None) -> dict[str, Any]:
+        params = {"query": promql} if at is None else {"query": promql, "time": f"{at:.3f}"}
         async with (
             aiohttp.ClientSession() as http,
-            http.get(f"{self.prometheus}/api/v1/query", params={"query": promql}) as response,
+            http.get(f"{self.prometheus}/api/v1/query", params=params) as response,
         ):
             return dict(await response.json())
+
+    async def ask(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
+        """The query's series now (or at `at`), as Grafana reads them to fill a variable."""
+        answer = await self.query(promql, at)
+        assert answer["status"] == "success", f"{promql}: {answer.get('error')}"
+        return list(answer["data"]["result"])
 
     async def has(self, promql: str) -> bool:
         """The query returns some series now."""
@@ -238,45 +246,20 @@ async def test_no_agent_alert_pages_then_resolves_when_an_agent_comes_on_queue(s
     )
 
 
-DASHBOARDS = sorted((ROOT / "grafana/dashboards").glob("*.json"))
-SUBSTITUTIONS = {
-    "${queue}": ".*",
-    "$division": ".*",
-    "$queue": ".*",
-    "$team": ".*",
-    "$top": "50",
-    "$show": "-1",
-    "$__rate_interval": "1m",
-    "${datasource}": "prometheus",
-}
-
-
-def dashboard_queries() -> list[tuple[str, str, str]]:
-    """(dashboard, panel, PromQL with the template variables substituted) for every panel query."""
-    found = []
-    for path in DASHBOARDS:
-        dashboard = json.loads(path.read_text())
-        for panel in dashboard["panels"]:
-            for target in panel.get("targets", []):
-                expr = target["expr"]
-                for variable, value in SUBSTITUTIONS.items():
-                    expr = expr.replace(variable, value)
-                found.append((path.stem, panel["title"], expr))
-    return found
+EVERYONE = {"show": "-1"}  # the leaderboard's Show: everyone, so that its queries have data in a small org
 
 
 def variable_label_values() -> list[tuple[str, str]]:
     """(series selector, label) of every `label_values` variable of the dashboards, variables substituted."""
     found = []
     for path in DASHBOARDS:
-        for variable in json.loads(path.read_text())["templating"]["list"]:
+        dashboard = load(path)
+        filled = {**static_values(dashboard, 600), **EVERYONE}
+        for variable in dashboard["templating"]["list"]:
             query = variable.get("query")
             text = query.get("query", "") if isinstance(query, dict) else str(query or "")
             if matched := re.fullmatch(r"label_values\((.+),\s*(\w+)\)", text):
-                match = matched.group(1)
-                for name, value in SUBSTITUTIONS.items():
-                    match = match.replace(name, value)
-                found.append((match, matched.group(2)))
+                found.append((interpolate(matched.group(1), filled), matched.group(2)))
     assert found, "no label_values variable found: the check below would check nothing"
     return found
 
@@ -296,10 +279,11 @@ async def test_every_dashboard_query_runs_and_returns_data(stack: Stack):
     deadline = time.monotonic() + 90
     while True:
         checked, empty = [], []
-        for dashboard, title, expr in dashboard_queries():
-            answer = await stack.query(expr)
-            assert answer["status"] == "success", f"{dashboard} / {title}: {answer.get('error')} in {expr}"
-            (checked if answer["data"]["result"] else empty).append(f"{dashboard} / {title}: {expr}")
+        for query in await dashboard_queries(600, stack.ask, EVERYONE):
+            answer = await stack.query(query.promql)
+            said = f"{query.dashboard} / {query.panel}: {query.promql}"
+            assert answer["status"] == "success", f"{said}: {answer.get('error')}"
+            (checked if answer["data"]["result"] else empty).append(said)
         if not empty or time.monotonic() > deadline:
             break
         await asyncio.sleep(1)
@@ -310,6 +294,25 @@ async def test_every_dashboard_query_runs_and_returns_data(stack: Stack):
                 values = (await r.json())["data"]
             assert values, f"template variable label_values({match}, {label}) would be empty"
     print(f"\n{len(checked)} dashboard queries checked:\n" + "\n".join(checked))
+
+
+async def test_the_leaderboard_table_shows_the_agents_prometheus_ranks_first(stack: Stack):
+    """The table's columns read only the agents the hidden ranking variable returned: asked at one
+    instant, its closed counts are the top 50 of every agent's, each with its name."""
+    closed = "genesys_agent_handled_interactions > 0"
+    await eventually(lambda: stack.has(closed), within=60, every=0.5, failing="a closed conversation")
+    at = time.time()
+
+    async def ask(promql: str) -> list[dict[str, Any]]:
+        return await stack.ask(promql, at)
+
+    queries = await dashboard_queries(600, ask, EVERYONE)
+    table = next(q for q in queries if q.panel.startswith("Leaderboard") and q.promql.startswith("genesys_agent_info"))
+    shown = await ask(table.promql)
+    ranked = await ask("topk(50, genesys_agent_handled_interactions)")
+    assert shown and len(shown) == min(50, len(await ask("genesys_agent_handled_interactions")))
+    assert sorted(float(s["value"][1]) for s in shown) == sorted(float(s["value"][1]) for s in ranked)
+    assert all(s["metric"].get("agent_name") for s in shown), "the Agent column would be empty"
 
 
 def panel_query(dashboard: str, title: str, queue: str) -> str:
