@@ -166,13 +166,20 @@ class Scheduler:
                 self._store.set_stale_after(key, stale_limit(job, interval))
 
     def _kept_per_second(self) -> dict[str, float]:
-        """The rate each planned job that is not urgent counts on finding in the window. Kept only once
-        the first passes are done and only for jobs whose cost has been learned: a guessed cost, or
-        a directory's first pass held to the parts of jobs not yet running, would slow the start."""
+        """The rate each planned job that is not urgent counts on finding in the window, kept for the
+        jobs whose cycles come back within the window: between two of their cycles, a bulk pass alone
+        would spend their part and leave the next cycle waiting for the window to slide. A job that
+        comes back less often (a directory every ten minutes, a stretched job) keeps none: kept
+        between its cycles, its part would go unspent, and it borrows like any other when it runs.
+        Kept only once the first passes are done and for jobs whose cost has been learned: a guessed
+        cost, or a directory's first pass held to the parts of jobs not yet running, would slow the
+        start."""
         return {
             j.name: self.plan.shares.get(j.name, 0.0)
             for j in self._jobs
-            if j.priority > URGENT_PRIORITY and self._succeeded[j.name].is_set()
+            if j.priority > URGENT_PRIORITY
+            and self._succeeded[j.name].is_set()
+            and self.plan.intervals[j.name] <= WINDOW_SECONDS
         }
 
     async def _loop(self, job: Job) -> None:

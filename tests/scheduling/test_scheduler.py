@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from exporter.clock import FakeClock
-from exporter.scheduling.budget import WINDOW_SECONDS, RateBudget
+from exporter.scheduling.budget import WINDOW_SECONDS, RateBudget, Shares
 from exporter.scheduling.scheduler import Job, Scheduler, stale_limit
 from exporter.snapshot import Store
 
@@ -150,3 +150,39 @@ def test_data_outlives_a_spent_window_but_live_queue_data_keeps_three_cadences()
 
 async def _never() -> None:
     raise AssertionError("not run")
+
+
+async def test_only_jobs_that_come_back_within_the_window_keep_their_part_of_it(clock: FakeClock):
+    """Today's figures every 15 s keep their planned part, which a bulk pass between two of their
+    cycles cannot spend; a directory every ten minutes keeps none (kept between its passes it would
+    go unspent), and nothing is kept while a first pass runs."""
+    store = Store(clock)
+    listed = asyncio.Event()
+    kept: list[dict[str, float]] = []
+
+    class Recording(RateBudget):
+        def set_shares(self, shares: Shares) -> None:
+            kept.append(dict(shares.kept_per_second))
+            super().set_shares(shares)
+
+    async def member_listing() -> None:
+        await listed.wait()
+
+    async def nothing() -> None:
+        await clock.sleep(1)
+
+    jobs = [
+        Job("agent_directory", 600, member_listing, priority=4, first_priority=1, expected_cost=lambda: 2000),
+        Job("performance", 15, nothing, priority=1, expected_cost=lambda: 40),
+    ]
+    scheduler = Scheduler(store, clock, jobs, Recording(clock, requests_per_minute=900, headroom=0.1), jitter=0)
+    task = asyncio.create_task(scheduler.run())
+    await clock.advance(2)
+    assert kept[-1] == {}  # the listing's first pass is running
+    listed.set()
+    await clock.advance(2)
+    assert kept[-1] == {"performance": pytest.approx(scheduler.plan.shares["performance"])}
+    assert scheduler.plan.shares["performance"] > 0
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
