@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 from exporter.tools.chain import steady_rate_per_minute
-from exporter.tools.dashboards import dashboard_queries, regex_value
+from exporter.tools.dashboards import dashboard_queries, formatted, regex_value
 
 LEADERS = ["0f8fad5b-d9cb-469f-a165-70867728950e", "7c9e6679-7425-40de-944b-e07fc1f90ae7"]
 
@@ -38,7 +38,7 @@ async def test_the_leaderboard_reads_the_agents_its_ranking_variable_returned():
     assert [q.promql for q in ranking] == prometheus.asked
     assert ranking and 'team=~".*"' in ranking[0].promql and "topk(50," in ranking[0].promql
     table = [q.promql for q in queries if q.panel.startswith("Leaderboard")]
-    assert table and all(f'user_id=~"({LEADERS[0]}|{LEADERS[1]})"' in promql for promql in table)
+    assert table and all(f'user_id=~"{LEADERS[0]}|{LEADERS[1]}"' in promql for promql in table)
     assert not any("$" in q.promql for q in queries)
 
 
@@ -54,3 +54,10 @@ def test_new_series_a_minute_count_the_steady_state_not_the_labels_settling_at_t
     samples = settling + [(20.0 + 10 * i, 100_000.0 + 50 * i) for i in range(1, 60)]
     assert steady_rate_per_minute(samples) == 300.0
     assert math.isnan(steady_rate_per_minute([(0.0, 1.0)]))
+
+
+def test_several_values_are_formatted_as_the_use_says():
+    assert formatted(["a.b", "c"], "pipe") == "a.b|c"  # as they are: Prometheus looks them up as a set
+    assert formatted(["a.b", "c"], "regex") == formatted(["a.b", "c"], None) == r"(a\\.b|c)"
+    assert formatted(["a.b"], None) == r"a\\.b"
+    assert formatted(".*", "pipe") == ".*"  # an all value is used as it is

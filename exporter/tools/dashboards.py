@@ -58,13 +58,18 @@ def static_values(dashboard: dict[str, Any], run_seconds: float) -> dict[str, st
     return values
 
 
+# A variable's value: one string (a custom value, an all value, a picked value already escaped), or
+# the options of a query variable at All, which each use formats as it says (`${name:pipe}`).
+Value = str | list[str]
+
+
 async def values(
     dashboard: dict[str, Any], run_seconds: float, ask: Ask, picked: Mapping[str, str] | None = None
-) -> tuple[dict[str, str], list[Query]]:
+) -> tuple[dict[str, Value], list[Query]]:
     """Every variable's value, with `picked` ones as a user chose them (regex-escaped already), and
     the queries Grafana sent to fill the others, in the dashboard's order (a variable may use the
     ones before it)."""
-    filled = {**static_values(dashboard, run_seconds), **(picked or {})}
+    filled: dict[str, Value] = {**static_values(dashboard, run_seconds), **(picked or {})}
     sent = []
     for variable in dashboard.get("templating", {}).get("list", []):
         name = variable["name"]
@@ -72,7 +77,7 @@ async def values(
             continue
         promql = interpolate(_query_result(variable), filled)
         sent.append(Query(dashboard.get("uid", "?"), f"variable {name}", promql, False))
-        filled[name] = _as_regex(options(variable, await ask(promql)))
+        filled[name] = options(variable, await ask(promql))
     return filled, sent
 
 
@@ -104,18 +109,23 @@ def _query_result(variable: dict[str, Any]) -> str:
     return matched.group(1)
 
 
-def _as_regex(picked: list[str]) -> str:
-    """Grafana's regex format of several values: each escaped, joined as alternatives."""
-    escaped = [regex_value(value) for value in picked]
+def formatted(value: Value, form: str | None) -> str:
+    """Several values as Grafana formats them: `pipe` joins them as they are; `regex`, the Prometheus
+    data source's default, escapes each and joins them as a group of alternatives."""
+    if isinstance(value, str):
+        return value
+    if form == "pipe":
+        return "|".join(value)
+    escaped = [regex_value(one) for one in value]
     return escaped[0] if len(escaped) == 1 else "(" + "|".join(escaped) + ")"
 
 
-def interpolate(expr: str, filled: Mapping[str, str]) -> str:
+def interpolate(expr: str, filled: Mapping[str, Value]) -> str:
     def one(match: re.Match[str]) -> str:
-        name = match.group(1) or match.group(2) or match.group(3)
-        return filled.get(name, match.group(0))
+        name = match.group(1) or match.group(3) or match.group(4)
+        return formatted(filled[name], match.group(2)) if name in filled else match.group(0)
 
-    return re.sub(r"\$\{(\w+)(?::\w+)?\}|\[\[(\w+)\]\]|\$(\w+)", one, expr)
+    return re.sub(r"\$\{(\w+)(?::(\w+))?\}|\[\[(\w+)\]\]|\$(\w+)", one, expr)
 
 
 def regex_value(value: str) -> str:
@@ -124,7 +134,7 @@ def regex_value(value: str) -> str:
     return re.sub(r"([\\^$.|?*+()\[\]{}])", r"\\\\\1", value)
 
 
-def panel_queries(dashboard: dict[str, Any], filled: Mapping[str, str]) -> Iterator[Query]:
+def panel_queries(dashboard: dict[str, Any], filled: Mapping[str, Value]) -> Iterator[Query]:
     """Every panel query with the variables filled; a time series panel's as the range query it is."""
     for panel in dashboard.get("panels", []):
         for target in panel.get("targets", []):

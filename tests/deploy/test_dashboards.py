@@ -93,7 +93,7 @@ def test_leaderboard_has_the_trust_panels():
     for target in table["targets"]:
         assert target["instant"], target["refId"]
         families = re.findall(r"genesys_agent_\w+", target["expr"])
-        ranked = re.findall(r'genesys_agent_\w+\{user_id=~"\$\{leaders:regex\}"\}', target["expr"])
+        ranked = re.findall(r'genesys_agent_\w+\{user_id=~"\$\{leaders:pipe\}"\}', target["expr"])
         assert families and len(ranked) == len(families), f"{target['refId']} reads agents the ranking left out"
     aht = next(o for o in table["fieldConfig"]["overrides"] if o["matcher"]["options"] == "AHT")
     assert {"id": "noValue", "value": "N/A"} in aht["properties"]
