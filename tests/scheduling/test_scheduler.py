@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -70,22 +71,34 @@ async def test_a_job_waits_for_its_dependency(clock: FakeClock):
         await task
 
 
+def member_listing(clock: FakeClock) -> tuple[asyncio.Event, Job]:
+    """The member listing of 2,000 queues, its first pass running until the event is set."""
+    listed = asyncio.Event()
+
+    async def work() -> None:
+        await listed.wait()
+
+    return listed, Job("agent_directory", 600, work, priority=4, first_priority=1, expected_cost=lambda: 2000)
+
+
+def a_second(clock: FakeClock) -> Callable[[], Awaitable[None]]:
+    """A cycle's work that takes a second."""
+
+    async def work() -> None:
+        await clock.sleep(1)
+
+    return work
+
+
 async def test_the_agents_polls_are_held_within_their_floor_once_the_first_passes_are_done(clock: FakeClock):
     """One client at 50,000 agents: held within their floor from the start, the by-id polls would leave
     the member listing's first pass (which `genesys_agent_info` waits for) only its reserve."""
     store = Store(clock)
-    listed = asyncio.Event()
-
-    async def member_listing() -> None:
-        await listed.wait()
-
-    async def nothing() -> None:
-        await clock.sleep(1)
-
+    listed, listing = member_listing(clock)
     jobs = [
-        Job("agent_directory", 600, member_listing, priority=4, first_priority=1, expected_cost=lambda: 2000),
-        Job("agents", 15, nothing, priority=2, within_floor=1.25, expected_cost=lambda: 330),
-        Job("performance", 15, nothing, priority=1, expected_cost=lambda: 40),
+        listing,
+        Job("agents", 15, a_second(clock), priority=2, within_floor=1.25, expected_cost=lambda: 330),
+        Job("performance", 15, a_second(clock), priority=1, expected_cost=lambda: 40),
     ]
     budget = RateBudget(clock, requests_per_minute=300, headroom=0.1)
     scheduler = Scheduler(store, clock, jobs, budget, jitter=0)
@@ -107,20 +120,14 @@ async def test_a_job_asleep_on_a_stretched_interval_wakes_on_the_plan_that_short
     is done their floor applies, and the poll must come on that cadence, not after the old interval
     (their states would be past their stale limit by then)."""
     store = Store(clock)
-    listed = asyncio.Event()
+    listed, listing = member_listing(clock)
     polls: list[float] = []
-
-    async def member_listing() -> None:
-        await listed.wait()
 
     async def poll_agents() -> None:
         polls.append(clock.monotonic())
         await clock.sleep(1)
 
-    jobs = [
-        Job("agent_directory", 600, member_listing, priority=4, first_priority=1, expected_cost=lambda: 2000),
-        Job("agents", 15, poll_agents, priority=2, within_floor=1.25, expected_cost=lambda: 330),
-    ]
+    jobs = [listing, Job("agents", 15, poll_agents, priority=2, within_floor=1.25, expected_cost=lambda: 330)]
     budget = RateBudget(clock, requests_per_minute=300, headroom=0.1)
     scheduler = Scheduler(store, clock, jobs, budget, jitter=0)
     stretched = scheduler.plan.intervals["agents"]
@@ -157,7 +164,7 @@ async def test_only_jobs_that_come_back_within_the_window_keep_their_part_of_it(
     cycles cannot spend; a directory every ten minutes keeps none (kept between its passes it would
     go unspent), and nothing is kept while a first pass runs."""
     store = Store(clock)
-    listed = asyncio.Event()
+    listed, listing = member_listing(clock)
     kept: list[dict[str, float]] = []
 
     class Recording(RateBudget):
@@ -165,16 +172,7 @@ async def test_only_jobs_that_come_back_within_the_window_keep_their_part_of_it(
             kept.append(dict(shares.kept_per_second))
             super().set_shares(shares)
 
-    async def member_listing() -> None:
-        await listed.wait()
-
-    async def nothing() -> None:
-        await clock.sleep(1)
-
-    jobs = [
-        Job("agent_directory", 600, member_listing, priority=4, first_priority=1, expected_cost=lambda: 2000),
-        Job("performance", 15, nothing, priority=1, expected_cost=lambda: 40),
-    ]
+    jobs = [listing, Job("performance", 15, a_second(clock), priority=1, expected_cost=lambda: 40)]
     scheduler = Scheduler(store, clock, jobs, Recording(clock, requests_per_minute=900, headroom=0.1), jitter=0)
     task = asyncio.create_task(scheduler.run())
     await clock.advance(2)
