@@ -75,6 +75,7 @@ class Ticket(NamedTuple):
     tag: float  # virtual finish time (self-clocked fair queueing)
     sequence: int
     job: str
+    urgent: bool  # the job's requests are urgent: the other planned jobs' parts do not hold it (`_own_wait`)
 
 
 def _header_int(headers: Mapping[str, str], name: str) -> int | None:
@@ -157,7 +158,6 @@ class RateBudget:
         self._virtual_time = 0.0
         self._finish: dict[str, float] = {}  # job -> tag of its last request
         self._weights: dict[str, float] = {}  # job -> fair-queue weight, from the planner
-        self._urgent_jobs: dict[str, bool] = {}  # job -> whether its requests are urgent, as last seen
         self._kept: dict[str, int] = {}  # job -> starts in any window its plan counts on (`_kept_for_others`)
         self._job_starts: dict[str, deque[float]] = {}  # job -> its starts in the window
         self._unplanned: frozenset[str] = frozenset()  # jobs in their first cycle: capped
@@ -259,15 +259,15 @@ class RateBudget:
 
     def _enter(self, caller: Caller) -> None:
         """Put the job's first waiting request in the fair queue, tagged by the job's current weight."""
-        self._urgent_jobs[caller.name] = caller.priority <= URGENT_PRIORITY
         weight = self._weights.get(caller.name, 1.0)
         tag = max(self._virtual_time, self._finish.get(caller.name, 0.0)) + 1.0 / weight
         self._finish[caller.name] = tag
         urgent_job = caller.priority <= URGENT_PRIORITY
         if urgent_job and self._urgent_in_window() < self._urgent_cap:
-            ticket = Ticket(0, caller.priority, tag, next(self._sequence), caller.name)
+            ticket = Ticket(0, caller.priority, tag, next(self._sequence), caller.name, urgent_job)
         else:  # the fair queue: an urgent job beyond its cap and a caller sent ahead share its front
-            ticket = Ticket(1, 0 if urgent_job or caller.ahead else 1, tag, next(self._sequence), caller.name)
+            front = 0 if urgent_job or caller.ahead else 1
+            ticket = Ticket(1, front, tag, next(self._sequence), caller.name, urgent_job)
         heapq.heappush(self._heads, ticket)
 
     def _urgent_in_window(self) -> int:
@@ -285,20 +285,17 @@ class RateBudget:
             return None
         ordered = sorted(self._heads)
         for head in ordered:
-            if head.strict == 0 or self._own_wait(head.job, now) <= 0:
+            if head.strict == 0 or self._own_wait(head.job, head.urgent, now) <= 0:
                 return head
         return ordered[0]
 
-    def _own_wait(self, job: str, now: float) -> float:
+    def _own_wait(self, job: str, urgent: bool, now: float) -> float:
         """Seconds until the job's own limits let it start: an unplanned job's cap of the window's starts,
         and for a job that is not urgent the room the other planned jobs' parts leave
         (`_kept_for_others`). A job held by its own limits does not hold the others behind it."""
         starts = self._job_starts.get(job)
         wait = _until_room(starts, self._job_cap(now), now) if starts and job in self._unplanned else 0.0
-        if self._urgent_jobs.get(job, False):
-            return wait
-        room = self._limit - self._reserve - self._kept_for_others(job, now)
-        return max(wait, _until_room(self._others, max(1, room), now))
+        return wait if urgent else max(wait, _until_room(self._others, self._room(job, now), now))
 
     def _job_cap(self, now: float) -> int:
         """A job whose cost is not known yet may start at most three quarters of what the window has
@@ -338,8 +335,7 @@ class RateBudget:
         queued = sum(len(flow) for flow in self._flows.values())
         eta = max(0.0, self._paused_until - now, _until_start(self._starts, self._limit, queued, now))
         if caller.priority > URGENT_PRIORITY:
-            room = self._limit - self._reserve - self._kept_for_others(caller.name, now)
-            eta = max(eta, _until_start(self._others, max(1, room), queued, now))
+            eta = max(eta, _until_start(self._others, self._room(caller.name, now), queued, now))
         return eta
 
     @property
@@ -359,12 +355,13 @@ class RateBudget:
             return math.inf
         wait = max(self._paused_until - now, _until_room(self._starts, self._limit, now))
         if caller.priority > URGENT_PRIORITY:
-            wait = max(
-                wait,
-                _until_room(self._others, max(1, self._limit - self._reserve), now),
-                self._own_wait(caller.name, now),
-            )
+            wait = max(wait, self._own_wait(caller.name, False, now))
         return wait
+
+    def _room(self, job: str, now: float) -> int:
+        """Starts the window may hold of the jobs that are not urgent before `job` waits: all but the
+        urgent reserve and the other planned jobs' unspent parts, and never less than one."""
+        return max(1, self._limit - self._reserve - self._kept_for_others(job, now))
 
     def _kept_for_others(self, job: str, now: float) -> int:
         """What the window keeps for the other planned jobs: the part of each one's planned starts it has
