@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ import aiohttp
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.tools.dashboards import STEP_SECONDS, dashboard_queries, regex_value
+from exporter.tools.dashboards import STEP_SECONDS, Query, dashboard_queries, regex_value
 from exporter.tools.harness import (
     SimulatorProcess,
     free_port,
@@ -313,21 +313,21 @@ async def time_queries(chain: Chain, start: float, end: float, figures: Figures)
         return (await chain.query(promql, time=f"{end:.3f}"))[0]
 
     teams, _ = await chain.query('topk(1, genesys_team_member_agents{team!=""})')
-    queries = [(q.dashboard, q.panel, q.promql, q.ranged) for q in await dashboard_queries(end - start, ask)]
+    queries = await dashboard_queries(end - start, ask)
     if teams:
-        default = {q[2] for q in queries}
+        default = {q.promql for q in queries}
         picked = {"team": regex_value(teams[0]["metric"]["team"])}
         queries += [
-            (q.dashboard, f"{q.panel} (one team)", q.promql, q.ranged)
+            replace(q, panel=f"{q.panel} (one team)")
             for q in await dashboard_queries(end - start, ask, picked)
             if not q.ranged and q.promql not in default
         ]
-    queries.append(("reference", "topk of one agent family, no join", FLOOR_QUERY, False))
-    loaded = [await time_query(chain, promql, ranged, start, end) for _, _, promql, ranged in queries]
+    queries.append(Query("reference", "topk of one agent family, no join", FLOOR_QUERY, False))
+    loaded = [await time_query(chain, q.promql, q.ranged, start, end) for q in queries]
     with paused(chain.org.pid, chain.exporter_pid):
-        alone = [await time_query(chain, promql, ranged, start, end) for _, _, promql, ranged in queries]
-    for (dashboard, panel, _, ranged), (took, rows), (alone_took, _) in zip(queries, loaded, alone, strict=True):
-        figures.queries.append((dashboard, panel, "range" if ranged else "instant", took, alone_took, rows))
+        alone = [await time_query(chain, q.promql, q.ranged, start, end) for q in queries]
+    for q, (took, rows), (alone_took, _) in zip(queries, loaded, alone, strict=True):
+        figures.queries.append((q.dashboard, q.panel, "range" if q.ranged else "instant", took, alone_took, rows))
 
 
 async def time_query(chain: Chain, promql: str, ranged: bool, start: float, end: float) -> tuple[float, int]:

@@ -12,13 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-DASHBOARDS = sorted((ROOT / "grafana/dashboards").glob("*.json"))
+from exporter.tools.dashboards import DASHBOARDS, ROOT, load
+
 UNITLESS_PANELS = {"text"}
-
-
-def load(path: Path) -> dict[str, Any]:
-    return dict(json.loads(path.read_text()))
 
 
 def panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import random
 import re
 import shutil
@@ -317,9 +316,7 @@ async def test_the_leaderboard_table_shows_the_agents_prometheus_ranks_first(sta
 
 def panel_query(dashboard: str, title: str, queue: str) -> str:
     """A panel's first query, for one queue and every division."""
-    panel = next(
-        p for p in json.loads((ROOT / "grafana/dashboards" / dashboard).read_text())["panels"] if p["title"] == title
-    )
+    panel = next(p for p in load(ROOT / "grafana/dashboards" / dashboard)["panels"] if p["title"] == title)
     assert re.fullmatch(r"[\w ]+", queue), f"{queue!r} would need regex escaping"
     return str(panel["targets"][0]["expr"]).replace("$queue", queue).replace("$division", ".*")
 
