@@ -366,8 +366,8 @@ class RateBudget:
     def _kept_for_others(self, job: str, now: float) -> int:
         """What the window keeps for the other planned jobs: the part of each one's planned starts it has
         not made in the window. Fair queueing lends an idle job's room to whoever is backlogged, and a
-        60 s window makes the loan last a minute: a 2,000-page directory pass alone between two cycles
-        of today's figures would spend their part in seconds and leave them waiting for it to slide."""
+        60 s window makes the loan last a minute: a directory's pass of thousands of pages alone between
+        two cycles of today's figures would spend their part and leave them waiting for it to slide."""
         kept = 0
         for name, planned in self._kept.items():
             if name != job:
