@@ -32,12 +32,17 @@ def value_text(value: float) -> str:
     return repr(value)
 
 
-def family(name: str, kind: MetricType, help_text: str, samples: Iterable[tuple[str, float]]) -> str:
-    """One metric family: HELP and TYPE, then a line per (label block body, value); '' when empty."""
-    body = "".join(
+def sample_lines(name: str, samples: Iterable[tuple[str, float]]) -> str:
+    """A line per (label block body, value): a family's body, or a piece of it."""
+    return "".join(
         f"{name}{{{block}}} {value_text(value)}\n" if block else f"{name} {value_text(value)}\n"
         for block, value in samples
     )
+
+
+def family(name: str, kind: MetricType, help_text: str, samples: Iterable[tuple[str, float]]) -> str:
+    """One metric family: HELP and TYPE, then a line per (label block body, value); '' when empty."""
+    body = sample_lines(name, samples)
     return family_header(name, kind, help_text) + body if body else ""
 
 

@@ -15,7 +15,8 @@ absent, never a stale number or a zero.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Literal, TypeVar, cast, overload
 
@@ -121,6 +122,59 @@ def merged(parts: Parts[T], scope: Mapping[str, Any]) -> dict[str, T]:
     for part in sorted(parts.values(), key=lambda p: p.taken_at):
         out.update((key, item) for key, item in part.items.items() if key in scope)
     return out
+
+
+class Owners:
+    """Which items each part shows, as `merged` decides (where parts overlap, the newest has the item),
+    worked out from what changed since the last call rather than from every item: a large org's
+    agent states are hundreds of parts, a few of which move between two builds of the page, and
+    parts rarely overlap (a poll's part and a live channel's for the same agents, for a moment).
+    One thread at a time; a fresh instance answers the same."""
+
+    def __init__(self) -> None:
+        self._held: dict[PartKey, Mapping[str, object]] = {}  # each part's items as last counted
+        self._count: Counter[str] = Counter()  # item -> how many parts hold it
+        self._shared: set[str] = set()  # the items more than one part holds
+
+    def __call__(self, parts: Parts[Any]) -> dict[PartKey, Collection[str] | None]:
+        """Each part's key in page order (sorted keys) -> the items it shows, or None when it shows all
+        of them (its lines then change only with it)."""
+        for key in self._held.keys() - parts.keys():
+            self._uncount(self._held.pop(key))
+        for key, part in parts.items():
+            held = self._held.get(key)
+            if held is not part.items:
+                if held is not None:
+                    self._uncount(held)
+                self._held[key] = part.items
+                self._counted(part.items)
+        owner: dict[str, PartKey] = {}
+        if self._shared:
+            sharing = [(key, part) for key, part in parts.items() if not self._shared.isdisjoint(part.items)]
+            for key, part in sorted(sharing, key=lambda kv: kv[1].taken_at):
+                owner.update(dict.fromkeys(self._shared.intersection(part.items), key))
+        return {key: self._shown(parts[key].items, key, owner) for key in sorted(parts)}
+
+    def _shown(self, items: Mapping[str, object], key: PartKey, owner: Mapping[str, PartKey]) -> list[str] | None:
+        if not owner or self._shared.isdisjoint(items):
+            return None
+        shown = [item for item in items if owner.get(item, key) == key]
+        return None if len(shown) == len(items) else shown
+
+    def _counted(self, items: Mapping[str, object]) -> None:
+        self._count.update(items.keys())  # keys, not the mapping: Counter would add its values
+        self._shared.update(item for item in items if self._count[item] > 1)
+
+    def _uncount(self, items: Mapping[str, object]) -> None:
+        count = self._count
+        for item in items:
+            left = count[item] - 1
+            if left:
+                count[item] = left
+                if left == 1:
+                    self._shared.discard(item)
+            else:
+                del count[item]
 
 
 SUPERSEDED_CHECK_SECONDS = 10.0

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from exporter.clock import FakeClock
-from exporter.snapshot import PartKey, Store, merged
+from exporter.snapshot import Owners, Part, PartKey, Parts, Store, merged
 from exporter.sources.agent_states import AGENT_STATES, AgentState
 from exporter.sources.queue_directory import QUEUES, Queue
 from exporter.sources.queue_states import QUEUE_STATES, QueueState
@@ -126,3 +129,28 @@ async def test_a_limit_lengthened_during_a_grace_is_not_cut_by_it(clock: FakeClo
     store.set_stale_after(QUEUE_STATES, 200)
     await clock.advance(25)  # the part is 115 s old, the grace not over
     assert store.expire() is False  # the longer limit holds, grace or not
+
+
+_ITEMS = st.dictionaries(st.sampled_from("abcdefgh"), st.integers(0, 3), max_size=5)
+_PARTS = st.dictionaries(
+    st.builds(PartKey.polled, st.integers(0, 4)), st.builds(Part, _ITEMS, st.floats(0, 10)), max_size=5
+)
+
+
+@given(st.lists(_PARTS, min_size=1, max_size=6))
+def test_owners_show_each_item_once_from_the_part_merged_takes_it_from(steps: list[Parts[int]]) -> None:
+    """The owners one instance works out step by step, keeping parts seen before (the same objects)
+    where a step does not replace them, are the ones a fresh count and `merged` give."""
+    owners, parts = Owners(), {}
+    for step in steps:
+        parts = {**{key: part for key, part in parts.items() if len(step) % 2}, **step}  # odd: old parts stay
+        shown = owners(parts)
+        assert list(shown) == sorted(parts)
+        assert shown == Owners()(parts)
+        items = [
+            (item, parts[key].items[item])
+            for key, only in shown.items()
+            for item in (parts[key].items if only is None else only)
+        ]
+        assert len(items) == len(dict(items)) and dict(items) == merged(parts, dict.fromkeys("abcdefgh"))
+        assert all(only is None or len(only) < len(parts[key].items) for key, only in shown.items())

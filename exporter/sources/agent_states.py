@@ -16,7 +16,7 @@ compresses them in runs of parts, so a new part recompresses one run, not every 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -26,7 +26,7 @@ from exporter.genesys.client import GenesysClient
 from exporter.genesys.endpoints import USERS
 from exporter.genesys.models import PresencePart, RoutingStatusPart, UserListing
 from exporter.gzip_segments import Segment, compress
-from exporter.snapshot import Measurement, Part, PartKey, Parts, Snapshot
+from exporter.snapshot import Measurement, Owners, Part, PartKey, Snapshot
 from exporter.sources.agent_directory import AGENT_DIRECTORY_POLLER, AGENTS, Row, agent_segment, exported_agents
 from exporter.sources.batches import BatchesFailed, batches
 from exporter.sources.source import Metric, Piece, Poll, Poller, Selection, Source, Tagged, Wiring
@@ -219,18 +219,9 @@ def chosen_families(selection: Selection) -> list[tuple[str, str, Callable[[Agen
     ]
 
 
-def agent_state_parts(
-    parts: Parts[AgentState], rows: Mapping[str, Row]
-) -> Iterator[tuple[PartKey, Part[AgentState], list[str], bool]]:
-    """Each state part in page order with the exported agents it shows (where parts overlap, the newest
-    part has the agent), and whether it has all its agents: its lines change only with it then."""
-    owner: dict[str, PartKey] = {}
-    for key, part in sorted(parts.items(), key=lambda kv: kv[1].taken_at):
-        owner.update(dict.fromkeys(part.items, key))
-    for key in sorted(parts):
-        part = parts[key]
-        owned = [uid for uid in part.items if owner[uid] == key]
-        yield key, part, sorted(uid for uid in owned if uid in rows), len(owned) == len(part.items)
+def shown_uids(part: Part[AgentState], shown: Collection[str] | None, rows: Mapping[str, Row]) -> list[str]:
+    """The exported agents a part shows (`shown` from `Owners`; None: all its items), in page order."""
+    return sorted(uid for uid in (part.items if shown is None else shown) if uid in rows)
 
 
 def agent_state_lines(
@@ -251,10 +242,10 @@ def agent_state_lines(
 
 def render_agent_states(snapshot: Snapshot, selection: Selection) -> Iterator[Piece]:
     """The chosen state families, each as its header and then, shard by shard, a piece per state part."""
-    rows = exported_agents(snapshot, selection).by_id
+    rows, parts = exported_agents(snapshot, selection).by_id, snapshot[AGENT_STATES]
     lines = [
-        agent_state_lines(uids, part.items, rows, selection)
-        for _, part, uids, _ in agent_state_parts(snapshot[AGENT_STATES], rows)
+        agent_state_lines(shown_uids(parts[key], shown, rows), parts[key].items, rows, selection)
+        for key, shown in Owners()(parts).items()
     ]
     for index, (name, help_text, _) in enumerate(chosen_families(selection)):
         if any(text for part in lines for text in part[index]):
@@ -272,6 +263,7 @@ class StateSegment:
     def __init__(self) -> None:
         self._scope: tuple[object, object] | None = None
         self._lines: dict[PartKey, tuple[Part[AgentState], Lines]] = {}
+        self._owners = Owners()
         # (family, shard, first part) -> the run's lines and what they compress to
         self.runs: dict[tuple[int, int, int], tuple[tuple[str, ...], Segment]] = {}
 
@@ -305,16 +297,16 @@ class StateSegment:
         exported = exported_agents(snapshot, selection)
         if self._scope is None or self._scope[0] is not exported or self._scope[1] != selection:
             self._scope, self._lines, self.runs = (exported, selection), {}, {}
-        rows = exported.by_id
+        rows, parts = exported.by_id, snapshot[AGENT_STATES]
         kept: dict[PartKey, tuple[Part[AgentState], Lines]] = {}
         out = []
-        for key, part, uids, whole in agent_state_parts(snapshot[AGENT_STATES], rows):  # keep whole parts only
-            cached = self._lines.get(key)
-            if cached is not None and cached[0].items is part.items and whole:
+        for key, shown in self._owners(parts).items():  # keep the lines of parts that show all their items
+            part, cached = parts[key], self._lines.get(key)
+            if cached is not None and cached[0].items is part.items and shown is None:
                 lines = cached[1]
             else:
-                lines = agent_state_lines(uids, part.items, rows, selection)
-            if whole:
+                lines = agent_state_lines(shown_uids(part, shown, rows), part.items, rows, selection)
+            if shown is None:
                 kept[key] = (part, lines)
             out.append(lines)
         self._lines = kept

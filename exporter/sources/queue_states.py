@@ -11,19 +11,20 @@ push on, the queues a live channel keeps current are left to it (`exporter.push`
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from exporter.clock import Clock
-from exporter.exposition import family, labels
+from exporter.exposition import family_header, labels, sample_lines
 from exporter.genesys.client import GenesysClient
 from exporter.genesys.endpoints import QUEUE_OBSERVATIONS
 from exporter.genesys.models import MetricRow, ObservationResponse
 from exporter.genesys.queries import MAX_QUEUE_PREDICATES, queue_observation_query
 from exporter.snapshot import Measurement, Snapshot, merged
 from exporter.sources.batches import BatchesFailed, batches
-from exporter.sources.queue_directory import DIRECTORY_POLLER, QUEUES
+from exporter.sources.queue_directory import DIRECTORY_POLLER, QUEUES, Queue
 from exporter.sources.source import Poll, Poller, Show, Source, Wiring, unsharded
 
 ROUTING_STATUSES = ("idle", "interacting", "communicating", "not_responding", "off_queue")
@@ -262,13 +263,43 @@ QUEUE_STATE_FAMILIES: tuple[tuple[str, str, Samples], ...] = (
 )
 
 
+class QueueLines:
+    """Each queue's lines of the live families, kept while its queue and state are equal: push lands its
+    queues a group at a time, every state in a group frozen afresh, while only some of them moved, and
+    the urgent lane rebuilds the segment after each landing. Any thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kept: dict[str, tuple[Queue, QueueState, tuple[str, ...]]] = {}
+
+    def __call__(self, rows: Iterable[tuple[str, Queue, QueueState]]) -> list[tuple[str, ...]]:
+        """Per queue, in the order given, its lines of each family of `QUEUE_STATE_FAMILIES`."""
+        with self._lock:
+            kept: dict[str, tuple[Queue, QueueState, tuple[str, ...]]] = {}
+            for qid, queue, state in rows:
+                old = self._kept.get(qid)
+                if old is None or old[0] != queue or old[1] != state:
+                    old = (queue, state, _lines(qid, queue, state))
+                kept[qid] = old
+            self._kept = kept
+            return [lines for _, _, lines in kept.values()]
+
+
+def _lines(qid: str, queue: Queue, state: QueueState) -> tuple[str, ...]:
+    rows = [(labels(queue_id=qid, queue_name=queue.name), state)]
+    return tuple(sample_lines(name, samples(rows)) for name, _, samples in QUEUE_STATE_FAMILIES)
+
+
+queue_lines = QueueLines()
+
+
 def render_queue_states(snapshot: Snapshot) -> tuple[str, ...]:
     queues = snapshot[QUEUES]
-    rows = [
-        (labels(queue_id=qid, queue_name=queues[qid].name), state)
-        for qid, state in sorted(merged(snapshot[QUEUE_STATES], queues).items())
-    ]
-    return tuple(family(name, "gauge", help_text, samples(rows)) for name, help_text, samples in QUEUE_STATE_FAMILIES)
+    per_queue = queue_lines((qid, queues[qid], s) for qid, s in sorted(merged(snapshot[QUEUE_STATES], queues).items()))
+    return tuple(
+        family_header(name, "gauge", help_text) + body if (body := "".join(lines[i] for lines in per_queue)) else ""
+        for i, (name, help_text, _) in enumerate(QUEUE_STATE_FAMILIES)
+    )
 
 
 QUEUES_POLLER = Poller(

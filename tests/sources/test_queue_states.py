@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from exporter.sources.queue_directory import QUEUES, Queue, QueueScope, parse_qu
 from exporter.sources.queue_states import (
     IMPLAUSIBLE,
     QUEUE_STATES,
+    QueueLines,
     QueueState,
     longest_waiting_seconds,
     parse_observations,
@@ -107,3 +109,17 @@ def test_golden_exposition(parsed, clock, golden):
     assert waiting == {("Sales", "voice"): 3, ("Sales", "chat"): 0, ('Support "Tier 2"', "email"): 5}
     info = {s.labels["queue_name"] for s in families["genesys_queue_info"].samples}
     assert info == {"Sales", 'Support "Tier 2"', "Support Chat\\Email"}
+
+
+def test_a_queue_whose_state_or_name_moved_gets_new_lines_the_others_keep_theirs(parsed, clock):
+    """The lines kept between builds are the very ones a first build makes of the same data."""
+    queues, states = parsed
+    kept = QueueLines()
+    first = kept((qid, queues[qid], state) for qid, state in sorted(states.items()))
+    moved = {**states, Q1: replace(states[Q1], waiting={"voice": 4, "chat": 0})}
+    renamed = {**queues, Q2: replace(queues[Q2], name="Tier 2")}
+    rows = [(qid, renamed[qid], state) for qid, state in sorted(moved.items())]
+    second = kept(rows)
+    assert second == QueueLines()(rows)
+    assert [a is b for a, b in zip(first, second, strict=True)] == [qid not in (Q1, Q2) for qid in sorted(states)]
+    assert 'queue_id="11111111-aaaa-4000-8000-000000000001",queue_name="Sales",media_type="voice"} 4' in second[0][0]
