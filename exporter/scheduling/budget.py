@@ -198,7 +198,9 @@ class RateBudget:
         self._weights = {name: weight for name, weight in shares.weights.items() if weight > 0}
         self._unplanned = frozenset(shares.unplanned)
         kept = shares.kept_per_second.items()
-        self._kept = {name: math.floor(rate * WINDOW_SECONDS) for name, rate in kept if rate > 0}
+        # Rounded up: a cycle of 40 over three budgets is 13 or 14 on each, and a start short of the
+        # plan waits for the window to slide. (Rounded first: 3 / 60 * 60 is a hair over 3.)
+        self._kept = {name: math.ceil(round(rate * WINDOW_SECONDS, 6)) for name, rate in kept if rate > 0}
         self._reserve = min(self._limit - 1, math.floor(shares.reserve_per_second * WINDOW_SECONDS))
         self._urgent_cap = self._reserve + min(shares.burst, (self._limit - self._reserve) // 2)
         self._wake_head()
@@ -229,6 +231,8 @@ class RateBudget:
                 woken.clear()
                 head = self._head(self._clock.monotonic())
                 if head is None or self._flows[head.job][0] is not woken:
+                    if head is not None:  # the head may be another job's request waiting to be told so
+                        self._flows[head.job][0].set()
                     await woken.wait()
                     continue
                 wait = self._wait(self._clock.monotonic(), caller)
@@ -322,6 +326,17 @@ class RateBudget:
     def waiting(self, job: str) -> int:
         """Requests of the job waiting for a place: the cost still to come of the cycle it is running."""
         return len(self._flows.get(job, ()))
+
+    def unspent(self, job: str) -> int | None:
+        """Starts of the job's kept part that this budget has neither made in the window nor holds
+        waiting (less than 0: that many beyond it); None when it keeps no part for the job. The part is
+        kept in each budget (`_kept_for_others`): the group spreads the job's requests by this."""
+        if job not in self._kept:
+            return None
+        starts = self._job_starts.get(job)
+        if starts:
+            _forget_old(starts, self._clock.monotonic())
+        return self._kept[job] - (len(starts) if starts else 0) - self.waiting(job)
 
     def eta(self, caller: Caller) -> float:
         """Seconds until a request of `caller` sent now could start here, behind every one already

@@ -90,13 +90,23 @@ class BudgetGroup:
         self._apply(self.in_use())
 
     def choose(self, caller: Caller, exclude: Collection[str] = ()) -> str | None:
-        """The client that would start the caller's request soonest, of those in use and not in `exclude`
-        (the ones that failed this request), else of those set aside; None when every one is excluded."""
+        """Of the clients in use and not in `exclude` (the ones that failed this request), else of those
+        set aside, the one that would start the caller's request soonest; for a job whose part of the
+        window each client keeps (`RateBudget.unspent`), first the one with the most of it unspent.
+        A cycle then spreads as its part is kept, a third on each of three clients: sent where it
+        would start soonest alone, it would crowd onto the client whose backlog is shortest, past the
+        part kept for it there, and wait for that window to slide. None when every one is excluded."""
         candidates = [label for label in self._current() if label not in exclude]
         candidates = candidates or [label for label in self.members if label not in exclude]
         if not candidates:
             return None
-        return min(candidates, key=lambda label: (self.members[label].eta(caller), self.members[label].load))
+
+        def order(label: str) -> tuple[int, float, float]:
+            budget = self.members[label]
+            unspent = budget.unspent(caller.name)
+            return (0 if unspent is None else -unspent, budget.eta(caller), budget.load)
+
+        return min(candidates, key=order)
 
     def rate_limited(self, label: str, retry_after: float) -> None:
         """A 429 for the client: its budget pauses; the third in a row sets it aside (a storm)."""

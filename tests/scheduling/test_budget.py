@@ -241,3 +241,29 @@ async def test_a_bulk_pass_alone_leaves_the_window_a_planned_job_counts_on(clock
 
     assert len(waits) == 40
     assert max(waits) < 10  # shared by weight with the listing, never behind a spent window
+
+
+async def test_a_request_that_became_first_while_another_slept_is_told(clock):
+    """The listing's next page sleeps until the window slides (t=60). Today's request arrives meanwhile,
+    behind it by tag. At 60 the slide frees today's kept part but not yet the listing's room (its
+    pages of t=1 hold it to a second more): today's request is first now, and the listing, waking to
+    find that, must tell it rather than wait in turn for a wake-up that nobody sends."""
+    budget = RateBudget(clock, requests_per_minute=10, headroom=0.0, concurrency=8)
+    budget.set_shares(Shares({"listing": 100.0, "today": 1.0}, kept_per_second={"today": 3 / 60}))
+    started: dict[str, list[float]] = {"listing": [], "today": []}
+
+    async def request(job: str, at: float) -> None:
+        await clock.sleep(at)
+        current_caller.set(Caller(job, 1))
+        async with budget.slot():
+            started[job].append(clock.monotonic())
+
+    tasks = [asyncio.ensure_future(request("today", 0.0)) for _ in range(3)]
+    tasks += [asyncio.ensure_future(request("listing", 1.0)) for _ in range(8)]
+    tasks.append(asyncio.ensure_future(request("today", 30.0)))
+    await tick_for(clock, 65, every=0.1)
+    for task in tasks:
+        task.cancel()
+
+    assert started["listing"][:7] == [1.0] * 7 and started["today"][:3] == [0.0] * 3
+    assert len(started["today"]) == 4 and 60.0 <= started["today"][3] < 60.5

@@ -17,6 +17,7 @@ from exporter.scheduling.budget import Caller, RateBudget, Shares, current_calle
 from exporter.scheduling.group import FIRST_BACKOFF_SECONDS, STORM_429S, BudgetGroup
 from exporter.scheduling.scheduler import Job, Scheduler
 from exporter.snapshot import Store
+from tests.harness.waiting import tick_for
 from tests.harness.windows import drive, max_in_any_window
 
 
@@ -175,3 +176,39 @@ def test_eta_is_when_the_window_has_room_for_everyone_ahead(clock, queued):
     budget._flows["directory"] = deque(asyncio.Event() for _ in range(queued))
     expected = {0: 0.0, 5: 60.0, 14: 60.0, 15: 120.0, 25: 180.0}[queued]
     assert budget.eta(Caller("agents", 1)) == expected
+
+
+async def test_a_planned_job_goes_where_its_part_of_the_window_is_kept(clock):
+    """Each client keeps its share of today's figures' part of the window. The listing's backlog is
+    longer on some clients than on others (the group sent its pages where each would start soonest):
+    were today's requests sent by that alone, they would crowd the client with the shortest backlog,
+    overspend its kept part there and wait for its window to slide. Every cycle starts within
+    seconds, each client carrying about a third of it."""
+    group = group_of(clock, 270, 270, 270, concurrency=8)
+    group.set_shares(Shares({"listing": 13.3, "today": 10.7}, kept_per_second={"today": 40 / 15}))
+    waits: list[float] = []
+    where: list[str] = []
+
+    async def listing(label: str) -> None:
+        current_caller.set(Caller("listing", 4))
+        async with group.members[label].slot():
+            await clock.sleep(0.2)
+
+    async def today(at: float) -> None:
+        await clock.sleep(at)
+        asked = clock.monotonic()
+        async with chosen(group, "today") as label:
+            waits.append(clock.monotonic() - asked)
+            where.append(label)
+            await clock.sleep(0.2)
+
+    backlog = {"c1": 1000, "c2": 1500, "c3": 1500}
+    tasks = [asyncio.ensure_future(listing(label)) for label, pages in backlog.items() for _ in range(pages)]
+    tasks += [asyncio.ensure_future(today(70.0 + 15 * cycle)) for cycle in range(6) for _ in range(40)]
+    await tick_for(clock, 170, every=0.1)
+    for task in tasks:
+        task.cancel()
+
+    assert len(waits) == 240
+    assert max(waits) < 2
+    assert all(75 <= where.count(label) <= 85 for label in group.members)
