@@ -4,8 +4,9 @@ Genesys gives each OAuth client of an org its own request budget. An exporter wi
 plans with their sum, but every request still goes through exactly one client's `RateBudget`, so no
 client's window ever holds more than its own limit. A request goes to the client where it would
 start soonest (`RateBudget.eta`), ties to the least loaded, so a burst spreads over the clients in
-proportion to what each has free; fair queueing stays per budget, each with the planner's weights
-and its part of the urgent reserve.
+proportion to what each has free; a job whose part of the window the clients keep goes first where
+most of its part is unspent. Fair queueing stays per budget, each with the planner's weights, its
+part of the urgent reserve and of each kept part.
 
 A client that fails (credentials rejected, a 401 with a new token, a 429 storm, a daily cap) is set
 aside: new requests go to the others and the plan counts only theirs, so its share moves to them
