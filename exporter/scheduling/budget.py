@@ -118,7 +118,8 @@ class Shares:
     reserve_per_second: float = 0.0
     burst: int = 0
     unplanned: Collection[str] = ()
-    # Each job's planned requests a second that are not urgent: what its plan counts on finding in the window.
+    # Per job that is not urgent, what its plan counts on finding in any 60 s window, a second's worth
+    # (its planned rate and one cycle more: `Scheduler._kept_per_second`).
     kept_per_second: Mapping[str, float] = field(default_factory=dict)
 
 

@@ -173,14 +173,26 @@ class Scheduler:
         between its cycles, its part would go unspent, and it borrows like any other when it runs.
         Kept only once the first passes are done and for jobs whose cost has been learned: a guessed
         cost, or a directory's first pass held to the parts of jobs not yet running, would slow the
-        start."""
-        return {
-            j.name: self.plan.shares.get(j.name, 0.0)
+        start.
+
+        A window holds the starts of one cycle more than its length (a cycle whose requests started a
+        second late is still in it when the cycle a window later begins), so that cycle is kept too,
+        out of what the plan gives no job: kept to the rate alone, the late cycle's last requests wait
+        for the window to slide until another cycle's slot, and 60 s on the echo comes back."""
+        plan = self.plan
+        rates = {
+            j.name: plan.shares.get(j.name, 0.0)
             for j in self._jobs
             if j.priority > URGENT_PRIORITY
             and self._succeeded[j.name].is_set()
-            and self.plan.intervals[j.name] <= WINDOW_SECONDS
+            and plan.intervals[j.name] <= WINDOW_SECONDS
         }
+        more = {name: rate * plan.intervals[name] / WINDOW_SECONDS for name, rate in rates.items()}
+        # Beyond the plan, it would be taken from the jobs that count on finding it.
+        spare = max(0.0, plan.per_second - sum(plan.shares.values()))
+        wanted = sum(more.values())
+        scale = min(1.0, spare / wanted) if wanted > 0 else 0.0
+        return {name: rate + more.get(name, 0.0) * scale for name, rate in rates.items()}
 
     async def _loop(self, job: Job) -> None:
         if job.after:
