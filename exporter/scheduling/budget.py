@@ -199,9 +199,7 @@ class RateBudget:
         self._weights = {name: weight for name, weight in shares.weights.items() if weight > 0}
         self._unplanned = frozenset(shares.unplanned)
         kept = shares.kept_per_second.items()
-        # Rounded up: a cycle of 40 over three budgets is 13 or 14 on each, and a start short of the
-        # plan waits for the window to slide. (Rounded first: 3 / 60 * 60 is a hair over 3.)
-        self._kept = {name: math.ceil(round(rate * WINDOW_SECONDS, 6)) for name, rate in kept if rate > 0}
+        self._kept = {name: math.floor(rate * WINDOW_SECONDS) for name, rate in kept if rate > 0}
         self._reserve = min(self._limit - 1, math.floor(shares.reserve_per_second * WINDOW_SECONDS))
         self._urgent_cap = self._reserve + min(shares.burst, (self._limit - self._reserve) // 2)
         self._wake_head()
@@ -331,7 +329,7 @@ class RateBudget:
     def unspent(self, job: str) -> int | None:
         """Starts of the job's kept part that this budget has neither made in the window nor holds
         waiting (less than 0: that many beyond it); None when it keeps no part for the job. The part is
-        kept in each budget (`_kept_for_others`): the group spreads the job's requests by this."""
+        kept in each budget (`_kept_for_others`): the group sends the job's requests by this."""
         if job not in self._kept:
             return None
         starts = self._job_starts.get(job)

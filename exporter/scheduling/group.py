@@ -92,20 +92,24 @@ class BudgetGroup:
 
     def choose(self, caller: Caller, exclude: Collection[str] = ()) -> str | None:
         """Of the clients in use and not in `exclude` (the ones that failed this request), else of those
-        set aside, the one that would start the caller's request soonest; for a job whose part of the
-        window each client keeps (`RateBudget.unspent`), first the one with the most of it unspent.
-        A cycle then spreads as its part is kept, a third on each of three clients: sent where it
-        would start soonest alone, it would crowd onto the client whose backlog is shortest, past the
-        part kept for it there, and wait for that window to slide. None when every one is excluded."""
+        set aside: one that can start the caller's request now; else, for a job whose part of the
+        window each client keeps, the one with the most of it unspent (`RateBudget.unspent`); else the
+        one that would start it soonest. Ties to the least loaded. None when every one is excluded.
+
+        While every client is backlogged (a directory's pass), a cycle then spreads as its part is kept,
+        a third on each of three clients; sent where it would start soonest alone, it crowded onto the
+        client whose backlog was a lap shorter, past the part kept for it there, and waited for that
+        window to slide. A client that can start it now goes first all the same: a job beyond its part
+        sent to wait for it elsewhere would leave that client's room unused."""
         candidates = [label for label in self._current() if label not in exclude]
         candidates = candidates or [label for label in self.members if label not in exclude]
         if not candidates:
             return None
 
-        def order(label: str) -> tuple[int, float, float]:
+        def order(label: str) -> tuple[bool, int, float, float]:
             budget = self.members[label]
-            unspent = budget.unspent(caller.name)
-            return (0 if unspent is None else -unspent, budget.eta(caller), budget.load)
+            eta = budget.eta(caller)
+            return (eta > 0, -max(0, budget.unspent(caller.name) or 0), eta, budget.load)
 
         return min(candidates, key=order)
 

@@ -185,7 +185,8 @@ async def test_a_planned_job_goes_where_its_part_of_the_window_is_kept(clock):
     overspend its kept part there and wait for its window to slide. Every cycle starts within
     seconds, each client carrying about a third of it."""
     group = group_of(clock, 270, 270, 270, concurrency=8)
-    group.set_shares(Shares({"listing": 13.3, "today": 10.7}, kept_per_second={"today": 40 / 15}))
+    # Kept: its rate and one cycle more, as the scheduler plans it (`Scheduler._kept_per_second`).
+    group.set_shares(Shares({"listing": 13.3, "today": 10.7}, kept_per_second={"today": 40 / 15 * 75 / 60}))
     waits: list[float] = []
     where: list[str] = []
 
