@@ -42,7 +42,11 @@ def sample_lines(name: str, samples: Iterable[tuple[str, float]]) -> str:
 
 def family(name: str, kind: MetricType, help_text: str, samples: Iterable[tuple[str, float]]) -> str:
     """One metric family: HELP and TYPE, then a line per (label block body, value); '' when empty."""
-    body = sample_lines(name, samples)
+    return headed(name, kind, help_text, sample_lines(name, samples))
+
+
+def headed(name: str, kind: MetricType, help_text: str, body: str) -> str:
+    """A family's body (its sample lines, made in pieces) under its HELP and TYPE; '' when empty."""
     return family_header(name, kind, help_text) + body if body else ""
 
 

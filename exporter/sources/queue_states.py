@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from exporter.clock import Clock
-from exporter.exposition import family_header, labels, sample_lines
+from exporter.exposition import headed, labels, sample_lines
 from exporter.genesys.client import GenesysClient
 from exporter.genesys.endpoints import QUEUE_OBSERVATIONS
 from exporter.genesys.models import MetricRow, ObservationResponse
@@ -297,7 +297,7 @@ def render_queue_states(snapshot: Snapshot) -> tuple[str, ...]:
     queues = snapshot[QUEUES]
     per_queue = queue_lines((qid, queues[qid], s) for qid, s in sorted(merged(snapshot[QUEUE_STATES], queues).items()))
     return tuple(
-        family_header(name, "gauge", help_text) + body if (body := "".join(lines[i] for lines in per_queue)) else ""
+        headed(name, "gauge", help_text, "".join(lines[i] for lines in per_queue))
         for i, (name, help_text, _) in enumerate(QUEUE_STATE_FAMILIES)
     )
 
