@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
 LEVEL = 1  # the page is mostly repeated label text: level 1 compresses it well at a fraction of 6's CPU
@@ -45,6 +45,28 @@ def compress(texts: Iterable[str]) -> Segment:
         chunks.append(compressor.compress(data))
     chunks.append(compressor.flush(zlib.Z_SYNC_FLUSH))
     return Segment((b"".join(chunks),), crc, size, samples)
+
+
+class Runs:
+    """Runs of a segment's text compressed while each piece of the run is the very object it was: a
+    segment too big to compress whole at every change compresses again only the runs that moved.
+    The runs not asked for since the last `forget_unused` go then, and their text with them."""
+
+    def __init__(self) -> None:
+        self.kept: dict[Hashable, tuple[tuple[str, ...], Segment]] = {}
+        self._used: set[Hashable] = set()
+
+    def __call__(self, key: Hashable, run: tuple[str, ...]) -> Segment:
+        kept = self.kept.get(key)
+        if kept is None or len(kept[0]) != len(run) or any(a is not b for a, b in zip(kept[0], run, strict=True)):
+            kept = self.kept[key] = (run, compress(run))
+        self._used.add(key)
+        return kept[1]
+
+    def forget_unused(self) -> None:
+        for key in self.kept.keys() - self._used:
+            del self.kept[key]
+        self._used = set()
 
 
 def join(segments: Sequence[Segment]) -> Segment:

@@ -171,14 +171,14 @@ def test_a_new_state_part_recompresses_only_its_run_of_parts(clock: FakeClock):
     assert isinstance(segment, StateSegment)
     first, _, _ = builder.build(store.snapshot, Telemetry())
     assert gzip.decompress(b"".join(first)).decode() == render(store.snapshot, Telemetry())
-    runs = dict(segment.runs)
+    runs = dict(segment.runs.kept)
 
     batch = {uid: AgentState("interacting", "on_queue", 2.0) for uid in ids[310:320]}
     store.put(AGENT_STATES, PartKey.polled(31), batch)
     second, _, rebuilt = builder.build(store.snapshot, Telemetry())
     assert gzip.decompress(b"".join(second)).decode() == render(store.snapshot, Telemetry())
     assert rebuilt == {"agent_states", "team_states", "self"}
-    changed = {key for key, run in segment.runs.items() if runs[key] is not run}
+    changed = {key for key, run in segment.runs.kept.items() if runs[key] is not run}
     # Parts go in key order: part 31 is in the run of parts 25 to 49.
     assert {first_part for _, _, first_part in changed} == {25}
 
@@ -198,9 +198,9 @@ def test_compressed_runs_of_parts_that_are_gone_are_not_kept() -> None:
     segment = StateSegment()
     many, few = snapshot(4 * STATE_PARTS_PER_RUN), snapshot(STATE_PARTS_PER_RUN)
     segment(many, DEFAULT_SELECTION)
-    assert len(segment.runs) == 4  # one state family by default (the routing status code), four runs
+    assert len(segment.runs.kept) == 4  # one state family by default (the routing status code), four runs
     segment(few, DEFAULT_SELECTION)
-    assert len(segment.runs) == 1  # the runs past the end went, and their lines with them
+    assert len(segment.runs.kept) == 1  # the runs past the end went, and their lines with them
 
 
 def test_pacing_holds_what_a_paced_segment_reads_until_every_segment_reading_it_is_due() -> None:

@@ -25,7 +25,7 @@ from exporter.exposition import family_header, value_text
 from exporter.genesys.client import GenesysClient
 from exporter.genesys.endpoints import USERS
 from exporter.genesys.models import PresencePart, RoutingStatusPart, UserListing
-from exporter.gzip_segments import Segment, compress
+from exporter.gzip_segments import Runs, compress
 from exporter.snapshot import Measurement, Owners, Part, PartKey, Snapshot
 from exporter.sources.agent_directory import AGENT_DIRECTORY_POLLER, AGENTS, Row, agent_segment, exported_agents
 from exporter.sources.batches import BatchesFailed, batches
@@ -264,13 +264,11 @@ class StateSegment:
         self._scope: tuple[object, object] | None = None
         self._lines: dict[PartKey, tuple[Part[AgentState], Lines]] = {}
         self._owners = Owners()
-        # (family, shard, first part) -> the run's lines and what they compress to
-        self.runs: dict[tuple[int, int, int], tuple[tuple[str, ...], Segment]] = {}
+        self.runs = Runs()  # keyed by (family, shard, first part)
 
     def __call__(self, snapshot: Snapshot, selection: Selection) -> tuple[Tagged, ...]:
         lines = self._state_lines(snapshot, selection)
         out: list[Tagged] = []
-        used = set()
         for index, (name, help_text, _) in enumerate(chosen_families(selection)):
             if not any(text for part in lines for text in part[index]):
                 continue
@@ -278,25 +276,16 @@ class StateSegment:
             for shard in range(selection.shards):
                 pieces = [part[index][shard] for part in lines]
                 for first in range(0, len(pieces), STATE_PARTS_PER_RUN):
-                    run, key = tuple(pieces[first : first + STATE_PARTS_PER_RUN]), (index, shard, first)
-                    kept = self.runs.get(key)
-                    if (
-                        kept is None
-                        or len(kept[0]) != len(run)
-                        or any(a is not b for a, b in zip(kept[0], run, strict=True))
-                    ):
-                        kept = self.runs[key] = (run, compress(run))
-                    out.append((shard, kept[1]))
-                    used.add(key)
+                    run = tuple(pieces[first : first + STATE_PARTS_PER_RUN])
+                    out.append((shard, self.runs((index, shard, first), run)))
         # Runs past the end (fewer parts now: the listing's first pass dropped) would keep their lines alive.
-        for key in self.runs.keys() - used:
-            del self.runs[key]
+        self.runs.forget_unused()
         return tuple(out)
 
     def _state_lines(self, snapshot: Snapshot, selection: Selection) -> list[Lines]:
         exported = exported_agents(snapshot, selection)
         if self._scope is None or self._scope[0] is not exported or self._scope[1] != selection:
-            self._scope, self._lines, self.runs = (exported, selection), {}, {}
+            self._scope, self._lines, self.runs = (exported, selection), {}, Runs()
         rows, parts = exported.by_id, snapshot[AGENT_STATES]
         kept: dict[PartKey, tuple[Part[AgentState], Lines]] = {}
         out = []

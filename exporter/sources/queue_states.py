@@ -11,21 +11,21 @@ push on, the queues a live channel keeps current are left to it (`exporter.push`
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from exporter.clock import Clock
-from exporter.exposition import headed, labels, sample_lines
+from exporter.exposition import family_header, headed, labels, sample_lines
 from exporter.genesys.client import GenesysClient
 from exporter.genesys.endpoints import QUEUE_OBSERVATIONS
 from exporter.genesys.models import MetricRow, ObservationResponse
 from exporter.genesys.queries import MAX_QUEUE_PREDICATES, queue_observation_query
+from exporter.gzip_segments import Runs, compress
 from exporter.snapshot import Measurement, Snapshot, merged
 from exporter.sources.batches import BatchesFailed, batches
 from exporter.sources.queue_directory import DIRECTORY_POLLER, QUEUES, Queue
-from exporter.sources.source import Poll, Poller, Show, Source, Wiring, unsharded
+from exporter.sources.source import Poll, Poller, Selection, Show, Source, Tagged, Wiring, unsharded
 
 ROUTING_STATUSES = ("idle", "interacting", "communicating", "not_responding", "off_queue")
 
@@ -263,43 +263,63 @@ QUEUE_STATE_FAMILIES: tuple[tuple[str, str, Samples], ...] = (
 )
 
 
-class QueueLines:
-    """Each queue's lines of the live families, kept while its queue and state are equal: push lands its
-    queues a group at a time, every state in a group frozen afresh, while only some of them moved, and
-    the urgent lane rebuilds the segment after each landing. Any thread."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._kept: dict[str, tuple[Queue, QueueState, tuple[str, ...]]] = {}
-
-    def __call__(self, rows: Iterable[tuple[str, Queue, QueueState]]) -> list[tuple[str, ...]]:
-        """Per queue, in the order given, its lines of each family of `QUEUE_STATE_FAMILIES`."""
-        with self._lock:
-            kept: dict[str, tuple[Queue, QueueState, tuple[str, ...]]] = {}
-            for qid, queue, state in rows:
-                old = self._kept.get(qid)
-                if old is None or old[0] != queue or old[1] != state:
-                    old = (queue, state, _lines(qid, queue, state))
-                kept[qid] = old
-            self._kept = kept
-            return [lines for _, _, lines in kept.values()]
-
-
-def _lines(qid: str, queue: Queue, state: QueueState) -> tuple[str, ...]:
-    rows = [(labels(queue_id=qid, queue_name=queue.name), state)]
-    return tuple(sample_lines(name, samples(rows)) for name, _, samples in QUEUE_STATE_FAMILIES)
-
-
-queue_lines = QueueLines()
+QUEUES_PER_RUN = 100  # queues compressed together: a queue that moved recompresses its run, not every queue
 
 
 def render_queue_states(snapshot: Snapshot) -> tuple[str, ...]:
-    queues = snapshot[QUEUES]
-    per_queue = queue_lines((qid, queues[qid], s) for qid, s in sorted(merged(snapshot[QUEUE_STATES], queues).items()))
+    per_queue = [_lines(qid, queue, state) for qid, queue, state in _rows(snapshot)]
     return tuple(
         headed(name, "gauge", help_text, "".join(lines[i] for lines in per_queue))
         for i, (name, help_text, _) in enumerate(QUEUE_STATE_FAMILIES)
     )
+
+
+class QueueSegment:
+    """Builds the live queue segment from what the last build left: each queue's lines while its queue
+    and state are equal, each family's lines of a queue while they read the same (a status change
+    moves one family of a queue, not eight), and each run of queues compressed while its lines are
+    the same objects. Push lands its queues a group at a time, every state in a group frozen afresh
+    while only some of them moved, and the segment is rebuilt after each landing. Gives
+    `render_queue_states`'s text. One thread at a time."""
+
+    def __init__(self) -> None:
+        self._lines: dict[str, tuple[Queue, QueueState, tuple[str, ...]]] = {}
+        self.runs = Runs()  # keyed by (family, first queue)
+
+    def __call__(self, snapshot: Snapshot, _selection: Selection) -> tuple[Tagged, ...]:
+        kept: dict[str, tuple[Queue, QueueState, tuple[str, ...]]] = {}
+        for qid, queue, state in _rows(snapshot):
+            old = self._lines.get(qid)
+            if old is None:
+                kept[qid] = (queue, state, _lines(qid, queue, state))
+            elif old[0] == queue and old[1] == state:
+                kept[qid] = old
+            else:  # a family's lines that read the same stay the same object: its runs need no new compression
+                lines = _lines(qid, queue, state)
+                kept[qid] = (queue, state, tuple(a if a == b else b for a, b in zip(old[2], lines, strict=True)))
+        self._lines = kept
+        per_queue = [lines for _, _, lines in kept.values()]
+        out: list[Tagged] = []
+        for i, (name, help_text, _) in enumerate(QUEUE_STATE_FAMILIES):
+            pieces = [lines[i] for lines in per_queue]
+            if any(pieces):
+                out.append((None, compress([family_header(name, "gauge", help_text)])))
+                for first in range(0, len(pieces), QUEUES_PER_RUN):
+                    out.append((None, self.runs((i, first), tuple(pieces[first : first + QUEUES_PER_RUN]))))
+        self.runs.forget_unused()
+        return tuple(out)
+
+
+def _rows(snapshot: Snapshot) -> Iterator[tuple[str, Queue, QueueState]]:
+    """Each queue with a state, in page order."""
+    queues = snapshot[QUEUES]
+    return ((qid, queues[qid], state) for qid, state in sorted(merged(snapshot[QUEUE_STATES], queues).items()))
+
+
+def _lines(qid: str, queue: Queue, state: QueueState) -> tuple[str, ...]:
+    """The queue's lines of each family of `QUEUE_STATE_FAMILIES`."""
+    rows = [(labels(queue_id=qid, queue_name=queue.name), state)]
+    return tuple(sample_lines(name, samples(rows)) for name, _, samples in QUEUE_STATE_FAMILIES)
 
 
 QUEUES_POLLER = Poller(
@@ -317,5 +337,6 @@ SOURCE = Source(
         collector="queues",
         reads=(QUEUES, QUEUE_STATES),
         render=unsharded(render_queue_states),
+        compressor=QueueSegment,
     ),
 )

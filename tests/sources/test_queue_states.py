@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -10,17 +11,22 @@ import pytest
 
 from exporter.clock import FakeClock
 from exporter.genesys.models import MetricRow, ObservationResponse, QueueListing
+from exporter.gzip_segments import gzip_pieces
 from exporter.snapshot import Part, PartKey, Snapshot
+from exporter.sources import DEFAULT_SELECTION
 from exporter.sources.queue_directory import QUEUES, Queue, QueueScope, parse_queue_pages, render_queue_info
 from exporter.sources.queue_states import (
     IMPLAUSIBLE,
+    QUEUE_STATE_FAMILIES,
     QUEUE_STATES,
-    QueueLines,
+    QUEUES_PER_RUN,
+    QueueSegment,
     QueueState,
     longest_waiting_seconds,
     parse_observations,
     render_queue_states,
 )
+from exporter.sources.source import Tagged
 from tests.harness.scraping import families_of
 
 Q1, Q2, Q3 = (f"11111111-aaaa-4000-8000-00000000000{i}" for i in (1, 2, 3))
@@ -111,15 +117,31 @@ def test_golden_exposition(parsed, clock, golden):
     assert info == {"Sales", 'Support "Tier 2"', "Support Chat\\Email"}
 
 
-def test_a_queue_whose_state_or_name_moved_gets_new_lines_the_others_keep_theirs(parsed, clock):
-    """The lines kept between builds are the very ones a first build makes of the same data."""
-    queues, states = parsed
-    kept = QueueLines()
-    first = kept((qid, queues[qid], state) for qid, state in sorted(states.items()))
-    moved = {**states, Q1: replace(states[Q1], waiting={"voice": 4, "chat": 0})}
-    renamed = {**queues, Q2: replace(queues[Q2], name="Tier 2")}
-    rows = [(qid, renamed[qid], state) for qid, state in sorted(moved.items())]
-    second = kept(rows)
-    assert second == QueueLines()(rows)
-    assert [a is b for a, b in zip(first, second, strict=True)] == [qid not in (Q1, Q2) for qid in sorted(states)]
-    assert 'queue_id="11111111-aaaa-4000-8000-000000000001",queue_name="Sales",media_type="voice"} 4' in second[0][0]
+def test_a_queue_whose_state_or_name_moved_recompresses_only_its_runs(parsed, clock):
+    """What the segment keeps between builds gives the very text a first render of the same data does."""
+    _, states = parsed
+    sales = states[Q1]
+    queues = {f"q{n:03}": Queue(f"q{n:03}", f"Queue {n}", "") for n in range(2 * QUEUES_PER_RUN + 10)}
+
+    def snapshot(queues: dict[str, Queue], states: dict[str, QueueState]) -> Snapshot:
+        return Snapshot().with_data(
+            {QUEUES: queues, QUEUE_STATES: {PartKey.polled(0): Part(states, clock.monotonic())}}
+        )
+
+    def text(built: tuple[Tagged, ...]) -> str:
+        return gzip.decompress(b"".join(gzip_pieces([segment for _, segment in built]))).decode()
+
+    segment = QueueSegment()
+    before = dict.fromkeys(queues, sales)
+    first = segment(snapshot(queues, before), DEFAULT_SELECTION)
+    assert text(first) == "".join(render_queue_states(snapshot(queues, before)))
+    runs = dict(segment.runs.kept)
+    # Every state frozen afresh, as a push landing does; one queue moved (in the second run), one renamed (the third).
+    after = {qid: replace(sales) for qid in queues} | {"q150": replace(sales, waiting={"voice": 4, "chat": 0})}
+    renamed = queues | {"q205": Queue("q205", "Queue two hundred and five", "")}
+    second = segment(snapshot(renamed, after), DEFAULT_SELECTION)
+    assert text(second) == "".join(render_queue_states(snapshot(renamed, after)))
+    assert 'queue_id="q150",queue_name="Queue 150",media_type="voice"} 4' in text(second)
+    moved = {key for key, run in segment.runs.kept.items() if runs[key] is not run}
+    families = range(len(QUEUE_STATE_FAMILIES))
+    assert moved == {(0, QUEUES_PER_RUN)} | {(i, 2 * QUEUES_PER_RUN) for i in families}
