@@ -248,10 +248,12 @@ class GenesysClient:
         """Numbered paging (`pageNumber` -> `pageCount`): page 1, then all the others at once, as they arrive."""
         base = {**(params or {}), "pageSize": page_size}
         first = await self.get(endpoint, params={**base, "pageNumber": 1}, **path_params)
-        yield first
         page_count = first.get("pageCount") if isinstance(first, Mapping) else None
+        after = _next_uri(first)
+        yield first
+        del first  # the caller has it
         if not isinstance(page_count, int):
-            async for page in self._follow(endpoint, first):  # no totals after all: follow nextUri
+            async for page in self._follow(endpoint, after):  # no totals after all: follow nextUri
                 yield page
             return
         tasks = [
@@ -270,13 +272,17 @@ class GenesysClient:
     ) -> AsyncIterator[Any]:
         """`nextUri` paging without totals: one page after another until a page has no `nextUri`."""
         first = await self.get(endpoint, params={**(params or {}), "pageSize": page_size}, **path_params)
+        after = _next_uri(first)
         yield first
-        async for page in self._follow(endpoint, first):
+        del first  # the caller has it
+        async for page in self._follow(endpoint, after):
             yield page
 
-    async def _follow(self, endpoint: Endpoint, page: Any) -> AsyncIterator[Any]:
+    async def _follow(self, endpoint: Endpoint, next_uri: str | None) -> AsyncIterator[Any]:
+        """The pages from `next_uri` on. A page handed on is not held here while the next one waits its
+        turn in the budget: thousands of listings may be waiting at once (a member listing per queue)."""
         seen: set[str] = set()
-        while isinstance(page, Mapping) and isinstance(next_uri := page.get("nextUri"), str) and next_uri:
+        while next_uri:
             url = urljoin(self._api_url + "/", next_uri)
             if urlsplit(url)[:2] != self._origin:
                 raise MalformedResponse(endpoint.name, "nextUri points away from the API host; not followed")
@@ -285,7 +291,9 @@ class GenesysClient:
             seen.add(url)
             raw, context_id = await self._send(endpoint, url, [], None)
             page = self._json(endpoint, raw, context_id)
+            next_uri = _next_uri(page)
             yield page
+            del page
 
     def _url(self, endpoint: Endpoint, path_params: Mapping[str, str]) -> str:
         return self._api_url + endpoint.url_path(**path_params)
@@ -418,3 +426,9 @@ def _json_or_none(raw: bytes) -> Any:
         return json.loads(raw) if raw else None
     except ValueError:
         return None
+
+
+def _next_uri(page: Any) -> str | None:
+    """A page's `nextUri`, None when it has none (the last page)."""
+    next_uri = page.get("nextUri") if isinstance(page, Mapping) else None
+    return next_uri if isinstance(next_uri, str) and next_uri else None

@@ -68,17 +68,25 @@ def joined_members(pages: Iterable[MemberListing]) -> list[str]:
 async def discover_members(
     client: GenesysClient,
     queue_ids: Iterable[str],
-    found: Callable[[str, list[MemberListing]], None] = lambda *_: None,
+    found: Callable[[str, dict[str, Agent], list[str]], None] = lambda *_: None,
 ) -> None:
     """Members of every queue, queues fetched concurrently (each page through the shared budget).
 
-    Each queue's pages are handed to `found` as soon as they are listed: at thousands of queues the
-    whole directory takes minutes, and the first agents' states need not wait for the last queue.
+    Each queue's agents and joined members are handed to `found` as soon as its pages are listed: at
+    thousands of queues the whole directory takes minutes, and the first agents' states need not
+    wait for the last queue. A page is read as it arrives: a queue's next page waits behind the
+    other queues' pages, and its first page's models would be held meanwhile, thousands of them.
     """
 
     async def members(queue_id: str) -> None:
-        pages = client.pages_by_next_uri(QUEUE_MEMBERS, page_size=100, queueId=queue_id)
-        found(queue_id, [client.validate(QUEUE_MEMBERS, page, MemberListing) async for page in pages])
+        agents: dict[str, Agent] = {}
+        joined: list[str] = []
+        async for page in client.pages_by_next_uri(QUEUE_MEMBERS, page_size=100, queueId=queue_id):
+            listing = client.validate(QUEUE_MEMBERS, page, MemberListing)
+            agents.update(parse_member_pages([listing]))
+            joined += joined_members([listing])
+            del page, listing  # not held while the next page waits its turn
+        found(queue_id, agents, joined)
 
     await asyncio.gather(*(members(q) for q in sorted(queue_ids)))
 
@@ -86,16 +94,21 @@ async def discover_members(
 async def refresh_members(wiring: Wiring) -> None:
     """The members of the queues in scope, published queue by queue (their states need not wait for the
     last queue), and the queues each is active in, published whole at the end of the pass: an agent's
-    queues half listed are a label value `genesys_agent_info` must not show (`exporter.sources.settled`)."""
+    queues half listed are a label value `genesys_agent_info` must not show (`exporter.sources.settled`).
+
+    An agent listed as the directory has them is kept as the directory's own object: a pass over
+    every queue lists each agent once per queue, and would otherwise hold a second directory until
+    its end."""
     store = wiring.store
     agents: dict[str, Agent] = {}
-    active: dict[str, set[str]] = {}
+    active: dict[str, list[str]] = {}
 
-    def found(queue_id: str, pages: list[MemberListing]) -> None:
-        listed = parse_member_pages(pages)
+    def found(queue_id: str, listed: dict[str, Agent], joined: list[str]) -> None:
+        known = store.snapshot[AGENTS]
+        listed = {uid: known[uid] if known.get(uid) == agent else agent for uid, agent in listed.items()}
         agents.update(listed)
-        for uid in joined_members(pages):
-            active.setdefault(uid, set()).add(queue_id)
+        for uid in joined:
+            active.setdefault(uid, []).append(queue_id)
         store.add(AGENTS, listed)
 
     try:

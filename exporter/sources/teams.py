@@ -80,9 +80,11 @@ async def list_members(client: GenesysClient, team_ids: Iterable[str]) -> dict[s
     """User id -> team id for the teams given, all at once (each page through the shared budget)."""
 
     async def members(team_id: str) -> list[str]:
-        pages = client.pages_by_next_uri(TEAM_MEMBERS, page_size=100, teamId=team_id)
-        listed = [client.validate(TEAM_MEMBERS, page, TeamMemberListing) async for page in pages]
-        return [user.id for page in listed for user in page.entities]
+        users: list[str] = []
+        async for page in client.pages_by_next_uri(TEAM_MEMBERS, page_size=100, teamId=team_id):
+            users += [user.id for user in client.validate(TEAM_MEMBERS, page, TeamMemberListing).entities]
+            del page  # not held while the next page waits its turn behind the other teams'
+        return users
 
     ordered = sorted(team_ids)
     found = await asyncio.gather(*(members(team_id) for team_id in ordered))
