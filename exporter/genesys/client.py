@@ -255,6 +255,7 @@ class GenesysClient:
         if not isinstance(page_count, int):
             async for page in self._follow(endpoint, after):  # no totals after all: follow nextUri
                 yield page
+                del page
             return
         tasks = [
             asyncio.ensure_future(self.get(endpoint, params={**base, "pageNumber": n}, **path_params))
@@ -277,10 +278,12 @@ class GenesysClient:
         del first  # the caller has it
         async for page in self._follow(endpoint, after):
             yield page
+            del page
 
     async def _follow(self, endpoint: Endpoint, next_uri: str | None) -> AsyncIterator[Any]:
-        """The pages from `next_uri` on. A page handed on is not held here while the next one waits its
-        turn in the budget: thousands of listings may be waiting at once (a member listing per queue)."""
+        """The pages from `next_uri` on. A page handed on is not held (here or by the listings that pass
+        it on) while the next one waits its turn in the budget: thousands of listings may be waiting at
+        once (a member listing per queue)."""
         seen: set[str] = set()
         while next_uri:
             url = urljoin(self._api_url + "/", next_uri)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
+import sys
 from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -308,6 +309,27 @@ async def test_next_uri_is_followed_until_absent(client, mocked):
     mocked.get(f"{base}?pageNumber=3&pageSize=100", payload={"entities": [3]})
     pages = [p async for p in client.pages_by_next_uri(QUEUE_MEMBERS, queueId="q1")]
     assert [p["entities"] for p in pages] == [[1], [2], [3]]
+
+
+async def test_a_page_handed_on_is_not_held_by_the_listing_while_the_next_is_asked_for(client, mocked):
+    """Thousands of listings wait for their next page at once (a member listing per queue)."""
+    give_token(mocked)
+    base = f"{API}/api/v2/routing/queues/q1/members"
+    handed: list[Any] = []
+    holders: list[int] = []
+
+    def asked(*_: Any, **__: Any) -> None:  # references to the page handed last, besides `handed`'s and the call's
+        holders.append(sys.getrefcount(handed[-1]) - 2)
+
+    after = "/api/v2/routing/queues/q1/members?pageSize=100&pageNumber="
+    mocked.get(f"{base}?pageSize=100", payload={"entities": [1], "nextUri": f"{after}2"})
+    mocked.get(f"{base}?pageNumber=2&pageSize=100", payload={"entities": [2], "nextUri": f"{after}3"}, callback=asked)
+    mocked.get(f"{base}?pageNumber=3&pageSize=100", payload={"entities": [3]}, callback=asked)
+    async for page in client.pages_by_next_uri(QUEUE_MEMBERS, queueId="q1"):
+        handed.append(page)
+        del page
+    assert [p["entities"] for p in handed] == [[1], [2], [3]]
+    assert holders == [0, 0]
 
 
 async def test_next_uri_to_another_host_is_refused(client, mocked):
