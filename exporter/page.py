@@ -258,6 +258,7 @@ class MetricsPage:
             lane: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"render-{lane}") for lane in self.lanes
         }
         self._paced_shown = asyncio.Event()  # the urgent lane then re-counts the parts' sizes
+        self._paced_builds = self._sizes_counted = 0  # paced builds shown; of them, those the sizes count
 
     @property
     def gzipped(self) -> bytes:
@@ -344,8 +345,9 @@ class MetricsPage:
 
     @property
     def current(self) -> bool:
-        """The page shows all the store holds: the latest change, paced data included (which may wait its turn)."""
-        return self.snapshot is self._store.snapshot
+        """The page shows all the store holds: the latest change, paced data included (which may wait its
+        turn), and the exporter's own part counts the agent segments shown."""
+        return self.snapshot is self._store.snapshot and self._sizes_counted == self._paced_builds
 
     @property
     def ready(self) -> bool:
@@ -376,11 +378,12 @@ class MetricsPage:
             self._paced_shown.clear()
             await asyncio.sleep(self._debounce)
             snapshot, telemetry = self._store.snapshot, self._telemetry()  # read on the loop's thread
-            read, built = next(self._reads), snapshot.version
+            read, built, counted = next(self._reads), snapshot.version, self._paced_builds
             segments, _ = await loop.run_in_executor(
                 self._threads["urgent"], self._build, snapshot, telemetry, "urgent", self._shown[0]
             )
             self._show(snapshot, segments, read, "urgent")
+            self._sizes_counted = counted
 
     async def _paced_lane(self) -> None:
         loop = asyncio.get_running_loop()
@@ -403,6 +406,7 @@ class MetricsPage:
             )
             self._show(snapshot, segments, read, "paced")
             self.pacing.built(seconds, time.perf_counter())
+            self._paced_builds += 1
             self._paced_shown.set()
 
 

@@ -140,6 +140,37 @@ async def test_queue_data_is_shown_while_an_agent_build_is_in_progress(clock: Fa
     task.cancel()
 
 
+async def test_the_page_is_current_only_once_its_own_part_counts_the_agent_segments_shown(clock: FakeClock):
+    """An urgent build that read the store before the paced lane showed new agent segments shows the
+    store's data with the exporter's own figures about the segments before: the page is not current
+    (two scrapes could differ) until the urgent lane has counted them again."""
+    store, page, task = await ann_idle_in_sales(clock)
+    gate = threading.Semaphore(0)
+    build = page._build
+
+    def held(*args: Any) -> Any:
+        if args[2] == "urgent":
+            assert gate.acquire(timeout=5), "never let through"
+        return build(*args)
+
+    page._build = held  # type: ignore[method-assign]
+    page.pacing.built({"agent_states": 0.1}, at=time.perf_counter())  # the next state build waits 0.3 s
+    store.put(AGENT_STATES, FIRST, {"u1": AgentState("interacting", "on_queue", 2.0)})
+    await shown(page, ann_is("interacting"))  # the paced lane shows while the urgent build waits
+    gate.release()  # the urgent build that read the store before
+    deadline = time.perf_counter() + 5
+    while page.snapshot is not store.snapshot:
+        assert time.perf_counter() < deadline
+        await asyncio.sleep(0.01)
+    assert not page.current
+    gate.release()  # the urgent lane's count of the agent segments shown
+    while not page.current:
+        assert time.perf_counter() < deadline
+        await asyncio.sleep(0.01)
+    assert page.plain.decode() == render(page.snapshot, Telemetry())
+    task.cancel()
+
+
 async def test_the_page_is_ready_only_once_the_agent_segments_it_shows_are_of_every_poller(clock: FakeClock):
     """The queues' lane may show every poller's first success while the agents' lane is still building
     the agents: /readyz waits for the agents to be on /metrics."""
