@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 LEVEL = 1  # the page is mostly repeated label text: level 1 compresses it well at a fraction of 6's CPU
@@ -62,6 +62,11 @@ class Runs:
             kept = self.kept[key] = (run, compress(run))
         self._used.add(key)
         return kept[1]
+
+    def chunked(self, key: tuple[Hashable, ...], pieces: Sequence[str], per_run: int) -> Iterator[Segment]:
+        """The pieces in runs of `per_run`, each run keyed by `key` and the index of its first piece."""
+        for first in range(0, len(pieces), per_run):
+            yield self((*key, first), tuple(pieces[first : first + per_run]))
 
     def forget_unused(self) -> None:
         for key in self.kept.keys() - self._used:

@@ -275,9 +275,7 @@ class StateSegment:
             out.append((None, compress([family_header(name, "gauge", help_text)])))
             for shard in range(selection.shards):
                 pieces = [part[index][shard] for part in lines]
-                for first in range(0, len(pieces), STATE_PARTS_PER_RUN):
-                    run = tuple(pieces[first : first + STATE_PARTS_PER_RUN])
-                    out.append((shard, self.runs((index, shard, first), run)))
+                out.extend((shard, run) for run in self.runs.chunked((index, shard), pieces, STATE_PARTS_PER_RUN))
         # Runs past the end (fewer parts now: the listing's first pass dropped) would keep their lines alive.
         self.runs.forget_unused()
         return tuple(out)

@@ -304,8 +304,7 @@ class QueueSegment:
             pieces = [lines[i] for lines in per_queue]
             if any(pieces):
                 out.append((None, compress([family_header(name, "gauge", help_text)])))
-                for first in range(0, len(pieces), QUEUES_PER_RUN):
-                    out.append((None, self.runs((i, first), tuple(pieces[first : first + QUEUES_PER_RUN]))))
+                out.extend((None, run) for run in self.runs.chunked((i,), pieces, QUEUES_PER_RUN))
         self.runs.forget_unused()
         return tuple(out)
 
