@@ -68,7 +68,8 @@ async def values(
 ) -> tuple[dict[str, Value], list[Query]]:
     """Every variable's value, with `picked` ones as a user chose them (regex-escaped already), and
     the queries Grafana sent to fill the others, in the dashboard's order (a variable may use the
-    ones before it)."""
+    ones before it). A query variable without an All option takes its first option, as Grafana does
+    when the value it had is not among them."""
     filled: dict[str, Value] = {**static_values(dashboard, run_seconds), **(picked or {})}
     sent = []
     for variable in dashboard.get("templating", {}).get("list", []):
@@ -77,7 +78,8 @@ async def values(
             continue
         promql = interpolate(_query_result(variable), filled)
         sent.append(Query(dashboard.get("uid", "?"), f"variable {name}", promql, False))
-        filled[name] = options(variable, await ask(promql))
+        found = options(variable, await ask(promql))
+        filled[name] = found if variable.get("includeAll") else next(iter(found), "")
     return filled, sent
 
 
