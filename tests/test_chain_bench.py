@@ -8,12 +8,9 @@ from typing import Any
 
 from exporter.tools.chain import steady_rate_per_minute
 from exporter.tools.dashboards import dashboard_queries, formatted, regex_value
+from tests.harness.leaderboard import EVERY_AGENT, INFO_JOIN
 
 LEADERS = ["0f8fad5b-d9cb-469f-a165-70867728950e", "7c9e6679-7425-40de-944b-e07fc1f90ae7"]
-
-
-EVERY_AGENT = "on () up"
-INFO_JOIN = "on (namespace, instance, job, user_id) genesys_agent_info"
 
 
 class Prometheus:

@@ -14,8 +14,10 @@ import pytest
 import yaml
 
 from exporter.tools.dashboards import DASHBOARDS, ROOT, interpolate, load, values
+from tests.harness.leaderboard import EVERY_AGENT, INFO_JOIN
 
 UNITLESS_PANELS = {"text"}
+LEADERBOARD = ROOT / "grafana/dashboards/genesys-leaderboard.json"
 
 
 def panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -110,7 +112,6 @@ def test_only_the_ranking_reads_every_agent():
             assert "genesys_agent_" not in re.sub(r'"[^"]*"', '""', expr), title
 
 
-LEADERBOARD = ROOT / "grafana/dashboards/genesys-leaderboard.json"
 # (user_id, team, division, routing status code, closed conversations today)
 AGENTS = [
     ("a", "Red", "Home", 1, 5),
@@ -118,8 +119,6 @@ AGENTS = [
     ("c", "Red", "Home", 0, 12),
     ("d", "Blue", "Sales", -1, 3),
 ]
-INFO_JOIN = "on (namespace, instance, job, user_id) genesys_agent_info"
-EVERY_AGENT = "on () up"
 
 
 @pytest.mark.parametrize(
